@@ -1,0 +1,133 @@
+// fs.hpp: small file helpers: read a whole file, create private directories,
+// and write files atomically (temp file, fsync, rename, fsync of the directory).
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "kina/error.hpp"
+
+namespace kina {
+
+namespace fsys = std::filesystem;
+
+// Closes a file descriptor on scope exit.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+inline Status write_all(int fd, std::string_view data, const std::string& what) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return os_error(what, errno, Exit::io);
+    }
+    off += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+inline Result<std::string> read_fd(int fd, const std::string& what, size_t max_bytes = SIZE_MAX) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return os_error(what, errno, Exit::io);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes)
+      return make_error(Exit::data, what, fmt::format("larger than {} bytes", max_bytes));
+  }
+  return out;
+}
+
+// Reads a whole file. A missing file is Exit::no_input.
+inline Result<std::string> read_file(const fsys::path& path, size_t max_bytes = SIZE_MAX) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    int e = errno;
+    return os_error(fmt::format("reading {}", path.string()), e, e == ENOENT ? Exit::no_input : Exit::os);
+  }
+  return read_fd(fd.get(), fmt::format("reading {}", path.string()), max_bytes);
+}
+
+inline Status fsync_dir(const fsys::path& dir) {
+  UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return os_error(fmt::format("opening directory {}", dir.string()));
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    return os_error(fmt::format("syncing directory {}", dir.string()), errno, Exit::io);
+  return {};
+}
+
+// mkdir -p, giving every directory it creates `mode`.
+inline Status ensure_dir(const fsys::path& dir, mode_t mode = 0700) {
+  std::error_code ec;
+  if (fsys::is_directory(dir, ec)) return {};
+  if (dir.has_parent_path() && dir.parent_path() != dir) {
+    auto st = ensure_dir(dir.parent_path(), mode);
+    if (!st) return st;
+  }
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    return os_error(fmt::format("creating directory {}", dir.string()), errno, Exit::cant_create);
+  return {};
+}
+
+// Writes `data` to `path` so that a crash leaves either the old file or the
+// new one: a temporary file in the same directory, fsync, rename, fsync dir.
+inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
+  fsys::path dir = path.parent_path();
+  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
+  int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
+  if (raw < 0) return os_error(fmt::format("creating {}", path.string()), errno, Exit::cant_create);
+  UniqueFd fd(raw);
+  auto fail = [&](Error e) {
+    ::unlink(tmpl.c_str());
+    return e;
+  };
+  if (::fchmod(fd.get(), mode) != 0) return fail(os_error(fmt::format("setting mode of {}", path.string())));
+  if (auto st = write_all(fd.get(), data, fmt::format("writing {}", path.string())); !st) return fail(st.error());
+  if (::fsync(fd.get()) != 0) return fail(os_error(fmt::format("syncing {}", path.string()), errno, Exit::io));
+  fd.reset();
+  if (::rename(tmpl.c_str(), path.c_str()) != 0)
+    return fail(os_error(fmt::format("renaming into {}", path.string()), errno, Exit::cant_create));
+  return fsync_dir(dir);
+}
+
+}  // namespace kina

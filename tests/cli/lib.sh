@@ -1,0 +1,69 @@
+# tests/cli/lib.sh: sourced by every CLI test script.
+# Gives each test its own KINA_HOME under a temporary directory, stops every
+# process it registers, names the failing line, and offers small assertions.
+set -eu -o pipefail
+
+: "${KINA_BUILD:?run through meson test}"
+: "${KINA_SRC:?run through meson test}"
+
+TEST_NAME=$(basename "$0" .sh)
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kina-test-${TEST_NAME}.XXXXXX")
+export KINA_HOME="$TEST_TMP/home"
+mkdir -m 0700 -p "$KINA_HOME"
+export HOME="$TEST_TMP/userhome"
+mkdir -p "$HOME"
+unset KINA_PASSPHRASE KINA_PASSPHRASE_FILE KINA_KEYSTORE KINA_AUDIT_LOG KUBECONFIG || true
+
+export PATH="$KINA_BUILD/tools/kina-audit:$KINA_BUILD/tools/kina-kube:$KINA_BUILD/tools/kina-image:$KINA_BUILD/tools/kina-vm:$KINA_BUILD/tools/kina-node:$KINA_SRC/tools/kina:$PATH"
+
+_kina_pids=()
+# Registers a background process (or process group leader) to stop at exit.
+track_pid() { _kina_pids+=("$1"); }
+
+_kina_cleanup() {
+  local rc=$?
+  for pid in "${_kina_pids[@]:-}"; do
+    [ -n "$pid" ] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${_kina_pids[@]:-}"; do
+    [ -n "$pid" ] || continue
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -eq 0 ] || [ -z "${KEEP_TEST_TMP:-}" ]; then rm -rf "$TEST_TMP"; fi
+  exit "$rc"
+}
+trap _kina_cleanup EXIT
+trap 'echo "FAIL: $TEST_NAME: line $LINENO: $BASH_COMMAND" >&2' ERR
+
+fail() { echo "FAIL: $TEST_NAME: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+# expect_exit CODE CMD...: runs CMD, checks its exit status; output in $OUT, $ERR.
+expect_exit() {
+  local want=$1; shift
+  local rc=0
+  OUT=$("$@" 2>"$TEST_TMP/.stderr") || rc=$?
+  ERR=$(cat "$TEST_TMP/.stderr")
+  if [ "$rc" -ne "$want" ]; then
+    echo "--- stdout:" >&2; printf '%s\n' "$OUT" >&2
+    echo "--- stderr:" >&2; printf '%s\n' "$ERR" >&2
+    fail "expected exit $want, got $rc from: $*"
+  fi
+}
+
+# assert_contains HAYSTACK NEEDLE [what]
+assert_contains() {
+  case "$1" in *"$2"*) ;; *) fail "${3:-output} does not contain '$2': $1" ;; esac
+}
+assert_not_contains() {
+  case "$1" in *"$2"*) fail "${3:-output} contains '$2'" ;; *) ;; esac
+}
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
+
+# jq_field JSON FILTER: one value from a record (jq is a test dependency).
+jq_field() { printf '%s\n' "$1" | jq -r "$2"; }
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
