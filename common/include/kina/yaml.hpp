@@ -86,6 +86,23 @@ struct Limits {
   size_t max_bytes = 64u << 20;
 };
 
+// True when a plain scalar with this text would be read back as something
+// other than a string (bool, null, number), so it must be quoted.
+inline bool needs_quotes(std::string_view s) {
+  if (s.empty()) return true;
+  static constexpr std::string_view specials[] = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n",
+                                                  "True", "False", "Yes", "No", "On", "Off", "Null", "NULL", "TRUE",
+                                                  "FALSE", "YES", "NO", "ON", "OFF", "Y", "N"};
+  for (auto sp : specials)
+    if (s == sp) return true;
+  bool numeric = true;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E' || c == '_' || c == 'x' ||
+          c == 'o'))
+      numeric = false;
+  return numeric;
+}
+
 namespace detail {
 
 class Parser {
@@ -367,23 +384,6 @@ inline Result<Node> parse(std::string_view text, std::string source, Limits lim 
   if (docs->size() > 1)
     return make_error(Exit::data, fmt::format("reading YAML {}", source), "expected one document, found several");
   return std::move(docs->front());
-}
-
-// True when a plain scalar with this text would be read back as something
-// other than a string (bool, null, number), so it must be quoted.
-inline bool needs_quotes(std::string_view s) {
-  if (s.empty()) return true;
-  static constexpr std::string_view specials[] = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n",
-                                                  "True", "False", "Yes", "No", "On", "Off", "Null", "NULL", "TRUE",
-                                                  "FALSE", "YES", "NO", "ON", "OFF", "Y", "N"};
-  for (auto sp : specials)
-    if (s == sp) return true;
-  bool numeric = true;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E' || c == '_' || c == 'x' ||
-          c == 'o'))
-      numeric = false;
-  return numeric;
 }
 
 // Serialises a tree as one block-style YAML document.

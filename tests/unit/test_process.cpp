@@ -1,0 +1,95 @@
+#define BOOST_TEST_MODULE process
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+
+#include "kina/process.hpp"
+
+using namespace kina;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(captures_stdout_stderr_and_status) {
+  ProcessSpec s;
+  s.argv = {"sh", "-c", "echo out; echo err >&2; exit 3"};
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out == "out\n");
+  BOOST_TEST(r->err == "err\n");
+  BOOST_TEST(r->exited);
+  BOOST_TEST(r->exit_code() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(argv_is_not_interpreted_by_a_shell) {
+  ProcessSpec s;
+  s.argv = {"printf", "%s|", "a b", "$(id)", ";rm -rf /"};
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out == "a b|$(id)|;rm -rf /|");
+}
+
+BOOST_AUTO_TEST_CASE(environment_is_only_the_allowlist) {
+  ::setenv("KINA_TEST_SECRET", "hunter2", 1);
+  ProcessSpec s;
+  s.argv = {"env"};
+  s.env = build_env({"PATH"}, {"EXTRA=1"});
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out.find("hunter2") == std::string::npos);
+  BOOST_TEST(r->out.find("EXTRA=1") != std::string::npos);
+  BOOST_TEST(r->out.find("PATH=") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(signal_death_is_128_plus_n) {
+  ProcessSpec s;
+  s.argv = {"sh", "-c", "kill -KILL $$"};
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(!r->exited);
+  BOOST_TEST(r->term_signal == SIGKILL);
+  BOOST_TEST(r->exit_code() == 128 + 9);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_kills_the_whole_process_group) {
+  ProcessSpec s;
+  // The grandchild ignores SIGTERM; only SIGKILL to the group stops it.
+  s.argv = {"sh", "-c", "trap '' TERM; (trap '' TERM; sleep 30; echo late) & sleep 30"};
+  s.timeout = 300ms;
+  s.kill_grace = 200ms;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_process(s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->timed_out);
+  BOOST_TEST(r->out.find("late") == std::string::npos);
+  BOOST_TEST(took < 10s);
+}
+
+BOOST_AUTO_TEST_CASE(output_is_capped) {
+  ProcessSpec s;
+  s.argv = {"head", "-c", "1000000", "/dev/zero"};
+  s.max_output = 1000;
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out.size() == 1000u);
+  BOOST_TEST(r->out_truncated);
+  BOOST_TEST(r->exit_code() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(feeds_stdin) {
+  ProcessSpec s;
+  s.argv = {"wc", "-c"};
+  s.input = std::string(300000, 'x');
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(std::stoi(r->out) == 300000);
+}
+
+BOOST_AUTO_TEST_CASE(missing_program_is_unavailable) {
+  ProcessSpec s;
+  s.argv = {"kina-no-such-program-xyz"};
+  auto r = run_process(s);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 69);
+}

@@ -1,0 +1,57 @@
+#define BOOST_TEST_MODULE validate
+#include <boost/test/unit_test.hpp>
+
+#include "kina/validate.hpp"
+
+using namespace kina;
+
+BOOST_AUTO_TEST_CASE(names_are_dns1123_labels) {
+  for (const char* good : {"a", "kind", "dev-1", "0abc", "a23456789012345678901234567890123456789012345678901234567890123"})
+    BOOST_TEST(validate_name("cluster name", good).ok(), good);
+  for (const char* bad : {"", "-a", "a-", "A", "a_b", "a.b", "a b", "ü", "../x",
+                          "a234567890123456789012345678901234567890123456789012345678901234"})
+    BOOST_TEST(!validate_name("cluster name", bad).ok(), bad);
+  auto st = validate_name("cluster name", "Bad_Name");
+  BOOST_TEST(st.error().message() ==
+             "invalid cluster name \"Bad_Name\": must consist of lower-case letters, digits and '-' (a DNS-1123 label)");
+  BOOST_TEST(code(st.error().exit) == 64);
+}
+
+BOOST_AUTO_TEST_CASE(sizes) {
+  BOOST_TEST(*parse_size("512Mi") == 512ull << 20);
+  BOOST_TEST(*parse_size("2G") == 2000000000ull);
+  BOOST_TEST(*parse_size("2Gi") == 2ull << 30);
+  BOOST_TEST(*parse_size("1024") == 1024ull);
+  BOOST_TEST(*parse_size("10k") == 10000ull);
+  BOOST_TEST(*parse_size("1MiB") == 1ull << 20);
+  for (const char* bad : {"", "Mi", "-1", "1.5G", "1Q", "99999999999999999999", "16Ei", "1 G"})
+    BOOST_TEST(!parse_size(bad).ok(), bad);
+}
+
+BOOST_AUTO_TEST_CASE(durations) {
+  BOOST_TEST(*parse_duration("90s") == 90000);
+  BOOST_TEST(*parse_duration("24h") == 86400000);
+  BOOST_TEST(*parse_duration("10y") == 10LL * 365 * 86400000);
+  BOOST_TEST(*parse_duration("1h30m") == 5400000);
+  BOOST_TEST(*parse_duration("250ms") == 250);
+  BOOST_TEST(*parse_duration("2w") == 14LL * 86400000);
+  for (const char* bad : {"", "10", "s", "1x", "-5s", "1.5h", "999999999999999999y", "5 s"})
+    BOOST_TEST(!parse_duration(bad).ok(), bad);
+}
+
+BOOST_AUTO_TEST_CASE(ips_and_cidrs) {
+  BOOST_TEST(parse_ip("10.0.0.1")->str() == "10.0.0.1");
+  BOOST_TEST(parse_ip("fd00::1")->str() == "fd00::1");
+  for (const char* bad : {"", "10.0.0", "10.0.0.256", "010.0.0.1", "1.2.3.4.5", "::g", "localhost"})
+    BOOST_TEST(!parse_ip(bad).ok(), bad);
+  auto c = parse_cidr("10.89.0.0/24");
+  BOOST_REQUIRE(c.ok());
+  BOOST_TEST(c->contains(*parse_ip("10.89.0.77")));
+  BOOST_TEST(!c->contains(*parse_ip("10.89.1.1")));
+  BOOST_TEST(parse_cidr("fd00:89::/64").ok());
+  auto host = parse_cidr("10.89.0.1/24");
+  BOOST_REQUIRE(!host.ok());
+  BOOST_TEST(host.error().why == "host bits are set (did you mean 10.89.0.0/24?)");
+  for (const char* bad : {"10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/a", "x/8"})
+    BOOST_TEST(!parse_cidr(bad).ok(), bad);
+}
