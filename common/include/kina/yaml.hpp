@@ -21,24 +21,20 @@ namespace kina::yaml {
 enum class Type { null, scalar, sequence, mapping };
 enum class Style { any, plain, single_quoted, double_quoted, literal, folded };
 
+struct MapEntry;
+
 struct Node {
   Type type = Type::null;
   std::string value;  // scalars
   std::string tag;    // explicit tag, if any
   Style style = Style::any;
-  std::vector<Node> items;                         // sequences
-  std::vector<std::pair<std::string, Node>> map;   // mappings, in document order
-  size_t line = 0, column = 0;                     // 1-based position in the source
+  std::vector<Node> items;       // sequences
+  std::vector<MapEntry> map;     // mappings, in document order (first: key, second: value)
+  size_t line = 0, column = 0;   // 1-based position in the source
 
-  static Node scalar(std::string v, Style s = Style::any) {
-    Node n;
-    n.type = Type::scalar;
-    n.value = std::move(v);
-    n.style = s;
-    return n;
-  }
-  static Node mapping() { Node n; n.type = Type::mapping; return n; }
-  static Node sequence() { Node n; n.type = Type::sequence; return n; }
+  static inline Node scalar(std::string v, Style s = Style::any);
+  static inline Node mapping();
+  static inline Node sequence();
 
   bool is_scalar() const { return type == Type::scalar; }
   bool is_map() const { return type == Type::mapping; }
@@ -46,39 +42,72 @@ struct Node {
   // A plain scalar spelled null/~ or an empty plain value counts as null.
   bool is_null() const {
     return type == Type::null ||
-           (type == Type::scalar && style == Style::plain && (value.empty() || value == "null" || value == "~" || value == "Null" || value == "NULL"));
+           (type == Type::scalar && style == Style::plain &&
+            (value.empty() || value == "null" || value == "~" || value == "Null" || value == "NULL"));
   }
 
-  const Node* get(std::string_view key) const {
-    for (const auto& [k, v] : map)
-      if (k == key) return &v;
-    return nullptr;
-  }
-  Node* get(std::string_view key) {
-    for (auto& [k, v] : map)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  inline const Node* get(std::string_view key) const;
+  inline Node* get(std::string_view key);
   // Sets (replacing in place, or appending) a mapping entry.
-  Node& set(std::string key, Node v) {
-    if (Node* n = get(key)) return *n = std::move(v);
-    map.emplace_back(std::move(key), std::move(v));
-    return map.back().second;
-  }
-  bool erase(std::string_view key) {
-    for (auto it = map.begin(); it != map.end(); ++it)
-      if (it->first == key) {
-        map.erase(it);
-        return true;
-      }
-    return false;
-  }
-  std::optional<std::string> get_string(std::string_view key) const {
-    const Node* n = get(key);
-    if (!n || !n->is_scalar() || n->is_null()) return std::nullopt;
-    return n->value;
-  }
+  inline Node& set(std::string key, Node v);
+  inline bool erase(std::string_view key);
+  inline std::optional<std::string> get_string(std::string_view key) const;
 };
+
+// A mapping entry. (A struct rather than std::pair: a pair of an incomplete
+// type inside Node is not portable C++.)
+struct MapEntry {
+  std::string first;
+  Node second;
+  MapEntry(std::string k, Node v) : first(std::move(k)), second(std::move(v)) {}
+};
+
+inline Node Node::scalar(std::string v, Style s) {
+  Node n;
+  n.type = Type::scalar;
+  n.value = std::move(v);
+  n.style = s;
+  return n;
+}
+inline Node Node::mapping() {
+  Node n;
+  n.type = Type::mapping;
+  return n;
+}
+inline Node Node::sequence() {
+  Node n;
+  n.type = Type::sequence;
+  return n;
+}
+
+inline const Node* Node::get(std::string_view key) const {
+  for (const auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
+inline Node* Node::get(std::string_view key) {
+  for (auto& [k, v] : map)
+    if (k == key) return &v;
+  return nullptr;
+}
+inline Node& Node::set(std::string key, Node v) {
+  if (Node* n = get(key)) return *n = std::move(v);
+  map.emplace_back(std::move(key), std::move(v));
+  return map.back().second;
+}
+inline bool Node::erase(std::string_view key) {
+  for (auto it = map.begin(); it != map.end(); ++it)
+    if (it->first == key) {
+      map.erase(it);
+      return true;
+    }
+  return false;
+}
+inline std::optional<std::string> Node::get_string(std::string_view key) const {
+  const Node* n = get(key);
+  if (!n || !n->is_scalar() || n->is_null()) return std::nullopt;
+  return n->value;
+}
 
 struct Limits {
   size_t max_depth = 128;
