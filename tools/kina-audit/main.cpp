@@ -315,8 +315,6 @@ Status cmd_verify(Options& o) {
   else w.key("lastSeq").null();
   w.field("rootHash", to_base64(rep->root)).field("intact", rep->intact());
   const audit::Problem* first = rep->problems.empty() ? nullptr : &rep->problems.front();
-  for (const auto& p : rep->problems)
-    if (p.seq && (!first || !first->seq)) { first = &p; break; }
   if (first) {
     if (first->seq) w.field("firstBadSeq", static_cast<unsigned long long>(*first->seq));
     else w.key("firstBadSeq").null();
@@ -527,9 +525,6 @@ Status cmd_show(Options& o) {
   }
   std::string format = o.format.empty() ? (::isatty(1) ? "table" : "json") : o.format;
   simdjson::dom::parser parser;
-  struct Row {
-    std::string line;
-  };
   std::vector<std::string> rows;
   uint64_t index = 0;
   Status parse_err;

@@ -505,7 +505,7 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
           doc["prev"].get(prev) != simdjson::SUCCESS) {
         note_problem("malformed", index, fmt::format("line {} is not valid entry JSON", index + 1));
       } else if (leaf_hex != split->stated_hex) {
-        note_problem("hash-mismatch", seq == index ? seq : index,
+        note_problem("hash-mismatch", index,
                      fmt::format("entry at line {} does not match its hash (modified)", index + 1));
       } else if (seq != index) {
         note_problem("sequence", index,
@@ -534,6 +534,10 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
   rep.entries = index;
   if (index) rep.first_seq = 0, rep.last_seq = index - 1;
   rep.root = tree.root();
+  auto finish = [&] {
+    // Problems about entries first, in log order; then those about checkpoints.
+    std::stable_partition(rep.problems.begin(), rep.problems.end(), [](const Problem& p) { return p.seq.has_value(); });
+  };
   for (auto& p : pending) {
     auto& cr = rep.checkpoints[p.index];
     if (p.cp.size > rep.entries) {
@@ -554,6 +558,7 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
       cr.status = "ok";
     }
   }
+  finish();
   return rep;
 }
 
