@@ -1,0 +1,1045 @@
+// kina-kube: cluster PKI (the CAs kubeadm uses), least-privilege kubeconfigs signed
+// by the cluster CA, bootstrap tokens, fetching the admin kubeconfig from a node,
+// and merging kubeconfigs into the user's kubectl configuration.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include "kina/audit.hpp"
+#include "kina/cli.hpp"
+#include "kina/clock.hpp"
+#include "kina/encoding.hpp"
+#include "kina/fs.hpp"
+#include "kina/home.hpp"
+#include "kina/keystore.hpp"
+#include "kina/kubeconfig.hpp"
+#include "kina/lock.hpp"
+#include "kina/process.hpp"
+#include "kina/record.hpp"
+#include "kina/validate.hpp"
+#include "kina/x509.hpp"
+#include "kina/yaml.hpp"
+
+namespace {
+
+using namespace kina;
+constexpr std::string_view kTool = "kina-kube";
+// Certificates start a little in the past: a node VM's clock may lag the host's.
+constexpr int64_t kBackdateMs = 5 * 60 * 1000;
+
+struct Options {
+  std::vector<std::string> argv;
+  std::string cluster;
+  bool force = false;
+  std::string algorithm;
+  std::string ttl;
+  std::string ca_ttl = "10y";
+  std::string dir;
+  // issue
+  std::string ca = "cluster";
+  std::string cn;
+  std::vector<std::string> orgs;
+  std::vector<std::string> sans;
+  std::vector<std::string> usages;
+  std::string name;
+  // sign
+  std::string user;
+  std::vector<std::string> groups;
+  std::string server;
+  std::string out;
+  // fetch / merge
+  std::string machine;
+  std::string kubeconfig;
+  std::vector<std::string> from;
+  std::string lock_timeout = "10s";
+};
+
+// --- where things live ---------------------------------------------------------------
+
+Result<fsys::path> cluster_dir(const std::string& cluster, bool create) {
+  if (auto st = validate_name("cluster name", cluster); !st) return st.error();
+  auto home = kina_home();
+  if (!home) return home.error();
+  fsys::path dir = *home / "clusters" / cluster;
+  if (create)
+    if (auto st = ensure_dir(dir, 0700); !st) return st.error();
+  return dir;
+}
+
+Result<FileLock> lock_cluster(const fsys::path& dir, std::string_view action) {
+  return FileLock::acquire(dir / "lock", std::chrono::seconds(30), fmt::format("kina-kube {}", action));
+}
+
+// The CAs kubeadm expects, by the names of its files under /etc/kubernetes/pki.
+struct CaSpec {
+  std::string_view id, file, cn;
+};
+constexpr CaSpec kCas[] = {
+    {"cluster", "ca", "kubernetes"}, {"front-proxy", "front-proxy-ca", "front-proxy-ca"}, {"etcd", "etcd/ca", "etcd-ca"}};
+
+const CaSpec* find_ca(std::string_view id) {
+  for (const auto& c : kCas)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+Error no_pki(const std::string& cluster) {
+  return make_error(Exit::no_input, fmt::format("cluster \"{}\"", cluster), "has no PKI",
+                    fmt::format("create it with: kina-kube pki init --cluster {}", cluster));
+}
+
+struct LoadedCa {
+  x509::Cert cert;
+  x509::Key key;
+  fsys::path cert_path;
+};
+
+Result<LoadedCa> load_ca(const fsys::path& cdir, const std::string& cluster, std::string_view id, bool need_key = true) {
+  const CaSpec* spec = find_ca(id);
+  if (!spec) return make_error(Exit::usage, fmt::format("unknown CA {}", shown(id)), "use cluster, front-proxy or etcd");
+  fsys::path pki = cdir / "pki";
+  fsys::path crt = pki / (std::string(spec->file) + ".crt");
+  auto pem = read_file(crt, 1u << 20);
+  if (!pem) {
+    if (pem.error().exit == Exit::no_input) return no_pki(cluster);
+    return pem.error();
+  }
+  auto cert = x509::parse_cert(*pem, crt.string());
+  if (!cert) return cert.error();
+  LoadedCa ca{std::move(*cert), nullptr, crt};
+  if (need_key) {
+    auto sealed = keystore::load(pki / (std::string(spec->file) + ".key.sealed"));
+    if (!sealed) return sealed.error();
+    auto key = x509::parse_private_key(sealed->view(), (pki / (std::string(spec->file) + ".key.sealed")).string());
+    if (!key) return key.error();
+    ca.key = std::move(*key);
+  }
+  return ca;
+}
+
+// A TTL as milliseconds, refused when it would outlive the CA.
+Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::string_view ca_name) {
+  auto ms = parse_duration(ttl);
+  if (!ms) return ms.error();
+  if (*ms <= 0) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(ttl)), "must be positive");
+  int64_t now = now_ms();
+  int64_t ca_end = x509::not_after_ms(ca.cert.get());
+  if (*ms > ca_end - now)
+    return make_error(Exit::usage, fmt::format("--ttl {}", ttl),
+                      fmt::format("goes beyond the validity of the {} CA (until {})", ca_name, format_utc_ms(ca_end)),
+                      "use a shorter --ttl, or renew the PKI");
+  return now + *ms;
+}
+
+// --- audit ---------------------------------------------------------------------------------
+
+// Runs a mutating command and appends its audit event, whatever the outcome.
+Status audited(const Options& o, std::string action, const std::string& cluster, const std::function<Status(std::string&)>& fn) {
+  int64_t start = now_ms();
+  std::string target;
+  Status st = fn(target);
+  audit::Event ev;
+  ev.tool = std::string(kTool);
+  ev.action = std::move(action);
+  if (validate_name("cluster name", cluster)) ev.cluster = cluster;
+  ev.target = target;
+  ev.args = o.argv;
+  ev.outcome = st ? "ok" : "error";
+  ev.exit_code = st ? 0 : code(st.error().exit);
+  ev.duration_ms = now_ms() - start;
+  if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
+  return st;
+}
+
+Status print(json::Writer& w) {
+  w.end_object();
+  RecordWriter out;
+  return out.write_line(w.str());
+}
+
+Status write_secret_file(const fsys::path& p, const Secret& s) { return write_file_atomic(p, s.view(), 0600); }
+
+// --- pki init ----------------------------------------------------------------------------
+
+Status cmd_pki_init(const Options& o, std::string& target) {
+  auto alg = x509::parse_algorithm(o.algorithm.empty() ? "ecdsa-p256" : o.algorithm);
+  if (!alg) return alg.error();
+  auto ttl = parse_duration(o.ca_ttl);
+  if (!ttl) return ttl.error();
+  if (*ttl < 86400LL * 1000) return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "must be at least 1d");
+  auto cdir = cluster_dir(o.cluster, true);
+  if (!cdir) return cdir.error();
+  auto lock = lock_cluster(*cdir, "pki init");
+  if (!lock) return lock.error();
+  fsys::path pki = *cdir / "pki";
+  target = pki.string();
+  std::error_code ec;
+  if (fsys::exists(pki / "ca.crt", ec) && !o.force)
+    return make_error(Exit::cant_create, fmt::format("cluster \"{}\"", o.cluster),
+                      fmt::format("already has a PKI in {}", pki.string()), "pass --force to replace it (every certificate it signed stops being trusted)");
+
+  // Everything goes into a temporary directory renamed into place at the end.
+  std::string tmpl = (*cdir / ".pki.tmp.XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", cdir->string()), errno, Exit::cant_create);
+  fsys::path tmp = tmpl;
+  auto cleanup = [&](Error e) {
+    fsys::remove_all(tmp, ec);
+    return e;
+  };
+  if (auto st = ensure_dir(tmp / "etcd", 0700); !st) return cleanup(st.error());
+
+  int64_t now = now_ms();
+  auto w = begin_record("PKI");
+  w.field("cluster", o.cluster).field("algorithm", x509::algorithm_name(*alg)).field("dir", pki.string());
+  w.key("cas").begin_array();
+  std::string hash;
+  for (const auto& spec : kCas) {
+    auto key = x509::generate_key(*alg);
+    if (!key) return cleanup(key.error());
+    x509::Request req;
+    req.cn = std::string(spec.cn);
+    req.is_ca = true;
+    req.not_before_ms = now - kBackdateMs;
+    req.not_after_ms = now + *ttl;
+    auto cert = x509::issue(req, key->get(), nullptr, key->get());
+    if (!cert) return cleanup(cert.error());
+    auto pem = x509::cert_pem(cert->get());
+    if (!pem) return cleanup(pem.error());
+    auto kpem = x509::private_key_pem(key->get());
+    if (!kpem) return cleanup(kpem.error());
+    if (auto st = write_file_atomic(tmp / (std::string(spec.file) + ".crt"), *pem, 0644); !st) return cleanup(st.error());
+    if (auto st = keystore::store(tmp / (std::string(spec.file) + ".key.sealed"), *kpem); !st) return cleanup(st.error());
+    if (spec.id == "cluster") hash = x509::spki_hash(cert->get());
+    w.begin_object()
+        .field("name", spec.id)
+        .field("subject", x509::subject(cert->get()))
+        .field("cert", (pki / (std::string(spec.file) + ".crt")).string())
+        .field("notAfter", format_utc_ms(x509::not_after_ms(cert->get())))
+        .field("sha256", x509::fingerprint_sha256(cert->get()))
+        .end_object();
+  }
+  w.end_array();
+  // The service-account signing pair (kubeadm's sa.key / sa.pub).
+  auto sa = x509::generate_key(*alg);
+  if (!sa) return cleanup(sa.error());
+  auto sa_pub = x509::public_key_pem(sa->get());
+  if (!sa_pub) return cleanup(sa_pub.error());
+  auto sa_key = x509::private_key_pem(sa->get());
+  if (!sa_key) return cleanup(sa_key.error());
+  if (auto st = write_file_atomic(tmp / "sa.pub", *sa_pub, 0644); !st) return cleanup(st.error());
+  if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key); !st) return cleanup(st.error());
+  if (auto st = fsync_dir(tmp); !st) return cleanup(st.error());
+
+  // Swap: the old PKI (with --force) is moved aside first, removed last.
+  fsys::path old;
+  if (fsys::exists(pki, ec)) {
+    std::string otmpl = (*cdir / ".pki.old.XXXXXX").string();
+    if (!::mkdtemp(otmpl.data())) return cleanup(os_error("creating a directory", errno, Exit::cant_create));
+    old = fsys::path(otmpl) / "pki";
+    if (::rename(pki.c_str(), old.c_str()) != 0) return cleanup(os_error(fmt::format("moving {} aside", pki.string())));
+  }
+  if (::rename(tmp.c_str(), pki.c_str()) != 0) {
+    Error e = os_error(fmt::format("renaming into {}", pki.string()), errno, Exit::cant_create);
+    if (!old.empty()) (void)::rename(old.c_str(), pki.c_str());
+    return cleanup(e);
+  }
+  if (auto st = fsync_dir(*cdir); !st) return st;
+  if (!old.empty()) fsys::remove_all(old.parent_path(), ec);
+  w.field("saPublicKey", (pki / "sa.pub").string()).field("caCertHash", hash);
+  return print(w);
+}
+
+// --- pki export ----------------------------------------------------------------------------------
+
+Status cmd_pki_export(const Options& o, std::string& target) {
+  auto cdir = cluster_dir(o.cluster, false);
+  if (!cdir) return cdir.error();
+  fsys::path dir = fsys::absolute(o.dir);
+  target = dir.string();
+  std::error_code ec;
+  if (!fsys::exists(*cdir / "pki" / "ca.crt", ec)) return no_pki(o.cluster);
+  auto lock = lock_cluster(*cdir, "pki export");
+  if (!lock) return lock.error();
+  // Everything is read and opened before anything is written.
+  std::vector<std::pair<fsys::path, std::string>> certs;
+  std::vector<std::pair<fsys::path, Secret>> keys;
+  for (const auto& spec : kCas) {
+    auto ca = load_ca(*cdir, o.cluster, spec.id);
+    if (!ca) return ca.error();
+    auto pem = x509::cert_pem(ca->cert.get());
+    if (!pem) return pem.error();
+    auto kpem = x509::private_key_pem(ca->key.get());
+    if (!kpem) return kpem.error();
+    certs.emplace_back(dir / (std::string(spec.file) + ".crt"), *pem);
+    keys.emplace_back(dir / (std::string(spec.file) + ".key"), std::move(*kpem));
+  }
+  auto sa_pub = read_file(*cdir / "pki" / "sa.pub", 1u << 20);
+  if (!sa_pub) return sa_pub.error();
+  auto sa_key = keystore::load(*cdir / "pki" / "sa.key.sealed");
+  if (!sa_key) return sa_key.error();
+  certs.emplace_back(dir / "sa.pub", *sa_pub);
+  keys.emplace_back(dir / "sa.key", std::move(*sa_key));
+  if (auto st = ensure_dir(dir / "etcd", 0700); !st) return st;
+  for (const auto& [p, pem] : certs)
+    if (auto st = write_file_atomic(p, pem, 0644); !st) return st;
+  for (const auto& [p, k] : keys)
+    if (auto st = write_secret_file(p, k); !st) return st;
+  auto w = begin_record("PKIExport");
+  w.field("cluster", o.cluster).field("dir", dir.string()).field("layout", "kubeadm");
+  w.key("files").begin_array();
+  for (const auto& [p, pem] : certs) w.value(p.string());
+  for (const auto& [p, k] : keys) w.value(p.string());
+  w.end_array();
+  return print(w);
+}
+
+// --- pki issue -------------------------------------------------------------------------------------
+
+std::string file_stem_for(std::string_view cn) {
+  std::string s;
+  for (char c : cn) s += ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-') ? c : '-';
+  return s;
+}
+
+Status cmd_pki_issue(const Options& o, std::string& target) {
+  // Check every input first and report all problems at once.
+  std::vector<Error> problems;
+  if (auto st = x509::validate_subject_name("--cn", o.cn); !st) problems.push_back(st.error());
+  for (const auto& org : o.orgs)
+    if (auto st = x509::validate_subject_name("--org", org); !st) problems.push_back(st.error());
+  std::vector<x509::San> sans;
+  for (const auto& s : o.sans) {
+    auto san = x509::parse_san(s);
+    if (!san) problems.push_back(san.error());
+    else sans.push_back(*san);
+  }
+  unsigned usages = 0;
+  for (const auto& u : o.usages.empty() ? std::vector<std::string>{"client"} : o.usages) {
+    auto bits = x509::parse_usage(u);
+    if (!bits) problems.push_back(bits.error());
+    else usages |= *bits;
+  }
+  std::string name = o.name.empty() ? file_stem_for(o.cn) : o.name;
+  if (!o.name.empty() && (name.find('/') != std::string::npos || name == "." || name == ".."))
+    problems.push_back(make_error(Exit::usage, fmt::format("invalid --name {}", shown(name)), "must be a file name"));
+  if (!problems.empty()) {
+    for (size_t i = 0; i + 1 < problems.size(); ++i) report(kTool, problems[i]);
+    return problems.back();
+  }
+  auto cdir = cluster_dir(o.cluster, false);
+  if (!cdir) return cdir.error();
+  auto ca = load_ca(*cdir, o.cluster, o.ca);
+  if (!ca) return ca.error();
+  auto end = leaf_not_after(o.ttl.empty() ? "365d" : o.ttl, *ca, o.ca);
+  if (!end) return end.error();
+  auto alg = o.algorithm.empty() ? x509::key_algorithm(ca->key.get()).value_or(x509::Algorithm::ecdsa_p256)
+                                 : x509::parse_algorithm(o.algorithm);
+  if (!alg) return alg.error();
+  auto key = x509::generate_key(*alg);
+  if (!key) return key.error();
+  x509::Request req;
+  req.cn = o.cn;
+  req.orgs = o.orgs;
+  req.sans = sans;
+  req.usages = usages;
+  req.not_before_ms = std::max(now_ms() - kBackdateMs, x509::not_before_ms(ca->cert.get()));
+  req.not_after_ms = *end;
+  auto cert = x509::issue(req, key->get(), ca->cert.get(), ca->key.get());
+  if (!cert) return cert.error();
+  auto pem = x509::cert_pem(cert->get());
+  if (!pem) return pem.error();
+  auto kpem = x509::private_key_pem(key->get());
+  if (!kpem) return kpem.error();
+  fsys::path dir = fsys::absolute(o.out);
+  if (auto st = ensure_dir(dir, 0700); !st) return st;
+  fsys::path crt = dir / (name + ".crt"), kf = dir / (name + ".key");
+  target = crt.string();
+  if (auto st = write_secret_file(kf, *kpem); !st) return st;
+  if (auto st = write_file_atomic(crt, *pem, 0644); !st) return st;
+  auto w = begin_record("Certificate");
+  w.field("cluster", o.cluster).field("ca", o.ca).field("subject", x509::subject(cert->get()));
+  w.string_array("organizations", o.orgs);
+  w.key("sans").begin_array();
+  for (const auto& s : sans) w.value(s.value);
+  w.end_array();
+  std::vector<std::string> us;
+  if (usages & x509::usage_server) us.emplace_back("server");
+  if (usages & x509::usage_client) us.emplace_back("client");
+  w.string_array("usages", us);
+  w.field("algorithm", x509::algorithm_name(*alg)).field("serial", x509::serial_hex(cert->get()));
+  w.field("notBefore", format_utc_ms(x509::not_before_ms(cert->get())))
+      .field("notAfter", format_utc_ms(x509::not_after_ms(cert->get())));
+  w.field("cert", crt.string()).field("key", kf.string()).field("caCert", ca->cert_path.string());
+  return print(w);
+}
+
+// --- sign -------------------------------------------------------------------------------------------------
+
+fsys::path admin_kubeconfig_path(const fsys::path& cdir) { return cdir / "admin.kubeconfig"; }
+
+Result<std::string> known_server(const fsys::path& cdir, const std::string& cluster) {
+  auto text = read_file(admin_kubeconfig_path(cdir), 16u << 20);
+  if (!text) {
+    if (text.error().exit == Exit::no_input)
+      return make_error(Exit::usage, "no API server known for cluster " + shown(cluster),
+                        "give --server https://HOST:PORT (or fetch the admin kubeconfig first: kina-kube fetch)");
+    return text.error();
+  }
+  auto cfg = kubeconfig::parse(*text, admin_kubeconfig_path(cdir).string());
+  if (!cfg) return cfg.error();
+  const yaml::Node* c = kubeconfig::find(*cfg, "clusters", kubeconfig::cluster_entry(cluster));
+  if (!c || !c->get_string("server"))
+    return make_error(Exit::data, "reading " + admin_kubeconfig_path(cdir).string(), "no server for " + kubeconfig::cluster_entry(cluster));
+  return *c->get_string("server");
+}
+
+Status validate_server(const std::string& s) {
+  if (s.rfind("https://", 0) != 0 || s.size() <= 8 || s.find_first_of(" \t\r\n\"'") != std::string::npos)
+    return make_error(Exit::usage, fmt::format("invalid --server {}", shown(s)), "expected https://HOST:PORT");
+  return {};
+}
+
+Status cmd_sign(const Options& o, std::string& target) {
+  std::vector<Error> problems;
+  if (auto st = x509::validate_subject_name("user", o.user); !st) problems.push_back(st.error());
+  for (const auto& g : o.groups)
+    if (auto st = x509::validate_subject_name("group", g); !st) problems.push_back(st.error());
+  if (!o.server.empty())
+    if (auto st = validate_server(o.server); !st) problems.push_back(st.error());
+  if (!problems.empty()) {
+    for (size_t i = 0; i + 1 < problems.size(); ++i) report(kTool, problems[i]);
+    return problems.back();
+  }
+  target = o.user;
+  auto cdir = cluster_dir(o.cluster, false);
+  if (!cdir) return cdir.error();
+  auto ca = load_ca(*cdir, o.cluster, "cluster");
+  if (!ca) return ca.error();
+  auto end = leaf_not_after(o.ttl.empty() ? "24h" : o.ttl, *ca, "cluster");
+  if (!end) return end.error();
+  std::string server = o.server;
+  if (server.empty()) {
+    auto s = known_server(*cdir, o.cluster);
+    if (!s) return s.error();
+    server = *s;
+  }
+  auto alg = o.algorithm.empty() ? x509::key_algorithm(ca->key.get()).value_or(x509::Algorithm::ecdsa_p256)
+                                 : x509::parse_algorithm(o.algorithm);
+  if (!alg) return alg.error();
+  auto key = x509::generate_key(*alg);
+  if (!key) return key.error();
+  x509::Request req;
+  req.cn = o.user;
+  req.orgs = o.groups;
+  req.usages = x509::usage_client;
+  req.not_before_ms = std::max(now_ms() - kBackdateMs, x509::not_before_ms(ca->cert.get()));
+  req.not_after_ms = *end;
+  auto cert = x509::issue(req, key->get(), ca->cert.get(), ca->key.get());
+  if (!cert) return cert.error();
+  auto cert_pem = x509::cert_pem(cert->get());
+  auto ca_pem = x509::cert_pem(ca->cert.get());
+  auto key_pem = x509::private_key_pem(key->get());
+  if (!cert_pem) return cert_pem.error();
+  if (!ca_pem) return ca_pem.error();
+  if (!key_pem) return key_pem.error();
+  kubeconfig::Single s;
+  s.cluster_name = s.context_name = kubeconfig::cluster_entry(o.cluster);
+  s.user_name = kubeconfig::user_entry(o.user, o.cluster);
+  s.server = server;
+  s.ca_data = to_base64(*ca_pem);
+  s.client_cert_data = to_base64(*cert_pem);
+  s.client_key_data = to_base64(key_pem->data(), key_pem->size());
+  auto text = yaml::emit(kubeconfig::build(s));
+  sodium_memzero(s.client_key_data.data(), s.client_key_data.size());
+  if (!text) return text.error();
+  fsys::path path;
+  if (!o.out.empty()) {
+    path = fsys::absolute(o.out);
+  } else {
+    auto lock = lock_cluster(*cdir, "sign");
+    if (!lock) return lock.error();
+    if (auto st = ensure_dir(*cdir / "kubeconfigs", 0700); !st) return st;
+    path = *cdir / "kubeconfigs" / (o.user + ".kubeconfig");
+  }
+  target = path.string();
+  Status st = write_file_atomic(path, *text, 0600);
+  sodium_memzero(text->data(), text->size());
+  if (!st) return st;
+  auto w = begin_record("Kubeconfig");
+  w.field("cluster", o.cluster).field("user", o.user).string_array("groups", o.groups);
+  w.field("context", s.context_name).field("server", server).field("path", path.string());
+  w.field("notAfter", format_utc_ms(x509::not_after_ms(cert->get())));
+  return print(w);
+}
+
+// --- token -------------------------------------------------------------------------------------------
+
+Status cmd_token(const Options& o, std::string& target) {
+  auto ttl = parse_duration(o.ttl.empty() ? "24h" : o.ttl);
+  if (!ttl) return ttl.error();
+  if (*ttl < 1000) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(o.ttl)), "must be at least 1s");
+  if (::isatty(1))
+    return make_error(Exit::policy, "refusing to print a bootstrap token on a terminal",
+                      "the token is a secret that travels on the pipe only",
+                      "pipe it to the next tool, e.g. kina-kube token --cluster C | kina-node init");
+  auto cdir = cluster_dir(o.cluster, false);
+  if (!cdir) return cdir.error();
+  auto ca = load_ca(*cdir, o.cluster, "cluster", false);
+  if (!ca) return ca.error();
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  sodium_ready();
+  Secret tok(23);
+  for (size_t i = 0; i < 23; ++i)
+    tok.data()[i] = i == 6 ? '.' : static_cast<uint8_t>(alphabet[randombytes_uniform(36)]);
+  std::string id(tok.view().substr(0, 6));
+  target = id;
+  int64_t expires = now_ms() + *ttl;
+  auto w = begin_record("JoinToken");
+  w.field("cluster", o.cluster).field("tokenID", id).field("token", tok.view());
+  w.field("expires", format_utc_ms(expires)).field("ttl", o.ttl.empty() ? "24h" : o.ttl);
+  w.string_array("caCertHashes", {x509::spki_hash(ca->cert.get())});
+  w.end_object();
+  RecordWriter out;
+  std::string line = w.take();
+  Status st = out.write_line(line);
+  sodium_memzero(line.data(), line.size());
+  return st;
+}
+
+// --- the kubeconfig lock (client-go's PATH.lock) -----------------------------------------------------------
+
+// kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
+// kubeconfig; kina does the same so none of them loses the others' writes.
+// kina writes its pid into the file so a lock left by a crash can be named.
+class KubeconfigLock {
+ public:
+  KubeconfigLock() = default;
+  KubeconfigLock(KubeconfigLock&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  KubeconfigLock& operator=(KubeconfigLock&&) = delete;
+  KubeconfigLock(const KubeconfigLock&) = delete;
+  ~KubeconfigLock() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+  static Result<KubeconfigLock> acquire(const fsys::path& target, std::chrono::milliseconds timeout) {
+    fsys::path path = target.string() + ".lock";
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto pause = std::chrono::milliseconds(5);
+    for (;;) {
+      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (fd.valid()) {
+        KubeconfigLock l;
+        l.path_ = path;
+        std::string info = fmt::format("pid={} cmd=kina-kube\n", ::getpid());
+        if (auto st = write_all(fd.get(), info, "writing " + path.string()); !st) return st.error();
+        return l;
+      }
+      if (errno != EEXIST) return os_error(fmt::format("creating lock {}", path.string()), errno, Exit::cant_create);
+      std::string holder;
+      if (auto text = read_file(path, 4096)) holder = *text;
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\r')) holder.pop_back();
+      long pid = 0;
+      if (holder.rfind("pid=", 0) == 0) pid = std::strtol(holder.c_str() + 4, nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+        return make_error(Exit::temp_fail, fmt::format("stale lock {}", path.string()),
+                          fmt::format("held by {} (pid {} is not running)", detail::one_line(holder), pid),
+                          fmt::format("if no kubectl, kind or kina is writing {}, remove {}", target.string(), path.string()));
+      if (std::chrono::steady_clock::now() >= deadline)
+        return make_error(Exit::temp_fail, fmt::format("lock {}", path.string()),
+                          fmt::format("held by {} (waited {} ms)",
+                                      holder.empty() ? "another process (kubectl or kind write no pid)" : detail::one_line(holder),
+                                      timeout.count()),
+                          "retry; if nothing is writing the kubeconfig, remove the lock file");
+      std::this_thread::sleep_for(pause);
+      if (pause < std::chrono::milliseconds(50)) pause *= 2;
+    }
+  }
+
+ private:
+  fsys::path path_;
+};
+
+// The kubeconfig to change: --kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config.
+Result<fsys::path> target_kubeconfig(const Options& o) {
+  if (!o.kubeconfig.empty()) return fsys::absolute(o.kubeconfig);
+  if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
+    std::string_view list(env);
+    while (!list.empty()) {
+      size_t colon = list.find(':');
+      std::string_view first = list.substr(0, colon);
+      if (!first.empty()) return fsys::absolute(std::string(first));
+      if (colon == std::string_view::npos) break;
+      list.remove_prefix(colon + 1);
+    }
+  }
+  auto home = user_home();
+  if (!home) return home.error();
+  return *home / ".kube" / "config";
+}
+
+// Reads the target kubeconfig (a missing file is an empty config).
+Result<yaml::Node> read_target(const fsys::path& p) {
+  auto text = read_file(p, 16u << 20);
+  if (!text) {
+    if (text.error().exit == Exit::no_input) return yaml::Node::mapping();
+    return text.error();
+  }
+  return kubeconfig::parse(*text, p.string());
+}
+
+// Writes through a symlink (as kubectl does) atomically, mode 0600.
+Status write_target(const fsys::path& p, const yaml::Node& cfg) {
+  std::error_code ec;
+  fsys::path real = fsys::is_symlink(p, ec) ? fsys::weakly_canonical(p, ec) : p;
+  if (ec) real = p;
+  if (auto st = ensure_dir(real.parent_path(), 0700); !st) return st;
+  auto text = yaml::emit(cfg);
+  if (!text) return text.error();
+  Status st = write_file_atomic(real, *text, 0600);
+  sodium_memzero(text->data(), text->size());
+  return st;
+}
+
+fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
+
+Result<std::chrono::milliseconds> lock_wait(const Options& o) {
+  auto ms = parse_duration(o.lock_timeout);
+  if (!ms) return ms.error();
+  return std::chrono::milliseconds(*ms);
+}
+
+// --- merge -------------------------------------------------------------------------------------------------
+
+struct Incoming {
+  std::string cluster;   // may be empty for a --from file
+  fsys::path path;
+  std::string raw;       // the record, to re-emit with the new path
+  yaml::Node cfg;
+};
+
+Status cmd_merge(const Options& o, std::string& target) {
+  auto wait = lock_wait(o);
+  if (!wait) return wait.error();
+  RecordWriter out;
+  std::vector<Incoming> incoming;
+  auto load = [&](Incoming in) -> Status {
+    auto text = read_file(in.path, 16u << 20);
+    if (!text) return text.error();
+    auto cfg = kubeconfig::parse(*text, in.path.string());
+    sodium_memzero(text->data(), text->size());
+    if (!cfg) return cfg.error();
+    in.cfg = std::move(*cfg);
+    incoming.push_back(std::move(in));
+    return {};
+  };
+  for (const auto& f : o.from)
+    if (auto st = load(Incoming{"", fsys::absolute(f), "", {}}); !st) return st;
+  if (o.from.empty()) {
+    if (!stdin_has_records()) return usage_error("merge", "pipe Kubeconfig records to stdin, or give --from FILE");
+    RecordReader in(0);
+    for (;;) {
+      auto r = in.next();
+      if (!r) return r.error();
+      if (!r->has_value()) break;
+      const Record& rec = **r;
+      if (rec.kind != "Kubeconfig") {
+        if (auto st = out.forward(rec); !st) return st;
+        continue;
+      }
+      auto path = rec.required_string("path");
+      if (!path) return path.error();
+      auto cluster = rec.string_field("cluster");
+      if (!cluster) return cluster.error();
+      if (auto st = load(Incoming{cluster->value_or(""), *path, rec.raw, {}}); !st) return st;
+    }
+    if (incoming.empty()) return make_error(Exit::no_input, "merge", "no Kubeconfig record on stdin");
+  }
+  auto tpath = target_kubeconfig(o);
+  if (!tpath) return tpath.error();
+  target = tpath->string();
+  if (auto st = ensure_dir(tpath->parent_path(), 0700); !st) return st;
+  auto lock = KubeconfigLock::acquire(*tpath, *wait);
+  if (!lock) return lock.error();
+  auto cfg = read_target(*tpath);
+  if (!cfg) return cfg.error();
+  std::string before = kubeconfig::current_context(*cfg);
+  for (const auto& in : incoming) {
+    // Remember what current-context was, so unmerge can give it back.
+    if (!in.cluster.empty() && before != kubeconfig::cluster_entry(in.cluster)) {
+      if (auto cdir = cluster_dir(in.cluster, false); cdir && fsys::is_directory(*cdir)) {
+        auto w = json::Writer();
+        w.begin_object().field("kubeconfig", tpath->string()).field("previousContext", before).end_object();
+        if (auto st = write_file_atomic(merge_state_path(*cdir), w.str() + "\n", 0600); !st) return st;
+      }
+    }
+    kubeconfig::merge(*cfg, in.cfg);
+  }
+  if (auto st = write_target(*tpath, *cfg); !st) return st;
+  for (const auto& in : incoming) {
+    auto w = begin_record("Kubeconfig");
+    if (!in.cluster.empty()) w.field("cluster", in.cluster);
+    w.field("path", tpath->string()).field("mergedFrom", in.path.string());
+    w.field("currentContext", kubeconfig::current_context(*cfg));
+    if (auto st = print(w); !st) return st;
+  }
+  return {};
+}
+
+// --- unmerge ---------------------------------------------------------------------------------------------
+
+std::string previous_context(const fsys::path& cdir, const fsys::path& target) {
+  auto state = read_file(merge_state_path(cdir), 1u << 16);
+  if (!state) return {};
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  std::string_view prev, file;
+  if (p.parse(*state).get(doc) == simdjson::SUCCESS && doc["previousContext"].get(prev) == simdjson::SUCCESS &&
+      doc["kubeconfig"].get(file) == simdjson::SUCCESS && fsys::path(file) == target)
+    return std::string(prev);
+  return {};
+}
+
+Status cmd_unmerge(const Options& o, std::string& target) {
+  if (auto st = validate_name("cluster name", o.cluster); !st) return st;
+  auto wait = lock_wait(o);
+  if (!wait) return wait.error();
+  auto tpath = target_kubeconfig(o);
+  if (!tpath) return tpath.error();
+  target = tpath->string();
+  std::error_code ec;
+  if (!fsys::exists(*tpath, ec)) {
+    info(kTool, fmt::format("{} does not exist: nothing to remove", tpath->string()));
+    return {};
+  }
+  auto cdir = cluster_dir(o.cluster, false);
+  if (!cdir) return cdir.error();
+  auto lock = KubeconfigLock::acquire(*tpath, *wait);
+  if (!lock) return lock.error();
+  auto cfg = read_target(*tpath);
+  if (!cfg) return cfg.error();
+  // The context that was current before kina-C was merged; when that was
+  // another kina cluster's context since removed, follow its saved state too.
+  std::string previous = previous_context(*cdir, *tpath);
+  for (int hop = 0; hop < 16 && previous.rfind("kina-", 0) == 0 && previous != kubeconfig::cluster_entry(o.cluster) &&
+                    !kubeconfig::find(*cfg, "contexts", previous);
+       ++hop) {
+    auto other = cluster_dir(previous.substr(5), false);
+    if (!other) break;
+    previous = previous_context(*other, *tpath);
+  }
+  size_t removed = kubeconfig::unmerge(*cfg, o.cluster, previous);
+  if (removed > 0)
+    if (auto st = write_target(*tpath, *cfg); !st) return st;
+  info(kTool, fmt::format("removed {} entr{} for cluster {} from {}", removed, removed == 1 ? "y" : "ies", o.cluster,
+                          tpath->string()));
+  return {};
+}
+
+// --- fetch ---------------------------------------------------------------------------------------------------
+
+struct Machine {
+  std::string name, cluster, backend, ip;
+  struct Port {
+    std::string host_ip;
+    int64_t host_port = 0, guest_port = 0;
+    std::string protocol;
+  };
+  std::vector<Port> ports;
+};
+
+Result<Machine> machine_from_record(const Record& r) {
+  Machine m;
+  auto bad = [&](std::string why) { return make_error(Exit::data, fmt::format("record {} (Machine)", r.where()), why); };
+  auto name = r.required_string("name");
+  if (!name) return name.error();
+  m.name = *name;
+  for (auto [key, dst] : {std::pair{"cluster", &m.cluster}, {"backend", &m.backend}, {"ip", &m.ip}}) {
+    auto v = r.string_field(key);
+    if (!v) return v.error();
+    *dst = v->value_or("");
+  }
+  if (auto ports = r.root()["ports"]; ports.error() != simdjson::NO_SUCH_FIELD) {
+    simdjson::dom::array arr;
+    if (ports.get(arr) != simdjson::SUCCESS) return bad("field \"ports\" is not an array");
+    for (auto p : arr) {
+      Machine::Port port;
+      std::string_view s;
+      if (p["hostIP"].get(s) == simdjson::SUCCESS) port.host_ip = std::string(s);
+      if (p["protocol"].get(s) == simdjson::SUCCESS) port.protocol = std::string(s);
+      if (p["hostPort"].get(port.host_port) != simdjson::SUCCESS || p["guestPort"].get(port.guest_port) != simdjson::SUCCESS)
+        return bad("a port lacks an integer hostPort or guestPort");
+      m.ports.push_back(port);
+    }
+  }
+  return m;
+}
+
+// The API server as the host reaches it: the published guest port 6443, or the
+// VM's own address on the apple backend (its VMs are reachable from the host).
+Result<std::string> host_endpoint(const Machine& m) {
+  auto host = [](const std::string& ip) { return ip.find(':') != std::string::npos ? "[" + ip + "]" : ip; };
+  if (m.backend == "apple") {
+    if (m.ip.empty()) return make_error(Exit::data, fmt::format("machine {}", m.name), "has no IP address");
+    if (auto ip = parse_ip(m.ip); !ip) return make_error(Exit::data, fmt::format("machine {}", m.name), ip.error().message());
+    return fmt::format("https://{}:6443", host(m.ip));
+  }
+  for (const auto& p : m.ports) {
+    if (p.guest_port != 6443 || (!p.protocol.empty() && p.protocol != "tcp" && p.protocol != "TCP")) continue;
+    if (p.host_port <= 0 || p.host_port > 65535)
+      return make_error(Exit::data, fmt::format("machine {}", m.name), fmt::format("invalid host port {}", p.host_port));
+    std::string ip = p.host_ip.empty() || p.host_ip == "0.0.0.0" ? "127.0.0.1" : p.host_ip == "::" ? "::1" : p.host_ip;
+    if (auto pip = parse_ip(ip); !pip) return make_error(Exit::data, fmt::format("machine {}", m.name), pip.error().message());
+    return fmt::format("https://{}:{}", host(ip), p.host_port);
+  }
+  return make_error(Exit::data, fmt::format("machine {}", m.name), "publishes no port for the API server (guest port 6443)",
+                    "create the machine with the API server port published");
+}
+
+Result<Machine> inspect_machine(const std::string& name) {
+  ProcessSpec spec;
+  spec.argv = {"kina-vm", "inspect", name};
+  spec.timeout = std::chrono::seconds(60);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success()) {
+    std::string err = r->err;
+    while (!err.empty() && err.back() == '\n') err.pop_back();
+    return make_error(r->exit_code() == code(Exit::no_input) ? Exit::no_input : Exit::unavailable,
+                      fmt::format("kina-vm inspect {}", name), err.empty() ? r->describe() : err);
+  }
+  auto reader = RecordReader::from_string(r->out, "kina-vm inspect");
+  for (;;) {
+    auto rec = reader.next();
+    if (!rec) return rec.error();
+    if (!rec->has_value()) break;
+    if ((*rec)->kind != "Machine") continue;
+    auto m = machine_from_record(**rec);
+    if (!m) return m.error();
+    if (m->name == name) return m;
+  }
+  return make_error(Exit::data, fmt::format("kina-vm inspect {}", name), "printed no Machine record for it");
+}
+
+Status cmd_fetch(const Options& o, std::string& target) {
+  RecordWriter out;
+  std::optional<Machine> machine;
+  if (stdin_has_records()) {
+    RecordReader in(0);
+    for (;;) {
+      auto r = in.next();
+      if (!r) return r.error();
+      if (!r->has_value()) break;
+      const Record& rec = **r;
+      if (rec.kind == "Machine" && !machine) {
+        auto m = machine_from_record(rec);
+        if (!m) return m.error();
+        if (o.machine.empty() || m->name == o.machine) {
+          machine = std::move(*m);
+          continue;
+        }
+      }
+      if (auto st = out.forward(rec); !st) return st;
+    }
+  }
+  if (!machine) {
+    if (o.machine.empty()) return usage_error("fetch", "give --machine NAME or pipe a Machine record to stdin");
+    auto m = inspect_machine(o.machine);
+    if (!m) return m.error();
+    machine = std::move(*m);
+  }
+  target = machine->name;
+  std::string cluster = o.cluster.empty() ? machine->cluster : o.cluster;
+  if (cluster.empty()) return usage_error("fetch", fmt::format("machine {} names no cluster: give --cluster", machine->name));
+  auto server = host_endpoint(*machine);
+  if (!server) return server.error();
+  auto cdir = cluster_dir(cluster, true);
+  if (!cdir) return cdir.error();
+
+  std::string tmpl = (*cdir / ".fetch.XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
+  fsys::path tmp = tmpl;
+  struct Cleanup {
+    fsys::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fsys::remove_all(p, ec);
+    }
+  } cleanup{tmp};
+  ProcessSpec spec;
+  spec.argv = {"kina-vm", "cp", machine->name + ":/etc/kubernetes/admin.conf", (tmp / "admin.conf").string()};
+  spec.timeout = std::chrono::seconds(120);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success()) {
+    std::string err = r->err;
+    while (!err.empty() && err.back() == '\n') err.pop_back();
+    return make_error(Exit::unavailable, fmt::format("copying /etc/kubernetes/admin.conf from {}", machine->name),
+                      err.empty() ? "kina-vm " + r->describe() : err);
+  }
+  auto text = read_file(tmp / "admin.conf", 16u << 20);
+  if (!text) return text.error();
+  std::string source = fmt::format("{}:/etc/kubernetes/admin.conf", machine->name);
+  auto cfg = kubeconfig::parse(*text, source);
+  sodium_memzero(text->data(), text->size());
+  if (!cfg) return cfg.error();
+
+  // The context in use (kubeadm writes exactly one), its cluster and user.
+  std::string ctx_name = kubeconfig::current_context(*cfg);
+  const yaml::Node* ctx = ctx_name.empty() ? nullptr : kubeconfig::find(*cfg, "contexts", ctx_name);
+  if (!ctx) {
+    const yaml::Node* l = cfg->get("contexts");
+    if (l && l->is_seq() && !l->items.empty()) ctx = l->items.front().get("context");
+  }
+  if (!ctx) return make_error(Exit::data, "reading " + source, "no context");
+  const yaml::Node* cl = kubeconfig::find(*cfg, "clusters", ctx->get_string("cluster").value_or(""));
+  std::string old_user = ctx->get_string("user").value_or("");
+  const yaml::Node* us = kubeconfig::find(*cfg, "users", old_user);
+  if (!cl || !us) return make_error(Exit::data, "reading " + source, "the current context names a missing cluster or user");
+
+  std::string user = old_user.substr(0, old_user.find('@'));
+  std::vector<std::string> groups;
+  std::string not_after;
+  if (auto data = us->get_string("client-certificate-data")) {
+    if (auto pem = from_base64(*data)) {
+      if (auto cert = x509::parse_cert(std::string_view(reinterpret_cast<const char*>(pem->data()), pem->size()), source)) {
+        auto cns = x509::subject_values(cert->get(), NID_commonName);
+        if (!cns.empty() && x509::validate_subject_name("user", cns.front())) user = cns.front();
+        groups = x509::subject_values(cert->get(), NID_organizationName);
+        not_after = format_utc_ms(x509::not_after_ms(cert->get()));
+      }
+    }
+  }
+  if (!x509::validate_subject_name("user", user)) user = "admin";
+
+  yaml::Node cluster_body = *cl;
+  cluster_body.set("server", yaml::Node::scalar(*server));
+  yaml::Node user_body = *us;
+  yaml::Node result = yaml::Node::mapping();
+  {
+    yaml::Node src = yaml::Node::mapping();
+    auto entry = [](const std::string& name, std::string_view key, yaml::Node body) {
+      yaml::Node e = yaml::Node::mapping();
+      e.set("name", yaml::Node::scalar(name));
+      e.set(std::string(key), std::move(body));
+      yaml::Node l = yaml::Node::sequence();
+      l.items.push_back(std::move(e));
+      return l;
+    };
+    std::string name = kubeconfig::cluster_entry(cluster), uname = kubeconfig::user_entry(user, cluster);
+    yaml::Node c = yaml::Node::mapping();
+    c.set("cluster", yaml::Node::scalar(name));
+    c.set("user", yaml::Node::scalar(uname));
+    result.set("apiVersion", yaml::Node::scalar("v1"));
+    result.set("kind", yaml::Node::scalar("Config"));
+    result.set("clusters", entry(name, "cluster", std::move(cluster_body)));
+    result.set("contexts", entry(name, "context", std::move(c)));
+    result.set("current-context", yaml::Node::scalar(name));
+    result.set("preferences", yaml::Node::mapping());
+    result.set("users", entry(uname, "user", std::move(user_body)));
+  }
+  auto lock = lock_cluster(*cdir, "fetch");
+  if (!lock) return lock.error();
+  fsys::path path = admin_kubeconfig_path(*cdir);
+  target = path.string();
+  if (auto st = write_target(path, result); !st) return st;
+  auto w = begin_record("Kubeconfig");
+  w.field("cluster", cluster).field("user", user).string_array("groups", groups);
+  w.field("context", kubeconfig::cluster_entry(cluster)).field("server", *server).field("path", path.string());
+  w.field("machine", machine->name);
+  if (!not_after.empty()) w.field("notAfter", not_after);
+  return print(w);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  o.argv.assign(argv + 1, argv + argc);
+  return kina::run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
+    app.description(
+        "Cluster PKI, least-privilege kubeconfigs, bootstrap tokens, fetch and merge of kubeconfigs.\n"
+        "State: $KINA_HOME/clusters/C/ (CA keys sealed with the keystore). Records on stdout, diagnostics on stderr.\n"
+        "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 kina-vm failed, 73 cannot create, 74 I/O, "
+        "75 lock busy or stale, 80 refused.");
+    app.require_subcommand(1);
+
+    auto* pki = app.add_subcommand("pki", "The cluster's certificate authorities");
+    pki->require_subcommand(1);
+    auto* init = pki->add_subcommand("init", "Create the cluster CA (CN kubernetes), front-proxy CA, etcd CA (CN etcd-ca) "
+                                             "and the service-account key pair; prints a PKI record");
+    init->add_option("--cluster", o.cluster, "Cluster name")->required();
+    init->add_option("--algorithm", o.algorithm, "ecdsa-p256 (default) or rsa-2048");
+    init->add_option("--ca-ttl", o.ca_ttl, "CA validity (default 10y)");
+    init->add_flag("--force", o.force, "Replace an existing PKI (everything it signed stops being trusted)");
+
+    auto* exp = pki->add_subcommand("export", "Write the CAs and the service-account pair in kubeadm's layout "
+                                              "(/etc/kubernetes/pki), keys in clear with mode 0600");
+    exp->add_option("--cluster", o.cluster, "Cluster name")->required();
+    exp->add_option("--dir", o.dir, "Target directory")->required();
+
+    auto* issue = pki->add_subcommand("issue", "Issue a leaf certificate and key (kubeadm's profiles); prints a Certificate record");
+    issue->add_option("--cluster", o.cluster, "Cluster name")->required();
+    issue->add_option("--ca", o.ca, "cluster (default), front-proxy or etcd")->check(CLI::IsMember({"cluster", "front-proxy", "etcd"}));
+    issue->add_option("--cn", o.cn, "Common name")->required();
+    issue->add_option("--org", o.orgs, "Organization (repeatable)")->allow_extra_args(false);
+    issue->add_option("--san", o.sans, "DNS name or IP address (repeatable)")->allow_extra_args(false);
+    issue->add_option("--usage", o.usages, "server, client (default) or peer (both); repeatable")->allow_extra_args(false);
+    issue->add_option("--ttl", o.ttl, "Validity (default 365d; never beyond the CA's)");
+    issue->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
+    issue->add_option("--name", o.name, "File names NAME.crt and NAME.key (default: from the CN)");
+    issue->add_option("--out", o.out, "Directory for the certificate and key")->required();
+
+    auto* sign = app.add_subcommand("sign", "Mint a kubeconfig for a user and groups, signed by the cluster CA; prints a "
+                                            "Kubeconfig record");
+    sign->add_option("--cluster", o.cluster, "Cluster name")->required();
+    sign->add_option("--user", o.user, "User name (certificate CN)")->required();
+    sign->add_option("--group", o.groups, "Group (certificate O; repeatable)")->allow_extra_args(false);
+    sign->add_option("--ttl", o.ttl, "Validity (default 24h; never beyond the CA's)");
+    sign->add_option("--server", o.server, "API server URL (default: from the fetched admin kubeconfig)");
+    sign->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
+    sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig)");
+
+    auto* token = app.add_subcommand("token", "Make a kubeadm bootstrap token; prints a JoinToken record (refused on a terminal)");
+    token->add_option("--cluster", o.cluster, "Cluster name")->required();
+    token->add_option("--ttl", o.ttl, "Token lifetime (default 24h)");
+
+    auto* fetch = app.add_subcommand("fetch", "Copy /etc/kubernetes/admin.conf from a node (kina-vm cp), point it at the "
+                                              "host-reachable API endpoint, name it kina-C; prints a Kubeconfig record");
+    fetch->add_option("--machine", o.machine, "Node machine name (else a Machine record on stdin)");
+    fetch->add_option("--cluster", o.cluster, "Cluster name (default: the machine's)");
+
+    auto* merge = app.add_subcommand("merge", "Merge the kubeconfigs of Kubeconfig records (stdin) into $KUBECONFIG's first "
+                                              "file or ~/.kube/config, under PATH.lock, mode 0600");
+    merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
+    merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+
+    auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
+    unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
+    unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+
+    return [&, init, exp, issue, sign, token, fetch, merge, unmerge]() -> Status {
+      if (init->parsed()) return audited(o, "pki-init", o.cluster, [&](std::string& t) { return cmd_pki_init(o, t); });
+      if (exp->parsed()) return audited(o, "pki-export", o.cluster, [&](std::string& t) { return cmd_pki_export(o, t); });
+      if (issue->parsed()) return audited(o, "pki-issue", o.cluster, [&](std::string& t) { return cmd_pki_issue(o, t); });
+      if (sign->parsed()) return audited(o, "sign", o.cluster, [&](std::string& t) { return cmd_sign(o, t); });
+      if (token->parsed()) return audited(o, "token", o.cluster, [&](std::string& t) { return cmd_token(o, t); });
+      if (fetch->parsed()) return audited(o, "fetch", o.cluster, [&](std::string& t) { return cmd_fetch(o, t); });
+      if (merge->parsed()) return audited(o, "merge", "", [&](std::string& t) { return cmd_merge(o, t); });
+      if (unmerge->parsed()) return audited(o, "unmerge", o.cluster, [&](std::string& t) { return cmd_unmerge(o, t); });
+      return usage_error("no command");
+    };
+  });
+}
