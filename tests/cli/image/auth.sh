@@ -1,0 +1,116 @@
+#!/bin/bash
+# Bearer-token auth (a small token registry in Python), credentials from
+# ~/.docker/config.json auths and credHelpers, no Authorization sent to another
+# host on redirect, Range resume of a partial blob.
+source "$KINA_CLI_LIB"
+source "$KINA_SRC/tests/cli/image/helpers.sh"
+cd "$TEST_TMP"
+
+build_rich_image "$TEST_TMP/oci" img
+port=$(free_port)
+blobport=$(free_port)
+reg="127.0.0.1:$port"
+python3 "$HERE/fake_registry.py" oci "$port" "$blobport" "$TEST_TMP/server.log" &
+track_pid $!
+for _ in $(seq 100); do grep -q ready server.log 2>/dev/null && break; sleep 0.1; done
+pull() { kina-image --store "$TEST_TMP/store-$1" pull "$reg/test/img:img" --insecure-registry "$reg"; }
+
+# Anonymous: the token service refuses; the error names the registry and the source.
+expect_exit 78 pull anon
+assert_contains "$ERR" "registry $reg token service answered 401 (credentials tried: none (anonymous))"
+
+# auths entry with the right password.
+mkdir -p "$HOME/.docker"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf user:secret | base64)" >"$HOME/.docker/config.json"
+: >server.log
+expect_exit 0 pull auths
+assert_eq "$(jq_field "$OUT" .digest)" "$(jq -r '.manifests[0].digest' oci/index.json)"
+grep -q "token auth=Basic  query=scope=repository%3Atest%2Fimg%3Apull&service=fake" server.log || fail "token request: $(cat server.log)"
+grep -q "^blob " server.log || fail "no blob fetched"
+grep "^blob " server.log | grep -v "authorization=no" && fail "Authorization was forwarded to another host"
+ok "bearer token with config.json auths; no Authorization across hosts"
+
+# Wrong password: the message names the config entry tried.
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf user:wrong | base64)" >"$HOME/.docker/config.json"
+expect_exit 78 pull wrong
+assert_contains "$ERR" "token service answered 401 (credentials tried: $HOME/.docker/config.json auths[\"$reg\"])"
+assert_not_contains "$ERR" wrong
+ok "wrong credentials named by source"
+
+# credHelpers through a docker-credential-* program.
+mkdir -p bin
+cat >bin/docker-credential-kinatest <<'SH'
+#!/bin/sh
+read -r server
+echo "$server" >>"$(dirname "$0")/asked"
+printf '{"ServerURL":"%s","Username":"user","Secret":"secret"}\n' "$server"
+SH
+chmod +x bin/docker-credential-kinatest
+printf '{"auths":{"%s":{"auth":"%s"}},"credHelpers":{"%s":"kinatest"}}' "$reg" "$(printf user:wrong | base64)" "$reg" >"$HOME/.docker/config.json"
+PATH="$TEST_TMP/bin:$PATH" expect_exit 0 pull helper
+assert_eq "$(cat bin/asked)" "$reg"
+ok "credHelpers"
+
+# Range: a partial download is resumed from where it stopped.
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf user:secret | base64)" >"$HOME/.docker/config.json"
+layer=$(jq -r '.layers[0].digest' "oci/blobs/sha256/$(jq -r '.manifests[0].digest' oci/index.json | cut -d: -f2)")
+size=$(stat -c %s "oci/blobs/sha256/${layer#sha256:}")
+mkdir -p store-range/ingest
+head -c $((size / 2)) "oci/blobs/sha256/${layer#sha256:}" >"store-range/ingest/${layer#sha256:}.partial"
+: >server.log
+expect_exit 0 pull range
+grep -q "blob /data/$layer authorization=no range=bytes=$((size / 2))-" server.log || fail "no Range request: $(cat server.log)"
+cmp "store-range/blobs/sha256/${layer#sha256:}" "oci/blobs/sha256/${layer#sha256:}" || fail "resumed blob differs"
+# A partial whose bytes are wrong is caught by the digest check and deleted.
+mkdir -p store-badpart/ingest
+head -c $((size / 2)) /dev/zero >"store-badpart/ingest/${layer#sha256:}.partial"
+expect_exit 65 pull badpart
+assert_contains "$ERR" "blob $layer: content has digest"
+[ ! -e "store-badpart/ingest/${layer#sha256:}.partial" ] || fail "bad partial kept"
+expect_exit 0 pull badpart
+ok "Range resume"
+
+# The real thing: Debian's docker-registry configured for token auth, with
+# the token service above signing JWTs; images pushed with skopeo.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 1 -subj /CN=kina-token 2>/dev/null
+tport=$(free_port)
+rport=$(free_port)
+treg="127.0.0.1:$rport"
+python3 "$HERE/token_server.py" "$tport" tok.key tok.crt "$TEST_TMP/token.log" &
+track_pid $!
+cat >treg.yml <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $TEST_TMP/treg-data
+http:
+  addr: 127.0.0.1:$rport
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: kina-test
+    issuer: kina-test-issuer
+    rootcertbundle: $TEST_TMP/tok.crt
+YML
+docker-registry serve treg.yml >treg.log 2>&1 &
+track_pid $!
+for _ in $(seq 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://$treg/v2/" || true)
+  [ "$code" = 401 ] && grep -q ready token.log 2>/dev/null && break
+  sleep 0.1
+done
+skopeo --insecure-policy copy -q --dest-tls-verify=false --dest-creds user:secret oci:oci:img "docker://$treg/test/img:1" ||
+  fail "push to the token registry failed: $(cat treg.log)"
+want="sha256:$(skopeo inspect --raw --tls-verify=false --creds user:secret "docker://$treg/test/img:1" | sha256sum | cut -d' ' -f1)"
+rm -f "$HOME/.docker/config.json"
+expect_exit 78 kina-image --store "$TEST_TMP/t-anon" pull "$treg/test/img:1" --insecure-registry "$treg"
+assert_contains "$ERR" "registry $treg token service answered 401 (credentials tried: none (anonymous))"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$treg" "$(printf user:secret | base64)" >"$HOME/.docker/config.json"
+: >token.log
+expect_exit 0 kina-image --store "$TEST_TMP/t-ok" pull "$treg/test/img:1" --insecure-registry "$treg"
+assert_eq "$(jq_field "$OUT" .digest)" "$want"
+grep -q "token scope=\['repository:test/img:pull'\] service=\['kina-test'\] auth=Basic" token.log || fail "token request: $(cat token.log)"
+expect_exit 0 kina-image --store "$TEST_TMP/t-ok" unpack "$treg/test/img:1" --rootfs "$TEST_TMP/t-root"
+ok "docker-registry with token auth"

@@ -1,0 +1,145 @@
+#!/bin/bash
+# kina-image import (OCI layout dir and tar, docker save tar), list, inspect,
+# unpack (compared with umoci unpack), export, rm, and their errors.
+source "$KINA_CLI_LIB"
+source "$KINA_SRC/tests/cli/image/helpers.sh"
+cd "$TEST_TMP"
+
+build_rich_image "$TEST_TMP/oci" rich
+
+# OCI layout directory.
+expect_exit 0 kina-image import "$TEST_TMP/oci" --tag example.com/rich:1
+[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "one Image record expected"
+assert_eq "$(jq_field "$OUT" .kind)" Image
+assert_eq "$(jq_field "$OUT" .reference)" example.com/rich:1
+assert_eq "$(jq_field "$OUT" '.layers|length')" 2
+digest=$(jq_field "$OUT" .digest)
+want=$(jq -r '.manifests[]|select(.annotations."org.opencontainers.image.ref.name"=="rich")|.digest' oci/index.json)
+assert_eq "$digest" "$want" "digest of the imported manifest"
+ok "import OCI layout directory"
+
+# unpack and compare with umoci's rootfs.
+expect_exit 0 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/kina-root"
+assert_eq "$(jq_field "$OUT" .kind)" Rootfs
+assert_eq "$(jq_field "$OUT" .path)" "$TEST_TMP/kina-root"
+umoci unpack --image oci:rich "$TEST_TMP/umoci-bundle" >/dev/null
+treecmp "$TEST_TMP/kina-root" "$TEST_TMP/umoci-bundle/rootfs" || fail "unpacked tree differs from umoci's"
+[ ! -e kina-root/gone ] || fail "whiteout not applied"
+assert_eq "$(cat kina-root/etc/hello)" changed
+assert_eq "$(stat -c %a kina-root/usr/bin/tool)" 4755
+assert_eq "$(stat -c %h kina-root/usr/bin/tool)" 2
+assert_eq "$(readlink kina-root/var/run)" /run
+assert_eq "$(stat -c %u:%g kina-root/opt/app/rel)" "12:34"
+KINA_IMAGE_NO_OPENAT2=1 expect_exit 0 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/walk-root"
+treecmp "$TEST_TMP/walk-root" "$TEST_TMP/kina-root" || fail "the O_NOFOLLOW walk unpacks differently from openat2"
+ok "unpack equals umoci unpack (openat2 and walk)"
+
+# Records on stdin: unpack forwards what it does not consume.
+other='{"apiVersion":"kina/v1alpha1","kind":"Other","x":1}'
+expect_exit 0 sh -c "{ echo '$other'; kina-image inspect example.com/rich:1; } | kina-image unpack --rootfs '$TEST_TMP/from-stdin'"
+assert_eq "$(printf '%s\n' "$OUT" | jq -r .kind | tr '\n' ' ')" "Other Image Rootfs "
+treecmp "$TEST_TMP/from-stdin" "$TEST_TMP/kina-root" || fail "stdin unpack differs"
+ok "unpack from Image records"
+
+# Errors: existing output, unknown image, bad digest, bad reference.
+expect_exit 73 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/kina-root"
+assert_contains "$ERR" "kina-image: error: unpacking into $TEST_TMP/kina-root: it already exists"
+expect_exit 66 kina-image unpack example.com/nope:1 --rootfs "$TEST_TMP/x"
+assert_contains "$ERR" "kina-image: error: image example.com/nope:1: not in the store"
+expect_exit 65 kina-image inspect sha256:../../../etc/passwd
+assert_contains "$ERR" 'invalid digest "sha256:../../../etc/passwd"'
+expect_exit 64 kina-image inspect 'Bad/Name'
+[ ! -e "$TEST_TMP/x" ] || fail "failed unpack left output"
+ok "errors"
+
+# OCI layout tar and docker save tar.
+tar -C oci -cf oci.tar .
+expect_exit 0 kina-image --store "$TEST_TMP/store2" import oci.tar --tag local/rich:tar
+assert_eq "$(jq_field "$OUT" .digest)" "$digest"
+python3 - oci "$digest" docker-save.tar <<'PY'
+import gzip, hashlib, io, json, sys, tarfile
+layout, digest, out = sys.argv[1], sys.argv[2], sys.argv[3]
+blob = lambda d: open(f"{layout}/blobs/sha256/{d.split(':')[1]}", "rb").read()
+m = json.loads(blob(digest))
+cfg = blob(m["config"]["digest"])
+with tarfile.open(out, "w") as t:
+    def add(name, data):
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    cfgname = hashlib.sha256(cfg).hexdigest() + ".json"
+    add(cfgname, cfg)
+    layers = []
+    for i, l in enumerate(m["layers"]):
+        raw = gzip.decompress(blob(l["digest"]))
+        name = f"layer{i}/layer.tar"
+        add(name, raw); layers.append(name)
+    add("manifest.json", json.dumps([{"Config": cfgname, "RepoTags": ["rich:docker"], "Layers": layers}]).encode())
+PY
+expect_exit 0 kina-image --store "$TEST_TMP/store2" import docker-save.tar
+assert_eq "$(jq_field "$OUT" .reference)" docker.io/library/rich:docker
+assert_eq "$(jq_field "$OUT" .configDigest)" "$(jq -r .config.digest "oci/blobs/sha256/${digest#sha256:}")"
+expect_exit 0 kina-image --store "$TEST_TMP/store2" unpack rich:docker --rootfs "$TEST_TMP/docker-root"
+treecmp "$TEST_TMP/docker-root" "$TEST_TMP/kina-root" || fail "docker save import unpacks differently"
+expect_exit 0 kina-image --store "$TEST_TMP/store2" list
+assert_eq "$(printf '%s\n' "$OUT" | jq -r .reference | sort | tr '\n' ' ')" "docker.io/library/rich:docker docker.io/local/rich:tar "
+ok "import OCI tar and docker save tar"
+
+# export (oci and docker) and import the archive again.
+expect_exit 0 kina-image export example.com/rich:1 --out "$TEST_TMP/exp-oci.tar"
+expect_exit 0 kina-image export example.com/rich:1 --out "$TEST_TMP/exp-docker.tar" --format docker
+tar -tf exp-docker.tar | grep -qx manifest.json || fail "docker export has no manifest.json"
+expect_exit 0 kina-image --store "$TEST_TMP/store3" import exp-oci.tar
+assert_eq "$(jq_field "$OUT" .reference)" example.com/rich:1
+assert_eq "$(jq_field "$OUT" .digest)" "$digest"
+expect_exit 0 kina-image --store "$TEST_TMP/store4" import exp-docker.tar
+assert_eq "$(jq_field "$OUT" .digest)" "$digest"
+mkdir exp && tar -C exp -xf exp-oci.tar && umoci unpack --image "exp:example.com/rich:1" exp-bundle >/dev/null
+treecmp exp-bundle/rootfs kina-root || fail "umoci reads the export differently"
+expect_exit 73 kina-image export example.com/rich:1 --out "$TEST_TMP/exp-oci.tar"
+ok "export"
+
+# Corrupt layer in the store: unpack refuses (65) and leaves nothing.
+store2_layer=$(kina-image --store "$TEST_TMP/store2" inspect local/rich:tar | jq -r '.layers[1].digest')
+f="$TEST_TMP/store2/blobs/sha256/${store2_layer#sha256:}"
+chmod u+w "$f"; python3 -c "import sys; p=sys.argv[1]; d=bytearray(open(p,'rb').read()); d[-20]^=1; open(p,'wb').write(d)" "$f"
+expect_exit 65 kina-image --store "$TEST_TMP/store2" unpack local/rich:tar --rootfs "$TEST_TMP/corrupt-root"
+[ ! -e "$TEST_TMP/corrupt-root" ] || fail "a corrupt unpack left its output"
+ls -a "$TEST_TMP" | grep -q kina-tmp && fail "temporary directory left behind"
+ok "corrupt layer refused"
+
+# rm: by reference; blobs only this image used are deleted.
+expect_exit 0 kina-image --store "$TEST_TMP/store2" rm rich:docker
+expect_exit 0 kina-image --store "$TEST_TMP/store2" list
+assert_eq "$(printf "%s\n" "$OUT" | jq -r .reference)" docker.io/local/rich:tar
+expect_exit 66 kina-image --store "$TEST_TMP/store2" rm rich:docker
+expect_exit 0 kina-image --store "$TEST_TMP/store2" rm "$digest"
+assert_eq "$(ls "$TEST_TMP/store2/blobs/sha256" | wc -l)" 0
+# rm waits while a pull or import holds the store's gc.lock (shared).
+flock -s "$TEST_TMP/store3/gc.lock" sleep 1.5 &
+holder=$!
+track_pid $holder
+sleep 0.3
+start=$(date +%s%N)
+expect_exit 0 kina-image --store "$TEST_TMP/store3" rm example.com/rich:1
+[ $(( ($(date +%s%N) - start) / 1000000 )) -ge 900 ] || fail "rm collected blobs while a pull was running"
+ok "rm"
+
+# --disk: ext4 image, clean for e2fsck, same tree as the directory.
+expect_exit 0 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/root.ext4"
+assert_eq "$(jq_field "$OUT" .disk)" "$TEST_TMP/root.ext4"
+e2fsck -fn "$TEST_TMP/root.ext4" >/dev/null || fail "e2fsck reports problems"
+debugfs -R "stat /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Mode:  04755" || fail "setuid lost on disk"
+debugfs -R "ea_list /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "security.capability" || fail "capability lost on disk"
+debugfs -R "stat /dev-null" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Type: character special" || fail "device lost on disk"
+ls -a "$TEST_TMP" | grep -q 'kina-rootfs' && fail "temporary rootfs left"
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/root.ext4"
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 1M
+assert_contains "$ERR" "creating disk $TEST_TMP/small.ext4: mke2fs"
+[ ! -e "$TEST_TMP/small.ext4" ] || fail "failed disk left behind"
+ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files left: $(ls -a "$TEST_TMP")"
+ok "disk"
+
+# Every mutating command appended an audit event.
+n=$(grep -c '"tool":"kina-image"' "$KINA_HOME/audit/log.jsonl")
+[ "$n" -ge 8 ] || fail "expected audit events, found $n"
+grep -q '"action":"unpack","target":"example.com/nope:1".*"outcome":"error","exitCode":66' "$KINA_HOME/audit/log.jsonl" || fail "failed unpack not audited"
+ok "audit"

@@ -1,0 +1,49 @@
+# helpers.sh: sourced by the kina-image CLI tests after lib.sh.
+HERE="$KINA_SRC/tests/cli/image"
+treecmp() { python3 "$HERE/treecmp.py" "$@"; }
+tree_hash() { python3 "$HERE/treecmp.py" --hash "$1"; }
+
+# build_rich_image LAYOUT TAG: a two-layer image made with umoci that has
+# setuid files, xattrs (a file capability too), hardlinks, absolute and
+# relative symlinks, devices, a FIFO, and deletions (whiteouts) in layer 2.
+build_rich_image() {
+  local layout=$1 tag=$2
+  local b="$TEST_TMP/bundle-$tag"
+  [ -d "$layout" ] || umoci init --layout "$layout"
+  umoci new --image "$layout:$tag"
+  umoci unpack --image "$layout:$tag" "$b" >/dev/null
+  local r="$b/rootfs"
+  mkdir -p "$r/etc" "$r/usr/bin" "$r/var" "$r/run" "$r/gone/deep" "$r/opt/app"
+  echo hello >"$r/etc/hello"
+  head -c 200000 /dev/urandom >"$r/usr/bin/big"
+  cp "$r/usr/bin/big" "$r/usr/bin/tool"
+  chmod 4755 "$r/usr/bin/tool"
+  chmod 2711 "$r/usr/bin/big"
+  ln "$r/usr/bin/tool" "$r/usr/bin/tool-link"
+  ln -s /run "$r/var/run"
+  ln -s ../etc/hello "$r/opt/app/rel"
+  ln -s /nonexistent/abs "$r/opt/app/dangling"
+  mknod "$r/dev-null" c 1 3
+  mknod "$r/dev-loop" b 7 0
+  mkfifo "$r/fifo"
+  echo x >"$r/gone/deep/file"
+  echo y >"$r/opt/app/old"
+  chown 1000:1000 "$r/opt/app/old"
+  chown -h 12:34 "$r/opt/app/rel"
+  chmod 0700 "$r/opt/app"
+  python3 - "$r" <<'PY'
+import os, sys
+r = sys.argv[1]
+os.setxattr(r + "/etc/hello", "user.note", b"kina")
+os.setxattr(r + "/usr/bin/tool", "security.capability", bytes.fromhex("0100000200200000000000000000000000000000"))
+os.setxattr(r + "/opt/app", "trusted.overlay.opaque", b"y")
+PY
+  umoci repack --refresh-bundle --image "$layout:$tag" "$b"
+  # Layer 2: deletions and a replaced file.
+  rm -rf "$r/gone" "$r/opt/app/old"
+  echo changed >"$r/etc/hello"
+  mkdir -p "$r/etc/new"
+  echo n >"$r/etc/new/file"
+  umoci repack --image "$layout:$tag" "$b"
+  rm -rf "$b"
+}

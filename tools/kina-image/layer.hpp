@@ -1,0 +1,688 @@
+// layer.hpp: applies OCI layers to a root directory without ever writing
+// outside it. libarchive reads (and decompresses) the layer; every write is
+// ours, on a parent directory resolved inside the root for each entry afresh
+// (openat2 RESOLVE_IN_ROOT, or an O_NOFOLLOW walk that follows symlinks as if
+// the root were "/"). Nothing is cached across entries, so an entry cannot
+// redirect a later one through a path resolved earlier.
+#pragma once
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "archive_error.hpp"
+#include "digest.hpp"
+#include "kina/diag.hpp"
+#include "kina/error.hpp"
+#include "kina/fs.hpp"
+#include "kina/sha256.hpp"
+#include "kina/validate.hpp"
+
+namespace kina::image {
+
+struct Limits {
+  uint64_t max_bytes = 1ull << 40;  // uncompressed bytes over all layers
+  uint64_t max_entries = 1u << 22;  // tar entries over all layers
+};
+
+// Counters shared by the layers of one unpack (the caps are totals).
+struct ApplyCounters {
+  uint64_t bytes = 0;
+  uint64_t entries = 0;
+};
+
+// Metadata of the root entry ("./"), applied when the unpack is complete.
+struct RootMeta {
+  bool seen = false;
+  mode_t mode = 0755;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  timespec mtime{};
+};
+
+namespace detail {
+
+inline bool openat2_disabled_by_env() {
+  const char* v = std::getenv("KINA_IMAGE_NO_OPENAT2");  // test knob: exercise the fallback walk
+  return v && *v && std::string_view(v) != "0";
+}
+
+// Splits a path into components, dropping empty ones and ".".
+inline std::vector<std::string> split_path(std::string_view p) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t slash = p.find('/', start);
+    if (slash == std::string_view::npos) slash = p.size();
+    std::string_view c = p.substr(start, slash - start);
+    if (!c.empty() && c != ".") out.emplace_back(c);
+    start = slash + 1;
+  }
+  return out;
+}
+
+inline std::string join(const std::vector<std::string>& comps, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += '/';
+    s += comps[i];
+  }
+  return s.empty() ? "." : s;
+}
+
+// Removes `name` under dirfd: a file, a symlink (never followed) or a whole tree.
+inline int remove_at(int dirfd, const char* name) {
+  if (::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return -1;
+  int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return -1;
+  }
+  int rc = 0;
+  while (dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+    if (remove_at(::dirfd(d), de->d_name) != 0) rc = -1;
+  }
+  ::closedir(d);
+  if (rc != 0) return rc;
+  return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+inline std::string proc_fd_path(int dirfd, const std::string& name) { return fmt::format("/proc/self/fd/{}/{}", dirfd, name); }
+
+}  // namespace detail
+
+// Resolves directories inside a root. Symlinks met on the way are followed
+// as if the root were "/" (absolute targets and ".." stay inside).
+class RootResolver {
+ public:
+  explicit RootResolver(int root_fd) : root_(root_fd) {
+    use_openat2_ = !detail::openat2_disabled_by_env() && probe_openat2();
+  }
+  bool uses_openat2() const { return use_openat2_; }
+  int root_fd() const { return root_; }
+
+  // Opens (O_PATH) the directory made of the first n components of comps.
+  // Missing directories are created 0755 when `create`; errno is kept on failure.
+  Result<UniqueFd> open_dir(const std::vector<std::string>& comps, size_t n, bool create) const {
+    return use_openat2_ ? open_dir_openat2(comps, n, create) : open_dir_walk(comps, n, create);
+  }
+
+ private:
+  static Error resolve_error(const std::vector<std::string>& comps, size_t n, int err) {
+    std::string p = detail::join(comps, n);
+    if (err == ENOTDIR) return make_error(Exit::data, fmt::format("resolving {}", shown(p)), "a component is not a directory");
+    if (err == ELOOP) return make_error(Exit::data, fmt::format("resolving {}", shown(p)), "too many levels of symbolic links");
+    if (err == ENOENT) return make_error(Exit::no_input, fmt::format("resolving {}", shown(p)), "does not exist");
+    return os_error(fmt::format("resolving {}", shown(p)), err);
+  }
+
+  bool probe_openat2() const {
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    long fd = ::syscall(SYS_openat2, root_, ".", &how, sizeof how);
+    if (fd < 0) return false;
+    ::close(static_cast<int>(fd));
+    return true;
+  }
+
+  int openat2_in_root(const std::string& path) const {
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    for (;;) {
+      long fd = ::syscall(SYS_openat2, root_, path.c_str(), &how, sizeof how);
+      if (fd >= 0 || errno != EAGAIN) return static_cast<int>(fd);
+    }
+  }
+
+  Result<UniqueFd> open_dir_openat2(const std::vector<std::string>& comps, size_t n, bool create) const {
+    int fd = openat2_in_root(detail::join(comps, n));
+    if (fd >= 0) return UniqueFd(fd);
+    if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
+    // Create what is missing, one component at a time, always resolving the
+    // prefix from the root again (never from a cached descriptor).
+    for (size_t i = 1; i <= n; ++i) {
+      int c = openat2_in_root(detail::join(comps, i));
+      if (c >= 0) {
+        ::close(c);
+        continue;
+      }
+      if (errno != ENOENT) return resolve_error(comps, i, errno);
+      UniqueFd parent(openat2_in_root(detail::join(comps, i - 1)));
+      if (!parent.valid()) return resolve_error(comps, i - 1, errno);
+      if (::mkdirat(parent.get(), comps[i - 1].c_str(), 0755) != 0) {
+        // A dangling symlink used as a directory (var/run -> /run before run
+        // exists): the walk creates its target inside the root, as docker does.
+        if (errno == EEXIST) return open_dir_walk(comps, n, create);
+        return resolve_error(comps, i, errno);
+      }
+    }
+    fd = openat2_in_root(detail::join(comps, n));
+    if (fd < 0) return resolve_error(comps, n, errno);
+    return UniqueFd(fd);
+  }
+
+  // The fallback: one component at a time with O_NOFOLLOW; symlinks are read
+  // and their targets walked again from the root (absolute) or from the
+  // current stack (relative); ".." never climbs above the root.
+  Result<UniqueFd> open_dir_walk(const std::vector<std::string>& comps, size_t n, bool create) const {
+    std::deque<std::string> todo(comps.begin(), comps.begin() + static_cast<long>(n));
+    std::vector<std::string> stack;
+    UniqueFd cur(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!cur.valid()) return os_error("opening the root");
+    int links = 0;
+    auto reopen = [&]() -> Status {
+      UniqueFd fd(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      for (const auto& c : stack) {
+        if (!fd.valid()) break;
+        fd.reset(::openat(fd.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      }
+      if (!fd.valid()) return resolve_error(comps, n, errno);
+      cur = std::move(fd);
+      return {};
+    };
+    while (!todo.empty()) {
+      std::string c = std::move(todo.front());
+      todo.pop_front();
+      if (c.empty() || c == ".") continue;
+      if (c == "..") {
+        if (!stack.empty()) stack.pop_back();
+        if (auto st = reopen(); !st) return st.error();
+        continue;
+      }
+      struct stat sb {};
+      if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
+        if (::mkdirat(cur.get(), c.c_str(), 0755) != 0) return resolve_error(comps, n, errno);
+        if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return resolve_error(comps, n, errno);
+      }
+      if (S_ISLNK(sb.st_mode)) {
+        if (++links > 40) return resolve_error(comps, n, ELOOP);
+        std::string target(PATH_MAX, '\0');
+        ssize_t len = ::readlinkat(cur.get(), c.c_str(), target.data(), target.size());
+        if (len < 0) return resolve_error(comps, n, errno);
+        target.resize(static_cast<size_t>(len));
+        std::vector<std::string> parts;
+        size_t start = 0;
+        while (start <= target.size()) {
+          size_t slash = target.find('/', start);
+          if (slash == std::string::npos) slash = target.size();
+          if (slash > start) parts.push_back(target.substr(start, slash - start));
+          start = slash + 1;
+        }
+        todo.insert(todo.begin(), parts.begin(), parts.end());
+        if (!target.empty() && target[0] == '/') {
+          stack.clear();
+          if (auto st = reopen(); !st) return st.error();
+        }
+        continue;
+      }
+      if (!S_ISDIR(sb.st_mode)) return resolve_error(comps, n, ENOTDIR);
+      UniqueFd next(::openat(cur.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.valid()) return resolve_error(comps, n, errno);
+      cur = std::move(next);
+      stack.push_back(std::move(c));
+    }
+    return cur;
+  }
+
+  int root_;
+  bool use_openat2_ = false;
+};
+
+// Applies one layer stream to the root. The layer's compressed digest and its
+// DiffID (digest of the uncompressed tar) are computed on the way.
+class LayerApplier {
+ public:
+  LayerApplier(const RootResolver& r, const Limits& limits, ApplyCounters& counters, RootMeta& root_meta)
+      : res_(r), limits_(limits), counters_(counters), root_meta_(root_meta), as_root_(::geteuid() == 0) {}
+
+  struct Hashes {
+    Digest compressed, diff_id;
+  };
+
+  // Reads the layer from fd (gzip, zstd or uncompressed tar). `what` names it
+  // in errors. Errors are 65 for bad layers (the caller discards the root).
+  Result<Hashes> apply(int fd, const std::string& what) {
+    what_ = what;
+    layer_paths_.clear();
+    dir_times_.clear();
+    kept_times_.clear();
+    Source src{fd, {}, {}, 0, false};
+    std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
+    std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
+    if (!raw || !tar) throw std::bad_alloc();
+    archive_read_support_filter_gzip(raw.get());
+    archive_read_support_filter_zstd(raw.get());
+    archive_read_support_filter_none(raw.get());
+    archive_read_support_format_raw(raw.get());
+    archive_read_support_format_empty(raw.get());
+    if (archive_read_open(raw.get(), &src, nullptr, &Source::read, nullptr) != ARCHIVE_OK)
+      return bad("", fmt::format("cannot read: {}", archive_error(raw.get())));
+    archive_entry* rawentry = nullptr;
+    int rr = archive_read_next_header(raw.get(), &rawentry);
+    if (rr != ARCHIVE_OK && rr != ARCHIVE_EOF) return bad("", fmt::format("cannot decompress: {}", err_of(raw.get())));
+    Plain plain{raw.get(), rr == ARCHIVE_EOF, {}, std::vector<char>(1 << 17), this, {}};
+    archive_read_support_format_tar(tar.get());
+    archive_read_support_format_gnutar(tar.get());
+    archive_read_support_filter_none(tar.get());
+    if (archive_read_open(tar.get(), &plain, nullptr, &Plain::read, nullptr) != ARCHIVE_OK)
+      return bad("", !plain.error.empty() ? plain.error : fmt::format("not a tar archive: {}", err_of(tar.get())));
+    for (;;) {
+      archive_entry* e = nullptr;
+      int r = archive_read_next_header(tar.get(), &e);
+      if (!plain.error.empty()) return bad("", plain.error);
+      if (r == ARCHIVE_EOF) break;
+      if (r == ARCHIVE_WARN) r = ARCHIVE_OK;  // e.g. unknown pax keys
+      if (r != ARCHIVE_OK) return bad("", fmt::format("corrupt tar: {}", err_of(tar.get())));
+      if (++counters_.entries > limits_.max_entries)
+        return bad("", fmt::format("more than {} entries in total (limit; see --max-entries)", limits_.max_entries));
+      if (auto st = apply_entry(tar.get(), e); !st) return st.error();
+      if (!plain.error.empty()) return bad("", plain.error);
+    }
+    // Drain the rest of the stream (tar padding) so both digests cover it all.
+    while (!plain.eof) {
+      if (Plain::read(tar.get(), &plain, nullptr) < 0) break;
+    }
+    if (!plain.error.empty()) return bad("", plain.error);
+    // Trailing bytes after the compressed stream still belong to the blob.
+    if (auto st = src.drain(); !st) return bad("", st.error().message());
+    if (auto st = finish_dir_times(); !st) return st.error();
+    return Hashes{Digest::of(src.hash.finish()), Digest::of(plain.hash.finish())};
+  }
+
+ private:
+  struct Source {
+    int fd;
+    Sha256 hash;
+    std::vector<char> buf;
+    uint64_t total;
+    bool eof;
+    static la_ssize_t read(archive*, void* self, const void** out) {
+      auto* s = static_cast<Source*>(self);
+      if (s->buf.empty()) s->buf.resize(1 << 17);
+      for (;;) {
+        ssize_t n = ::read(s->fd, s->buf.data(), s->buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) s->eof = true;
+        s->hash.update(s->buf.data(), static_cast<size_t>(n));
+        s->total += static_cast<uint64_t>(n);
+        *out = s->buf.data();
+        return n;
+      }
+    }
+    Status drain() {
+      const void* p = nullptr;
+      while (!eof)
+        if (read(nullptr, this, &p) < 0) return os_error("reading the layer", errno, Exit::io);
+      return {};
+    }
+  };
+
+  // The uncompressed tar stream, hashed for the DiffID and counted for the cap.
+  struct Plain {
+    archive* raw;
+    bool eof;
+    Sha256 hash;
+    std::vector<char> buf;
+    LayerApplier* self;
+    std::string error;
+    static la_ssize_t read(archive*, void* p, const void** out) {
+      auto* s = static_cast<Plain*>(p);
+      if (s->eof) return 0;
+      la_ssize_t n = archive_read_data(s->raw, s->buf.data(), s->buf.size());
+      if (n < 0) {
+        s->error = fmt::format("cannot decompress: {}", err_of(s->raw));
+        s->eof = true;
+        return -1;
+      }
+      if (n == 0) {
+        s->eof = true;
+        return 0;
+      }
+      s->hash.update(s->buf.data(), static_cast<size_t>(n));
+      s->self->counters_.bytes += static_cast<uint64_t>(n);
+      if (s->self->counters_.bytes > s->self->limits_.max_bytes) {
+        s->error = fmt::format("more than {} uncompressed bytes in total (limit; see --max-bytes)", s->self->limits_.max_bytes);
+        s->eof = true;
+        return -1;
+      }
+      if (out) *out = s->buf.data();
+      return n;
+    }
+  };
+
+  static std::string err_of(archive* a) { return archive_error(a); }
+
+  Error bad(std::string_view path, std::string why) const {
+    if (path.empty()) return make_error(Exit::data, fmt::format("layer {}", what_), std::move(why));
+    return make_error(Exit::data, fmt::format("layer {}: entry {}", what_, shown(path)), std::move(why));
+  }
+  Error os_fail(std::string_view path, std::string_view doing, int err = errno) const {
+    return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
+  }
+
+  // Cleans an entry path: components without "." and empty ones; ".." refused.
+  Result<std::vector<std::string>> clean(std::string_view p, bool is_link_target) const {
+    auto comps = detail::split_path(p);
+    for (const auto& c : comps)
+      if (c == "..")
+        return bad(p, is_link_target ? "hardlink target contains \"..\"" : "path contains \"..\"");
+    if (p.size() > PATH_MAX) return bad(p.substr(0, 200), "path longer than PATH_MAX");
+    return comps;
+  }
+
+  void remember(const std::vector<std::string>& comps) {
+    std::string s;
+    for (const auto& c : comps) {
+      if (!s.empty()) s += '/';
+      s += c;
+      layer_paths_.insert(s);
+    }
+  }
+
+  Status apply_entry(archive* a, archive_entry* e) {
+    const char* pn = archive_entry_pathname(e);
+    if (!pn) return bad("", "entry without a path name");
+    std::string path = pn;
+    auto comps_r = clean(path, false);
+    if (!comps_r) return comps_r.error();
+    auto& comps = *comps_r;
+    const char* hardlink = archive_entry_hardlink(e);
+    mode_t type = archive_entry_filetype(e);
+    if (comps.empty()) {  // the root itself
+      if (hardlink || type != AE_IFDIR) return bad(path, "changes the type of the root directory");
+      root_meta_.seen = true;
+      root_meta_.mode = archive_entry_perm(e);
+      root_meta_.uid = static_cast<uid_t>(archive_entry_uid(e));
+      root_meta_.gid = static_cast<gid_t>(archive_entry_gid(e));
+      root_meta_.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+      return {};
+    }
+    for (size_t i = 0; i + 1 < comps.size(); ++i)
+      if (comps[i].rfind(".wh.", 0) == 0) return bad(path, "a whiteout name is used as a directory");
+    const std::string& base = comps.back();
+    if (base.rfind(".wh.", 0) == 0) {
+      if (base == ".wh..wh..opq") return apply_opaque(path, comps);
+      if (base.rfind(".wh..", 0) == 0) return bad(path, "invalid whiteout name");
+      return apply_whiteout(path, comps, base.substr(4));
+    }
+    remember(comps);
+    auto parent = res_.open_dir(comps, comps.size() - 1, true);
+    if (!parent) return bad(path, parent.error().message());
+    int pfd = parent->get();
+    const char* name = base.c_str();
+
+    // Replace what is there, unless both are directories (they merge).
+    struct stat old {};
+    bool exists = ::fstatat(pfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0;
+    bool new_dir = !hardlink && type == AE_IFDIR;
+    if (exists && !(new_dir && S_ISDIR(old.st_mode))) {
+      if (hardlink) {
+        // Linking a file to itself is a no-op in tar semantics.
+        auto t = clean(hardlink, true);
+        if (t && *t == comps) return {};
+      }
+      if (detail::remove_at(pfd, name) != 0) return os_fail(path, "removing the existing entry");
+    }
+
+    uid_t uid = static_cast<uid_t>(archive_entry_uid(e));
+    gid_t gid = static_cast<gid_t>(archive_entry_gid(e));
+    mode_t perm = archive_entry_perm(e) & 07777;
+    timespec times[2] = {{archive_entry_atime(e), archive_entry_atime_nsec(e)}, {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+    if (!archive_entry_atime_is_set(e)) times[0] = times[1];
+
+    if (hardlink) return apply_hardlink(path, pfd, name, hardlink);
+
+    switch (type) {
+      case AE_IFREG: {
+        UniqueFd fd(::openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd.valid()) return os_fail(path, "creating the file");
+        if (auto st = write_data(a, fd.get(), path, archive_entry_size(e)); !st) return st;
+        if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
+        if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
+        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        if (::futimens(fd.get(), times) != 0) return os_fail(path, "setting the times");
+        return {};
+      }
+      case AE_IFDIR: {
+        if (!exists || !S_ISDIR(old.st_mode))
+          if (::mkdirat(pfd, name, 0700) != 0) return os_fail(path, "creating the directory");
+        UniqueFd fd(::openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd.valid()) return os_fail(path, "opening the directory");
+        if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
+        if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
+        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        dir_times_.push_back({comps, {times[0], times[1]}});  // after the layer: entries inside change mtime
+        return {};
+      }
+      case AE_IFLNK: {
+        const char* target = archive_entry_symlink(e);
+        if (!target) return bad(path, "symlink without a target");
+        // The target is stored as is: it is only ever resolved inside the root.
+        if (::symlinkat(target, pfd, name) != 0) return os_fail(path, "creating the symlink");
+        if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
+        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
+        return {};
+      }
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO: {
+        mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
+        dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+        if (::mknodat(pfd, name, kind | 0600, dev) != 0) {
+          if (errno == EPERM && !as_root_) {
+            if (!warned_nodes_) warn_unprivileged();
+            return {};
+          }
+          return os_fail(path, "creating the device node");
+        }
+        if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
+        if (::fchmodat(pfd, name, perm, 0) != 0) return os_fail(path, "changing the mode");
+        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
+        return {};
+      }
+      default:
+        return bad(path, fmt::format("unsupported entry type 0{:o}", type));
+    }
+  }
+
+  void warn_unprivileged() {
+    warned_nodes_ = true;
+    kina::detail::write_stderr("kina-image: warning: not running as root: device nodes are skipped\n");
+  }
+
+  Status write_data(archive* a, int fd, const std::string& path, int64_t size) {
+    const void* buf = nullptr;
+    size_t len = 0;
+    la_int64_t off = 0;
+    int64_t end = 0;
+    for (;;) {
+      int r = archive_read_data_block(a, &buf, &len, &off);
+      if (r == ARCHIVE_EOF) break;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return bad(path, fmt::format("reading its data: {}", err_of(a)));
+      const char* p = static_cast<const char*>(buf);
+      size_t done = 0;
+      while (done < len) {
+        ssize_t n = ::pwrite(fd, p + done, len - done, off + static_cast<off_t>(done));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return os_fail(path, "writing", errno);
+        }
+        done += static_cast<size_t>(n);
+      }
+      end = std::max<int64_t>(end, off + static_cast<int64_t>(len));
+    }
+    if (size > end && ::ftruncate(fd, size) != 0) return os_fail(path, "extending a sparse file");
+    return {};
+  }
+
+  // Extended attributes (SCHILY.xattr.*, including security.capability), set
+  // after chown, which would clear a file capability.
+  Status set_xattrs(archive_entry* e, const std::string& path, int fd, int pfd, const char* name) {
+    if (archive_entry_xattr_reset(e) == 0) return {};
+    const char* xname = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+      std::string_view xn = xname ? xname : "";
+      if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0)
+        return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace", shown(xn)));
+      int rc = fd >= 0 ? ::fsetxattr(fd, xname, value, size, 0)
+                       : ::lsetxattr(detail::proc_fd_path(pfd, name).c_str(), xname, value, size, 0);
+      if (rc != 0) {
+        if (errno == ENOTSUP || (errno == EPERM && !as_root_)) {
+          if (!warned_xattr_) kina::detail::write_stderr(fmt::format("kina-image: warning: extended attribute {} not kept: {}\n", xn, std::strerror(errno)));
+          warned_xattr_ = true;
+          continue;
+        }
+        return os_fail(path, fmt::format("setting extended attribute {}", xn));
+      }
+    }
+    return {};
+  }
+
+  Status apply_hardlink(const std::string& path, int pfd, const char* name, const char* target) {
+    auto t = clean(target, true);
+    if (!t) return t.error();
+    if (t->empty()) return bad(path, "hardlink to the root directory");
+    auto tparent = res_.open_dir(*t, t->size() - 1, false);
+    if (!tparent) return bad(path, fmt::format("hardlink target {}: {}", shown(target), tparent.error().why));
+    struct stat sb {};
+    if (::fstatat(tparent->get(), t->back().c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0)
+      return bad(path, fmt::format("hardlink target {} does not exist", shown(target)));
+    if (S_ISDIR(sb.st_mode)) return bad(path, fmt::format("hardlink target {} is a directory", shown(target)));
+    // flags 0: a link to a symlink links the symlink itself, never its target.
+    if (::linkat(tparent->get(), t->back().c_str(), pfd, name, 0) != 0) return os_fail(path, "creating the hardlink");
+    return {};
+  }
+
+  Status apply_whiteout(const std::string& path, const std::vector<std::string>& comps, const std::string& victim) {
+    if (victim.empty() || victim == "." || victim == ".." || victim.find('/') != std::string::npos)
+      return bad(path, "invalid whiteout name");
+    auto parent = res_.open_dir(comps, comps.size() - 1, false);
+    if (!parent) {
+      if (parent.error().exit == Exit::no_input) return {};  // nothing below to hide
+      return bad(path, parent.error().message());
+    }
+    keep_times(*parent, comps, comps.size() - 1);
+    if (detail::remove_at(parent->get(), victim.c_str()) != 0) return os_fail(path, "removing the whited-out entry");
+    return {};
+  }
+
+  // ".wh..wh..opq": hide everything the lower layers put in the directory.
+  // Entries of this layer are kept whatever their position in the tar, so the
+  // result is as if the opaque marker came first.
+  Status apply_opaque(const std::string& path, const std::vector<std::string>& comps) {
+    std::vector<std::string> dir(comps.begin(), comps.end() - 1);
+    remember(dir);
+    auto d = res_.open_dir(dir, dir.size(), true);
+    if (!d) return bad(path, d.error().message());
+    std::string prefix = dir.empty() ? "" : detail::join(dir, dir.size());
+    keep_times(*d, dir, dir.size());
+    if (auto st = clear_lower(d->get(), prefix, path); !st) return st;
+    return {};
+  }
+
+  Status clear_lower(int dirpath_fd, const std::string& prefix, const std::string& path) {
+    UniqueFd fd(::openat(dirpath_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return os_fail(path, "opening the opaque directory");
+    DIR* dp = ::fdopendir(fd.get());
+    if (!dp) return os_fail(path, "reading the opaque directory");
+    fd.release();
+    struct CloseDir {
+      void operator()(DIR* d) const { ::closedir(d); }
+    };
+    std::unique_ptr<DIR, CloseDir> guard(dp);
+    std::vector<std::string> names;
+    while (dirent* de = ::readdir(dp)) {
+      if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+      names.emplace_back(de->d_name);
+    }
+    for (const auto& n : names) {
+      std::string p = prefix.empty() ? n : prefix + "/" + n;
+      if (!layer_paths_.count(p)) {
+        if (detail::remove_at(::dirfd(dp), n.c_str()) != 0) return os_fail(path, "clearing the opaque directory");
+        continue;
+      }
+      struct stat sb {};
+      if (::fstatat(::dirfd(dp), n.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+        UniqueFd sub(::openat(::dirfd(dp), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub.valid()) return os_fail(path, "opening a directory below the opaque one");
+        if (auto st = clear_lower(sub.get(), p, path); !st) return st;
+      }
+    }
+    return {};
+  }
+
+  // A whiteout or opaque marker changes its directory's mtime; the directory
+  // keeps the times it had (unless the layer has an entry for it, applied later).
+  void keep_times(const UniqueFd& dirfd, const std::vector<std::string>& comps, size_t n) {
+    if (n == 0) return;
+    std::vector<std::string> dir(comps.begin(), comps.begin() + static_cast<long>(n));
+    for (const auto& k : kept_times_)
+      if (k.comps == dir) return;
+    struct stat sb {};
+    if (::fstatat(dirfd.get(), "", &sb, AT_EMPTY_PATH) != 0) return;
+    kept_times_.push_back({std::move(dir), {sb.st_atim, sb.st_mtim}});
+  }
+
+  Status finish_dir_times() {
+    for (const auto& k : kept_times_) {
+      auto parent = res_.open_dir(k.comps, k.comps.size() - 1, false);
+      if (parent) (void)::utimensat(parent->get(), k.comps.back().c_str(), k.times, AT_SYMLINK_NOFOLLOW);
+    }
+    for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
+      const auto& comps = it->comps;
+      auto parent = res_.open_dir(comps, comps.size() - 1, false);
+      if (!parent) continue;  // removed later in the layer
+      if (::utimensat(parent->get(), comps.back().c_str(), it->times, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT)
+        return os_fail(detail::join(comps, comps.size()), "setting the times");
+    }
+    return {};
+  }
+
+  struct DirTime {
+    std::vector<std::string> comps;
+    timespec times[2];
+  };
+
+  const RootResolver& res_;
+  const Limits& limits_;
+  ApplyCounters& counters_;
+  RootMeta& root_meta_;
+  bool as_root_;
+  bool warned_nodes_ = false, warned_xattr_ = false;
+  std::string what_;
+  std::unordered_set<std::string> layer_paths_;
+  std::vector<DirTime> dir_times_;
+  std::vector<DirTime> kept_times_;
+};
+
+}  // namespace kina::image

@@ -1,0 +1,419 @@
+// kina-image: pull, import, verify and unpack OCI images (docs/cli.md, "kina-image").
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "export.hpp"
+#include "image.hpp"
+#include "import.hpp"
+#include "kina/audit.hpp"
+#include "kina/cli.hpp"
+#include "kina/clock.hpp"
+#include "kina/record.hpp"
+#include "kina/validate.hpp"
+#include "registry.hpp"
+#include "store.hpp"
+#include "unpack.hpp"
+
+namespace {
+
+using namespace kina;
+using namespace kina::image;
+constexpr std::string_view kTool = "kina-image";
+
+struct Options {
+  std::vector<std::string> argv;
+  std::string store;
+  std::string platform;
+  std::string target;  // REF, DIGEST or PATH
+  std::string tag;
+  std::string rootfs, disk, disk_size;
+  std::string max_bytes;
+  uint64_t max_entries = 0;
+  std::vector<std::string> insecure;
+  std::string out, format = "oci";
+  int jobs = 4;
+  bool verify_diff_ids = false;
+};
+
+Result<Platform> want_platform(const Options& o) {
+  if (o.platform.empty()) return host_platform();
+  return parse_platform(o.platform);
+}
+
+// Runs a mutating command and appends its audit event, whatever the outcome.
+Status audited(const Options& o, std::string_view action, const std::string& target, const std::function<Status()>& fn) {
+  auto start = std::chrono::steady_clock::now();
+  Status st = fn();
+  audit::Event ev;
+  ev.tool = std::string(kTool);
+  ev.action = std::string(action);
+  ev.target = target;
+  ev.args = o.argv;
+  ev.outcome = st ? "ok" : "error";
+  ev.exit_code = st ? 0 : code(st.error().exit);
+  ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  if (auto a = audit::record(ev); !a) warn(kTool, "could not append to the audit log: " + a.error().message());
+  return st;
+}
+
+Status emit(RecordWriter& out, const std::string& rec) { return out.write_line(rec); }
+
+// Stores ref -> image under the lock and prints its Image record.
+Status tag_and_print(const Store& store, RecordWriter& out, const std::string& reference, const Digest& top, const Platform& want) {
+  auto info = load_image(store, top, want);
+  if (!info) return info.error();
+  if (!reference.empty()) {
+    if (auto st = store.tag(reference, IndexEntry{top.str(), info->manifest.str(), info->cfg.platform.str()}); !st) return st;
+    info->reference = reference;
+  }
+  return emit(out, image_record(*info));
+}
+
+// --- import ----------------------------------------------------------------------
+
+Status cmd_import(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  std::string tag;
+  if (!o.tag.empty()) {
+    auto r = parse_reference(o.tag);
+    if (!r) return r.error();
+    tag = r->str();
+  }
+  return audited(o, "import", o.target, [&]() -> Status {
+    auto guard = store->gc_guard(false);
+    if (!guard) return guard.error();
+    struct stat sb {};
+    if (::stat(o.target.c_str(), &sb) != 0)
+      return os_error(fmt::format("importing {}", o.target), errno, errno == ENOENT ? Exit::no_input : Exit::os);
+    auto refs = S_ISDIR(sb.st_mode) ? import_layout_dir(*store, o.target) : import_tar(*store, o.target);
+    if (!refs) return refs.error();
+    if (!tag.empty() && refs->size() != 1)
+      return usage_error(fmt::format("importing {}", o.target), fmt::format("--tag names one image but the archive has {}", refs->size()));
+    RecordWriter out;
+    for (const auto& r : *refs)
+      if (auto st = tag_and_print(*store, out, tag.empty() ? r.reference : tag, r.desc.digest, *want); !st) return st;
+    return {};
+  });
+}
+
+// --- pull ------------------------------------------------------------------------
+
+Status cmd_pull(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  auto ref = parse_reference(o.target);
+  if (!ref) return ref.error();
+  PullOptions po;
+  po.platform = *want;
+  po.insecure = o.insecure;
+  po.jobs = o.jobs;
+  po.verify_diff_ids = o.verify_diff_ids;
+  return audited(o, "pull", ref->str(), [&]() -> Status {
+    auto guard = store->gc_guard(false);
+    if (!guard) return guard.error();
+    auto top = pull_image(*store, *ref, po);
+    if (!top) return top.error();
+    RecordWriter out;
+    return tag_and_print(*store, out, ref->str(), *top, *want);
+  });
+}
+
+// --- list / inspect / rm -------------------------------------------------------------
+
+Status cmd_list(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  auto idx = store->load_index();
+  if (!idx) return idx.error();
+  RecordWriter out;
+  for (const auto& [ref, e] : *idx) {
+    auto top = Digest::parse(e.digest);
+    if (!top) return top.error();
+    Platform p = host_platform();
+    if (!e.platform.empty())
+      if (auto pp = parse_platform(e.platform); pp) p = *pp;
+    auto info = load_image(*store, *top, p);
+    if (!info) {
+      warn(kTool, fmt::format("{}: {}", ref, info.error().message()));
+      continue;
+    }
+    info->reference = ref;
+    if (auto st = emit(out, image_record(*info)); !st) return st;
+  }
+  return {};
+}
+
+Status cmd_inspect(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  auto info = find_image(*store, o.target, *want);
+  if (!info) return info.error();
+  RecordWriter out;
+  return emit(out, image_record(*info));
+}
+
+// Marks every blob reachable from `top`.
+void reachable(const Store& store, const Digest& top, std::set<std::string>& keep, int depth = 0) {
+  keep.insert(top.hex());
+  if (depth > 2) return;
+  auto bytes = store.read_blob(top, kMaxManifestBytes);
+  if (!bytes) return;
+  auto doc = parse_document(*bytes, "gc");
+  if (!doc) return;
+  if (doc->index) {
+    for (const auto& m : doc->manifests)
+      if (store.has_blob(m.digest)) reachable(store, m.digest, keep, depth + 1);
+    return;
+  }
+  keep.insert(doc->config.digest.hex());
+  for (const auto& l : doc->layers) keep.insert(l.digest.hex());
+}
+
+Status cmd_rm(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  return audited(o, "rm", o.target, [&]() -> Status {
+    auto guard = store->gc_guard(true);
+    if (!guard) return guard.error();
+    auto lock = store->lock();
+    if (!lock) return lock.error();
+    auto idx = store->load_index();
+    if (!idx) return idx.error();
+    std::vector<std::string> removed;
+    if (o.target.rfind("sha256:", 0) == 0) {
+      auto d = Digest::parse(o.target);
+      if (!d) return d.error();
+      for (auto it = idx->begin(); it != idx->end();) {
+        if (it->second.digest == d->str() || it->second.manifest == d->str()) {
+          removed.push_back(it->first);
+          it = idx->erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (removed.empty() && !store->has_blob(*d))
+        return make_error(Exit::no_input, fmt::format("removing {}", o.target), "not in the store");
+    } else {
+      auto ref = parse_reference(o.target);
+      if (!ref) return ref.error();
+      if (!idx->erase(ref->str())) return make_error(Exit::no_input, fmt::format("removing {}", ref->str()), "not in the store");
+      removed.push_back(ref->str());
+    }
+    if (auto st = store->save_index(*idx); !st) return st;
+    // Blobs no remaining reference reaches are deleted.
+    std::set<std::string> keep;
+    for (const auto& [r, e] : *idx)
+      if (auto d = Digest::parse(e.digest); d) reachable(*store, *d, keep);
+    size_t deleted = 0;
+    std::error_code ec;
+    for (const auto& ent : fsys::directory_iterator(store->root() / "blobs" / "sha256", ec)) {
+      std::string name = ent.path().filename().string();
+      if (!keep.count(name) && ::unlink(ent.path().c_str()) == 0) ++deleted;
+    }
+    info(kTool, fmt::format("removed {} reference(s), {} blob(s)", removed.size(), deleted));
+    return {};
+  });
+}
+
+// --- unpack ----------------------------------------------------------------------------
+
+Result<Limits> limits_of(const Options& o) {
+  Limits l;
+  if (!o.max_bytes.empty()) {
+    auto b = parse_size(o.max_bytes);
+    if (!b) return b.error();
+    l.max_bytes = *b;
+  }
+  if (o.max_entries) l.max_entries = o.max_entries;
+  return l;
+}
+
+Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, RecordWriter& out) {
+  auto limits = limits_of(o);
+  if (!limits) return limits.error();
+  uint64_t disk_size = 0;
+  if (!o.disk_size.empty()) {
+    auto s = parse_size(o.disk_size);
+    if (!s) return s.error();
+    disk_size = *s;
+  }
+  fsys::path rootfs, private_dir;
+  bool temp_rootfs = false;
+  if (!o.rootfs.empty()) {
+    rootfs = fsys::absolute(o.rootfs);
+  } else if (!o.disk.empty()) {
+    // Only a disk: the tree lives in a private (0700) directory next to it
+    // while mke2fs copies it, then goes.
+    fsys::path d = fsys::absolute(o.disk);
+    if (fsys::exists(d))
+      return make_error(Exit::cant_create, fmt::format("creating disk {}", d.string()), "it already exists");
+    if (auto st = ensure_dir(d.parent_path(), 0700); !st) return st;
+    std::string tmpl = (d.parent_path() / ("." + d.filename().string() + ".kina-rootfs.XXXXXX")).string();
+    if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory next to {}", d.string()), errno, Exit::cant_create);
+    private_dir = tmpl;
+    rootfs = private_dir / "rootfs";
+    temp_rootfs = true;
+  } else {
+    rootfs = store.root() / "rootfs" / img.manifest.hex();
+  }
+  auto r = unpack_rootfs(store, img, rootfs, *limits);
+  if (!r) {
+    if (temp_rootfs) remove_tree(private_dir);
+    return r.error();
+  }
+  std::string disk;
+  if (!o.disk.empty()) {
+    disk = fsys::absolute(o.disk).string();
+    auto st = make_disk(rootfs, disk, disk_size, r->stats);
+    if (temp_rootfs) remove_tree(private_dir);
+    if (!st) return st;
+  }
+  auto w = begin_record("Rootfs");
+  if (!img.reference.empty()) w.field("reference", img.reference);
+  w.field("image", img.digest.str()).field("manifestDigest", img.manifest.str()).field("platform", img.cfg.platform.str());
+  if (!temp_rootfs) w.field("path", rootfs.string());
+  if (!disk.empty()) w.field("disk", disk);
+  w.field("size", static_cast<unsigned long long>(r->stats.bytes)).field("files", static_cast<unsigned long long>(r->stats.files));
+  w.end_object();
+  return out.write_line(w.str());
+}
+
+Status cmd_unpack(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  RecordWriter out;
+  if (!o.target.empty()) {
+    return audited(o, "unpack", o.target, [&]() -> Status {
+      auto img = find_image(*store, o.target, *want);
+      if (!img) return img.error();
+      return unpack_one(o, *store, *img, out);
+    });
+  }
+  if (!stdin_has_records()) return usage_error("unpack", "give REF or DIGEST, or pipe Image records to stdin");
+  RecordReader in(0);
+  size_t images = 0;
+  for (;;) {
+    auto rec = in.next();
+    if (!rec) return rec.error();
+    if (!rec->has_value()) break;
+    const Record& r = **rec;
+    if (r.kind != "Image") {
+      if (auto st = out.forward(r); !st) return st;
+      continue;
+    }
+    if (++images > 1 && (!o.rootfs.empty() || !o.disk.empty()))
+      return usage_error("unpack", "--rootfs and --disk name one output but stdin carries more than one Image");
+    auto md = r.required_string("manifestDigest");
+    if (!md) return md.error();
+    auto d = Digest::parse(*md, "manifestDigest");
+    if (!d) return make_error(Exit::data, fmt::format("record {} (Image)", r.where()), d.error().message());
+    auto ref = r.string_field("reference");
+    if (!ref) return ref.error();
+    if (auto st = out.forward(r); !st) return st;
+    auto st = audited(o, "unpack", *md, [&]() -> Status {
+      auto img = load_image(*store, *d, *want);
+      if (!img) return img.error();
+      if (auto top = r.string_field("digest"); top && *top)
+        if (auto td = Digest::parse(**top); td) img->digest = *td;
+      if (*ref) img->reference = **ref;
+      return unpack_one(o, *store, *img, out);
+    });
+    if (!st) return st;
+  }
+  return {};
+}
+
+// --- export -----------------------------------------------------------------------------
+
+Status cmd_export(const Options& o) {
+  auto store = Store::open(o.store);
+  if (!store) return store.error();
+  if (o.format != "oci" && o.format != "docker")
+    return usage_error(fmt::format("invalid --format {}", shown(o.format)), "expected oci or docker");
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  return audited(o, "export", o.target, [&]() -> Status {
+    auto img = find_image(*store, o.target, *want);
+    if (!img) return img.error();
+    if (auto st = export_image(*store, *img, fsys::absolute(o.out), o.format == "docker"); !st) return st;
+    RecordWriter out;
+    return emit(out, image_record(*img));
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) o.argv.emplace_back(argv[i]);
+  std::function<Status()> action = [] { return usage_error("no command", "see kina-image --help"); };
+  return run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
+    app.description("Pull, import, verify and unpack OCI images into root filesystems (directory or ext4 disk).");
+    app.add_option("--store", o.store, "Image store directory (default $KINA_HOME/images)");
+    auto add_platform = [&](CLI::App* s) {
+      s->add_option("--platform", o.platform, "OS/ARCH[/VARIANT] to select from a multi-platform image (default: this host)");
+    };
+
+    auto* pull = app.add_subcommand("pull", "Pull REF from its registry into the store; prints an Image record");
+    pull->add_option("REF", o.target, "Image reference (docker grammar: alpine, host:5000/a/b:tag, ...@sha256:...)")->required();
+    add_platform(pull);
+    pull->add_option("--insecure-registry", o.insecure, "Allow plain HTTP for this HOST[:PORT] (repeatable)")->allow_extra_args(false);
+    pull->add_option("--jobs", o.jobs, "Layers downloaded concurrently")->check(CLI::Range(1, 16));
+    pull->add_flag("--verify-diffids", o.verify_diff_ids,
+                   "Also decompress every layer now to check its DiffID (unpack always checks it while applying)");
+    pull->callback([&] { action = [&] { return cmd_pull(o); }; });
+
+    auto* imp = app.add_subcommand("import", "Import a docker save archive, an OCI layout directory or an OCI layout tar");
+    imp->add_option("PATH", o.target, "Archive or directory")->required();
+    imp->add_option("--tag", o.tag, "Reference to store the image under (default: the names the archive carries)");
+    add_platform(imp);
+    imp->callback([&] { action = [&] { return cmd_import(o); }; });
+
+    auto* unp = app.add_subcommand("unpack", "Unpack an image into a root directory and/or an ext4 disk; prints Rootfs records");
+    unp->add_option("IMAGE", o.target, "REF or DIGEST (default: every Image record on stdin)");
+    unp->add_option("--rootfs", o.rootfs, "Directory to create (must not exist; default $store/rootfs/<manifest hex>)");
+    unp->add_option("--disk", o.disk, "ext4 image file to create (built with mke2fs -d from the unpacked tree; not yet written straight from the layer streams)");
+    unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: content plus headroom)");
+    unp->add_option("--max-bytes", o.max_bytes, "Cap on uncompressed layer bytes over all layers (default 1 TiB)");
+    unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers (default 4194304)");
+    add_platform(unp);
+    unp->callback([&] { action = [&] { return cmd_unpack(o); }; });
+
+    auto* list = app.add_subcommand("list", "Print an Image record for every reference in the store");
+    list->callback([&] { action = [&] { return cmd_list(o); }; });
+
+    auto* insp = app.add_subcommand("inspect", "Print the Image record of REF or DIGEST");
+    insp->add_option("IMAGE", o.target, "REF or DIGEST")->required();
+    add_platform(insp);
+    insp->callback([&] { action = [&] { return cmd_inspect(o); }; });
+
+    auto* rm = app.add_subcommand("rm", "Remove REF (or every reference to DIGEST) and the blobs nothing else uses");
+    rm->add_option("IMAGE", o.target, "REF or DIGEST")->required();
+    rm->callback([&] { action = [&] { return cmd_rm(o); }; });
+
+    auto* exp = app.add_subcommand("export", "Write REF as an OCI layout tar or a docker save tar (ctr images import reads both)");
+    exp->add_option("IMAGE", o.target, "REF or DIGEST")->required();
+    exp->add_option("--out", o.out, "Archive to create")->required();
+    exp->add_option("--format", o.format, "oci (default) or docker");
+    add_platform(exp);
+    exp->callback([&] { action = [&] { return cmd_export(o); }; });
+
+    return [&action] { return action(); };
+  });
+}

@@ -1,0 +1,674 @@
+// registry.hpp: a registry v2 client on libcurl: manifests with the full Accept
+// list, bearer tokens from the WWW-Authenticate challenge, credentials from
+// ~/.docker/config.json (auths, credHelpers, credsStore), verified and
+// resumable blob downloads, several layers at once.
+#pragma once
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "archive_error.hpp"
+#include "image.hpp"
+#include "import.hpp"
+#include "kina/encoding.hpp"
+#include "kina/home.hpp"
+#include "kina/process.hpp"
+#include "kina_config.hpp"
+#include "manifest.hpp"
+#include "reference.hpp"
+#include "store.hpp"
+
+namespace kina::image {
+
+struct PullOptions {
+  Platform platform;
+  std::vector<std::string> insecure;  // HOST[:PORT] allowed over plain HTTP
+  int jobs = 4;
+  bool verify_diff_ids = false;  // decompress each layer at pull time (unpack always checks)
+};
+
+// Credentials for one registry and where they came from (for messages; the
+// secret itself is never printed).
+struct Credentials {
+  std::string username, password, identity_token;
+  std::string source = "none (anonymous)";
+  bool empty() const { return username.empty() && password.empty() && identity_token.empty(); }
+};
+
+namespace detail {
+
+inline std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The keys config.json may use for a registry host.
+inline std::vector<std::string> auth_keys(const std::string& host) {
+  if (host == kDockerHubRegistry || host == kDockerHubDomain || host == "index.docker.io")
+    return {"https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io", "https://registry-1.docker.io"};
+  return {host, "https://" + host, "http://" + host, "https://" + host + "/", "http://" + host + "/"};
+}
+
+inline Result<Credentials> run_cred_helper(const std::string& helper, const std::string& server) {
+  for (char c : helper)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return make_error(Exit::config, fmt::format("credential helper {}", shown(helper)), "invalid helper name");
+  ProcessSpec spec;
+  spec.argv = {"docker-credential-" + helper, "get"};
+  spec.input = server;
+  spec.timeout = std::chrono::seconds(30);
+  auto r = run_process(spec);
+  std::string src = fmt::format("credential helper docker-credential-{}", helper);
+  if (!r) return make_error(Exit::config, src, r.error().why);
+  if (!r->success()) {
+    // "credentials not found" is an anonymous pull, not an error.
+    if (r->out.find("not found") != std::string::npos || r->err.find("not found") != std::string::npos) {
+      Credentials none;
+      none.source = src + " (no credentials for " + server + ")";
+      return none;
+    }
+    return make_error(Exit::config, src, fmt::format("{}", r->describe()));
+  }
+  simdjson::dom::parser p;
+  simdjson::dom::object o;
+  std::string_view user, secret;
+  if (p.parse(r->out).get(o) != simdjson::SUCCESS || o["Secret"].get(secret) != simdjson::SUCCESS)
+    return make_error(Exit::config, src, "output is not {\"Username\":..., \"Secret\":...}");
+  Credentials c;
+  if (o["Username"].get(user) != simdjson::SUCCESS) user = {};
+  c.username = std::string(user);
+  if (c.username == "<token>") {
+    c.username.clear();
+    c.identity_token = std::string(secret);
+  } else {
+    c.password = std::string(secret);
+  }
+  c.source = src;
+  return c;
+}
+
+}  // namespace detail
+
+// Looks host up in $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+inline Result<Credentials> find_credentials(const std::string& host) {
+  fsys::path file;
+  if (const char* dc = std::getenv("DOCKER_CONFIG"); dc && *dc) {
+    file = fsys::path(dc) / "config.json";
+  } else {
+    auto home = user_home();
+    if (!home) return Credentials{};
+    file = *home / ".docker" / "config.json";
+  }
+  auto data = read_file(file, 4u << 20);
+  if (!data) {
+    if (data.error().exit == Exit::no_input) return Credentials{};
+    return data.error();
+  }
+  simdjson::dom::parser p;
+  simdjson::dom::object root;
+  if (p.parse(*data).get(root) != simdjson::SUCCESS)
+    return make_error(Exit::config, fmt::format("reading {}", file.string()), "not a JSON object");
+  auto keys = detail::auth_keys(host);
+  simdjson::dom::object helpers;
+  if (root["credHelpers"].get(helpers) == simdjson::SUCCESS) {
+    for (const auto& k : keys) {
+      std::string_view h;
+      if (helpers[k].get(h) == simdjson::SUCCESS) return detail::run_cred_helper(std::string(h), k);
+    }
+  }
+  simdjson::dom::object auths;
+  if (root["auths"].get(auths) == simdjson::SUCCESS) {
+    for (const auto& k : keys) {
+      simdjson::dom::object a;
+      if (auths[k].get(a) != simdjson::SUCCESS) continue;
+      Credentials c;
+      c.source = fmt::format("{} auths[{}]", file.string(), json::quote(k));
+      std::string_view s;
+      if (a["auth"].get(s) == simdjson::SUCCESS && !s.empty()) {
+        auto raw = from_base64(s);
+        if (!raw) return make_error(Exit::config, c.source, "\"auth\" is not base64");
+        std::string up(raw->begin(), raw->end());
+        size_t colon = up.find(':');
+        if (colon == std::string::npos) return make_error(Exit::config, c.source, "\"auth\" is not base64 of USER:PASSWORD");
+        c.username = up.substr(0, colon);
+        c.password = up.substr(colon + 1);
+      }
+      if (a["username"].get(s) == simdjson::SUCCESS) c.username = std::string(s);
+      if (a["password"].get(s) == simdjson::SUCCESS) c.password = std::string(s);
+      if (a["identitytoken"].get(s) == simdjson::SUCCESS) c.identity_token = std::string(s);
+      if (!c.empty()) return c;
+    }
+  }
+  std::string_view store;
+  if (root["credsStore"].get(store) == simdjson::SUCCESS && !store.empty())
+    return detail::run_cred_helper(std::string(store), keys.front());
+  return Credentials{};
+}
+
+// One HTTP exchange's outcome.
+struct Response {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lowercase names
+  std::string body;                            // error bodies and small documents
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// Parses `Bearer realm="...",service="...",scope="..."`.
+inline std::map<std::string, std::string> parse_challenge(std::string_view h, std::string& scheme) {
+  std::map<std::string, std::string> out;
+  size_t sp = h.find(' ');
+  scheme = detail::lower(std::string(h.substr(0, sp)));
+  if (sp == std::string_view::npos) return out;
+  size_t i = sp + 1;
+  while (i < h.size()) {
+    while (i < h.size() && (h[i] == ' ' || h[i] == ',')) ++i;
+    size_t eq = h.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string key = detail::lower(std::string(h.substr(i, eq - i)));
+    i = eq + 1;
+    std::string val;
+    if (i < h.size() && h[i] == '"') {
+      ++i;
+      while (i < h.size() && h[i] != '"') {
+        if (h[i] == '\\' && i + 1 < h.size()) ++i;
+        val += h[i++];
+      }
+      ++i;
+    } else {
+      while (i < h.size() && h[i] != ',') val += h[i++];
+    }
+    out[key] = val;
+  }
+  return out;
+}
+
+inline std::string url_host(const std::string& url) {
+  size_t s = url.find("://");
+  if (s == std::string::npos) return {};
+  size_t start = s + 3;
+  size_t end = url.find_first_of("/?#", start);
+  std::string hostport = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (size_t at = hostport.rfind('@'); at != std::string::npos) hostport = hostport.substr(at + 1);
+  return detail::lower(hostport);
+}
+
+class RegistryClient {
+ public:
+  RegistryClient(Reference ref, const PullOptions& opts) : ref_(std::move(ref)), opts_(opts) {
+    host_ = ref_.registry_host();
+    bool insecure = false;
+    for (const auto& h : opts_.insecure)
+      if (detail::lower(h) == detail::lower(host_) || detail::lower(h) == detail::lower(ref_.domain)) insecure = true;
+    scheme_ = insecure ? "http" : "https";
+  }
+
+  std::string base() const { return fmt::format("{}://{}/v2/{}", scheme_, host_, ref_.path); }
+  const std::string& host() const { return host_; }
+
+  // A thread's request: follows redirects itself so that Authorization is only
+  // ever sent to the registry host. `file` receives a 2xx body when given.
+  struct FileSink {
+    std::function<Status(const char*, size_t)> write;
+    uint64_t limit = 0;     // bytes allowed in total (expected size)
+    uint64_t written = 0;   // bytes already present (resume)
+    bool overflow = false;
+  };
+
+  Result<Response> get(const std::string& url, const std::vector<std::string>& headers, FileSink* file = nullptr,
+                       size_t max_body = 4u << 20) {
+    std::string cur = url;
+    for (int hop = 0; hop < 6; ++hop) {
+      bool same_host = url_host(cur) == detail::lower(host_);
+      std::vector<std::string> h = headers;
+      std::string auth = auth_header();
+      if (same_host && !auth.empty()) h.push_back("Authorization: " + auth);
+      auto r = perform(cur, h, file, max_body);
+      if (!r) return r;
+      if (r->status >= 300 && r->status < 400 && r->status != 304) {
+        std::string loc = r->header("location");
+        if (loc.empty()) return make_error(Exit::unavailable, fmt::format("registry {}", host_), "redirect without Location");
+        cur = resolve_location(cur, loc);
+        if (cur.rfind("https://", 0) != 0 && !(scheme_ == "http" && cur.rfind("http://", 0) == 0))
+          return make_error(Exit::policy, fmt::format("registry {}", host_), fmt::format("redirect to a non-HTTPS URL {}", shown(cur)));
+        continue;
+      }
+      if (r->status == 401 && same_host && !tried_auth_.exchange(true)) {
+        if (auto st = authenticate(r->header("www-authenticate")); !st) return st.error();
+        --hop;
+        continue;
+      }
+      return r;
+    }
+    return make_error(Exit::unavailable, fmt::format("registry {}", host_), "too many redirects");
+  }
+
+  Error http_error(const Response& r, const std::string& what) const {
+    if (r.status == 401 || r.status == 403)
+      return make_error(Exit::config, what,
+                        fmt::format("registry {} answered {} (credentials tried: {})", host_, r.status, creds_source_),
+                        fmt::format("check the credentials for {} in ~/.docker/config.json (docker login {})", ref_.domain, ref_.domain));
+    std::string code;
+    simdjson::dom::parser p;
+    simdjson::dom::element e;
+    if (p.parse(r.body).get(e) == simdjson::SUCCESS) {
+      std::string_view c;
+      if (e["errors"].at(0)["code"].get(c) == simdjson::SUCCESS) code = std::string(c);
+    }
+    if (r.status == 404)
+      return make_error(Exit::no_input, what, fmt::format("not found on {}{}", host_, code.empty() ? "" : " (" + code + ")"));
+    return make_error(Exit::unavailable, what, fmt::format("registry {} answered HTTP {}{}", host_, r.status, code.empty() ? "" : " (" + code + ")"));
+  }
+
+  void load_credentials() {
+    auto c = find_credentials(ref_.domain == kDockerHubDomain ? std::string(kDockerHubDomain) : host_);
+    if (c) {
+      creds_ = *c;
+    } else {
+      creds_error_ = c.error();
+    }
+    creds_source_ = c ? creds_.source : c.error().message();
+  }
+
+ private:
+  std::string auth_header() {
+    std::lock_guard<std::mutex> g(mu_);
+    return auth_;
+  }
+
+  static std::string resolve_location(const std::string& from, const std::string& loc) {
+    if (loc.find("://") != std::string::npos) return loc;
+    size_t s = from.find("://");
+    size_t path = from.find('/', s + 3);
+    std::string origin = from.substr(0, path);
+    if (!loc.empty() && loc[0] == '/') return origin + loc;
+    std::string dir = from.substr(0, from.rfind('/') + 1);
+    return dir + loc;
+  }
+
+  Status authenticate(const std::string& challenge) {
+    if (creds_error_) return *creds_error_;
+    std::string scheme;
+    auto params = parse_challenge(challenge, scheme);
+    if (scheme == "basic") {
+      if (creds_.username.empty()) return {};  // the retry will answer 401 naming the source
+      std::string up = creds_.username + ":" + creds_.password;
+      std::lock_guard<std::mutex> g(mu_);
+      auth_ = "Basic " + to_base64(reinterpret_cast<const uint8_t*>(up.data()), up.size());
+      return {};
+    }
+    if (scheme != "bearer" || params["realm"].empty())
+      return make_error(Exit::unavailable, fmt::format("registry {}", host_), fmt::format("unsupported authentication challenge {}", shown(challenge)));
+    std::string realm = params["realm"];
+    if (realm.rfind("https://", 0) != 0 && !(scheme_ == "http" && realm.rfind("http://", 0) == 0))
+      return make_error(Exit::policy, fmt::format("registry {}", host_), fmt::format("token realm {} is not HTTPS", shown(realm)));
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+    auto esc = [&](const std::string& s) {
+      char* e = curl_easy_escape(c.get(), s.c_str(), static_cast<int>(s.size()));
+      std::string r = e ? e : "";
+      curl_free(e);
+      return r;
+    };
+    std::string scope = params.count("scope") ? params["scope"] : fmt::format("repository:{}:pull", ref_.path);
+    std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "scope=" + esc(scope);
+    if (params.count("service")) url += "&service=" + esc(params["service"]);
+    std::vector<std::string> h;
+    if (!creds_.identity_token.empty()) {
+      // An identity token is exchanged for an access token with a refresh grant; keep it simple: send as bearer.
+      h.push_back("Authorization: Bearer " + creds_.identity_token);
+    } else if (!creds_.username.empty()) {
+      std::string up = creds_.username + ":" + creds_.password;
+      h.push_back("Authorization: Basic " + to_base64(reinterpret_cast<const uint8_t*>(up.data()), up.size()));
+    }
+    auto r = perform(url, h, nullptr, 1u << 20);
+    if (!r) return r.error();
+    if (r->status == 401 || r->status == 403)
+      return make_error(Exit::config, fmt::format("getting a token from {}", url_host(realm)),
+                        fmt::format("registry {} token service answered {} (credentials tried: {})", host_, r->status, creds_source_),
+                        fmt::format("check the credentials for {} in ~/.docker/config.json", ref_.domain));
+    if (r->status != 200)
+      return make_error(Exit::unavailable, fmt::format("getting a token from {}", url_host(realm)), fmt::format("HTTP {}", r->status));
+    simdjson::dom::parser p;
+    simdjson::dom::object o;
+    std::string_view tok;
+    if (p.parse(r->body).get(o) != simdjson::SUCCESS ||
+        (o["token"].get(tok) != simdjson::SUCCESS && o["access_token"].get(tok) != simdjson::SUCCESS) || tok.empty())
+      return make_error(Exit::unavailable, fmt::format("getting a token from {}", url_host(realm)), "no token in the answer");
+    std::lock_guard<std::mutex> g(mu_);
+    auth_ = "Bearer " + std::string(tok);
+    return {};
+  }
+
+  struct Transfer {
+    Response* resp;
+    FileSink* file;
+    size_t max_body;
+    bool body_overflow = false;
+    std::string werror;
+  };
+
+  static size_t on_header(char* p, size_t size, size_t n, void* ud) {
+    auto* t = static_cast<Transfer*>(ud);
+    std::string_view line(p, size * n);
+    if (line.rfind("HTTP/", 0) == 0) {
+      t->resp->headers.clear();
+      size_t sp = line.find(' ');
+      if (sp != std::string_view::npos) t->resp->status = std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+      return size * n;
+    }
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      std::string name = detail::lower(std::string(line.substr(0, colon)));
+      std::string_view v = line.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+      t->resp->headers[name] = std::string(v);
+    }
+    return size * n;
+  }
+
+  static size_t on_body(char* p, size_t size, size_t n, void* ud) {
+    auto* t = static_cast<Transfer*>(ud);
+    size_t len = size * n;
+    long st = t->resp->status;
+    if (t->file && (st == 200 || st == 206)) {
+      FileSink& f = *t->file;
+      if (f.written + len > f.limit) {
+        f.overflow = true;
+        return 0;  // abort: larger than the descriptor says
+      }
+      if (auto w = f.write(p, len); !w) {
+        t->werror = w.error().message();
+        return 0;
+      }
+      f.written += len;
+      return len;
+    }
+    if (t->resp->body.size() + len > t->max_body) {
+      t->body_overflow = true;
+      return 0;
+    }
+    t->resp->body.append(p, len);
+    return len;
+  }
+
+  Result<Response> perform(const std::string& url, const std::vector<std::string>& headers, FileSink* file, size_t max_body) {
+    // One handle per thread, reset between requests: its connection cache
+    // keeps the TCP/TLS connection to the registry for the next request.
+    thread_local std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(nullptr, curl_easy_cleanup);
+    if (!c) {
+      c.reset(curl_easy_init());
+      if (!c) throw std::bad_alloc();
+    } else {
+      curl_easy_reset(c.get());
+    }
+    Response resp;
+    Transfer t{&resp, file, max_body, false, {}};
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> guard(list, curl_slist_free_all);
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "kina-image/" KINA_VERSION);
+    curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, &RegistryClient::on_header);
+    curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &RegistryClient::on_body);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c.get(), CURLOPT_BUFFERSIZE, 131072L);
+    if (file && file->written > 0) curl_easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(file->written));
+    CURLcode rc = curl_easy_perform(c.get());
+    if (rc != CURLE_OK) {
+      if (file && file->overflow)
+        return make_error(Exit::data, fmt::format("downloading {}", shown(url)), "larger than the size in its descriptor");
+      if (!t.werror.empty()) return make_error(Exit::io, fmt::format("downloading {}", shown(url)), t.werror);
+      if (t.body_overflow) return make_error(Exit::data, fmt::format("reading {}", shown(url)), fmt::format("answer larger than {} bytes", max_body));
+      bool tls = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
+                 rc == CURLE_SSL_CACERT_BADFILE;
+      return make_error(Exit::unavailable, fmt::format("registry {} unreachable", url_host(url)), curl_easy_strerror(rc),
+                        tls ? fmt::format("a registry serving plain HTTP needs --insecure-registry {}", url_host(url)) : "");
+    }
+    long code = 0;
+    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
+    resp.status = code;
+    return resp;
+  }
+
+  Reference ref_;
+  PullOptions opts_;
+  std::string host_, scheme_;
+  Credentials creds_;
+  std::optional<Error> creds_error_;
+  std::string creds_source_ = "none (anonymous)";
+  std::mutex mu_;
+  std::string auth_;
+  std::atomic<bool> tried_auth_{false};
+};
+
+// Fetches a manifest or index by tag or digest, verifies it and stores it.
+inline Result<std::pair<Digest, Document>> fetch_manifest(RegistryClient& c, const Store& store, const std::string& ref,
+                                                          const std::optional<Digest>& expect, const std::string& what,
+                                                          int64_t expect_size = -1) {
+  auto r = c.get(fmt::format("{}/manifests/{}", c.base(), ref), {"Accept: " + std::string(media::kAccept)}, nullptr, kMaxManifestBytes);
+  if (!r) return r.error();
+  if (r->status == 404) return make_error(Exit::no_input, what, fmt::format("manifest unknown on {} (no such tag or digest)", c.host()));
+  if (r->status != 200) return c.http_error(*r, what);
+  if (expect_size >= 0 && static_cast<int64_t>(r->body.size()) != expect_size)
+    return make_error(Exit::data, what, fmt::format("manifest is {} bytes, its descriptor says {}", r->body.size(), expect_size));
+  Digest got = Digest::of_data(r->body);
+  if (expect && !(got == *expect))
+    return make_error(Exit::data, what, fmt::format("manifest has digest {}, expected {}", got.str(), expect->str()));
+  if (auto dcd = r->header("docker-content-digest"); !dcd.empty() && dcd != got.str())
+    return make_error(Exit::data, what, fmt::format("manifest has digest {} but the registry says {}", got.str(), shown(dcd)));
+  auto doc = parse_document(r->body, what, r->header("content-type"));
+  if (!doc) return doc.error();
+  if (auto d = store.put_blob(r->body); !d) return d.error();
+  return std::pair<Digest, Document>{got, std::move(*doc)};
+}
+
+// Downloads one blob into the store: resumes a partial download with Range,
+// checks size then digest, deletes the partial file on a mismatch.
+inline Status download_blob(RegistryClient& c, const Store& store, const Descriptor& d) {
+  if (store.has_blob(d.digest, d.size)) return {};
+  std::string what = fmt::format("blob {}", d.digest.str());
+  fsys::path partial = store.ingest_path(d.digest);
+  UniqueFd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return os_error(fmt::format("creating {}", partial.string()), errno, Exit::cant_create);
+  // A lock per partial blob: a concurrent pull of the same layer waits.
+  auto lk = FileLock::acquire(partial.string() + ".lock", std::chrono::minutes(30), "kina-image pull");
+  if (!lk) return lk.error();
+  if (store.has_blob(d.digest, d.size)) return {};
+  // Hash what an earlier attempt left, then ask for the rest.
+  Sha256 h;
+  uint64_t have = 0;
+  {
+    std::vector<char> buf(1 << 17);
+    for (;;) {
+      ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      h.update(buf.data(), static_cast<size_t>(n));
+      have += static_cast<uint64_t>(n);
+    }
+  }
+  if (have > static_cast<uint64_t>(d.size)) {
+    ::ftruncate(fd.get(), 0);
+    ::lseek(fd.get(), 0, SEEK_SET);
+    h.reset();
+    have = 0;
+  }
+  ::lseek(fd.get(), 0, SEEK_END);
+  int tries = 0;
+  for (;;) {
+    RegistryClient::FileSink sink;
+    sink.limit = static_cast<uint64_t>(d.size);
+    sink.written = have;
+    sink.write = [&](const char* p, size_t n) -> Status {
+      h.update(p, n);
+      return write_all(fd.get(), std::string_view(p, n), fmt::format("writing {}", partial.string()));
+    };
+    auto r = c.get(fmt::format("{}/blobs/{}", c.base(), d.digest.str()), {}, &sink, 64u << 10);
+    if (!r) {
+      if (r.error().exit == Exit::data) ::unlink(partial.c_str());
+      // A dropped connection keeps what arrived; one immediate retry resumes it.
+      if (r.error().exit == Exit::unavailable && sink.written > have && ++tries < 3) {
+        have = sink.written;
+        continue;
+      }
+      return r.error();
+    }
+    if (r->status == 200 && have > 0) {
+      // The registry ignored Range and sent the whole blob: what we wrote after
+      // the old bytes is a second copy. Start over without Range.
+      ::ftruncate(fd.get(), 0);
+      ::lseek(fd.get(), 0, SEEK_SET);
+      h.reset();
+      have = 0;
+      if (++tries < 3) continue;
+    }
+    if (r->status == 416) {  // our partial is not a prefix the registry knows: start over
+      ::ftruncate(fd.get(), 0);
+      ::lseek(fd.get(), 0, SEEK_SET);
+      h.reset();
+      have = 0;
+      if (++tries < 3) continue;
+    }
+    if (r->status != 200 && r->status != 206) return c.http_error(*r, what);
+    have = sink.written;
+    break;
+  }
+  if (have != static_cast<uint64_t>(d.size)) {
+    ::unlink(partial.c_str());
+    return make_error(Exit::data, what, fmt::format("{} bytes received, the descriptor says {}", have, d.size));
+  }
+  Digest got = Digest::of(h.finish());
+  if (!(got == d.digest)) {
+    ::unlink(partial.c_str());
+    return make_error(Exit::data, what, fmt::format("content has digest {} (partial download deleted)", got.str()));
+  }
+  if (::fsync(fd.get()) != 0) return os_error(fmt::format("syncing {}", partial.string()), errno, Exit::io);
+  fd.reset();
+  auto st = store.commit_file(partial, d.digest);
+  ::unlink((partial.string() + ".lock").c_str());
+  return st;
+}
+
+// The digest of a layer blob after decompression (gzip, zstd or none).
+inline Result<Digest> diff_id_of(const fsys::path& blob, const std::string& what) {
+  std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_zstd(a.get());
+  archive_read_support_filter_none(a.get());
+  archive_read_support_format_raw(a.get());
+  archive_read_support_format_empty(a.get());
+  auto bad = [&] { return make_error(Exit::data, what, fmt::format("cannot decompress: {}", archive_error(a.get()))); };
+  if (archive_read_open_filename(a.get(), blob.c_str(), 1 << 17) != ARCHIVE_OK) return bad();
+  Sha256 h;
+  archive_entry* e = nullptr;
+  int r = archive_read_next_header(a.get(), &e);
+  if (r == ARCHIVE_EOF) return Digest::of(h.finish());
+  if (r != ARCHIVE_OK) return bad();
+  std::vector<char> buf(1 << 17);
+  for (;;) {
+    la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+    if (n < 0) return bad();
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+  }
+  return Digest::of(h.finish());
+}
+
+// Pulls ref: manifest (and index), config, layers (concurrently, skipping
+// those already stored). Returns the digest the reference resolved to.
+inline Result<Digest> pull_image(const Store& store, const Reference& ref, const PullOptions& opts) {
+  static std::once_flag curl_once;
+  std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  RegistryClient c(ref, opts);
+  c.load_credentials();
+  std::string what = fmt::format("pulling {}", ref.str());
+  std::optional<Digest> pinned;
+  if (!ref.digest.empty()) pinned = *Digest::parse(ref.digest);
+  auto top = fetch_manifest(c, store, ref.manifest_ref(), pinned, what);
+  if (!top) return top.error();
+  Document doc = std::move(top->second);
+  for (int depth = 0; doc.index; ++depth) {
+    if (depth >= 2) return make_error(Exit::data, what, "indexes nested too deeply");
+    auto sel = select_platform(doc, opts.platform, what);
+    if (!sel) return sel.error();
+    auto m = fetch_manifest(c, store, sel->digest.str(), sel->digest, fmt::format("{}: manifest {}", what, sel->digest.str()),
+                            sel->size);
+    if (!m) return m.error();
+    doc = std::move(m->second);
+  }
+  if (doc.config.size > static_cast<int64_t>(kMaxConfigBytes))
+    return make_error(Exit::data, what, "config larger than 8 MiB");
+  if (auto st = download_blob(c, store, doc.config); !st) return st.error();
+  auto cfg_bytes = store.read_blob(doc.config.digest, kMaxConfigBytes);
+  if (!cfg_bytes) return cfg_bytes.error();
+  auto cfg = parse_config(*cfg_bytes, fmt::format("{}: config {}", what, doc.config.digest.str()));
+  if (!cfg) return cfg.error();
+  if (cfg->diff_ids.size() != doc.layers.size())
+    return make_error(Exit::data, what, fmt::format("{} layers but the config lists {} diff_ids", doc.layers.size(), cfg->diff_ids.size()));
+  // Layers: a small pool of threads, each with its own connection.
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (;;) {
+      size_t i = next.fetch_add(1);
+      if (i >= doc.layers.size()) return;
+      {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (first_error) return;
+      }
+      Status st = download_blob(c, store, doc.layers[i]);
+      if (st && opts.verify_diff_ids) {
+        // DiffID: the uncompressed stream must be what the config says.
+        auto id = diff_id_of(store.blob_path(doc.layers[i].digest), fmt::format("layer {}", doc.layers[i].digest.str()));
+        if (!id) {
+          st = id.error();
+        } else if (!(*id == cfg->diff_ids[i])) {
+          st = make_error(Exit::data, fmt::format("layer {}", doc.layers[i].digest.str()),
+                          fmt::format("uncompressed content has digest {} but the config says DiffID {}", id->str(),
+                                      cfg->diff_ids[i].str()));
+        }
+      }
+      if (!st) {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (!first_error) first_error = st.error();
+        return;
+      }
+    }
+  };
+  size_t n = std::min<size_t>(static_cast<size_t>(std::max(1, opts.jobs)), std::max<size_t>(1, doc.layers.size()));
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < n; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (first_error) return *first_error;
+  return top->first;
+}
+
+}  // namespace kina::image

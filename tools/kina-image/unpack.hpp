@@ -1,0 +1,168 @@
+// unpack.hpp: turns an image of the store into a root directory (applied into
+// a private temporary directory, renamed at the end) and optionally an ext4 disk.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "image.hpp"
+#include "kina/fs.hpp"
+#include "kina/process.hpp"
+#include "layer.hpp"
+
+namespace kina::image {
+
+struct TreeStats {
+  uint64_t files = 0;  // every entry but the root
+  uint64_t bytes = 0;  // apparent size of regular files (each inode once)
+};
+
+inline void tree_stats(int dirfd, TreeStats& st, std::unordered_set<uint64_t>& seen) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return;
+  }
+  while (dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+    struct stat sb {};
+    if (::fstatat(::dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    ++st.files;
+    if (S_ISREG(sb.st_mode) && seen.insert(static_cast<uint64_t>(sb.st_ino)).second) st.bytes += static_cast<uint64_t>(sb.st_size);
+    if (S_ISDIR(sb.st_mode)) {
+      int sub = ::openat(::dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) {
+        tree_stats(sub, st, seen);
+        ::close(sub);
+      }
+    }
+  }
+  ::closedir(d);
+}
+
+// Removes a directory tree we created (never following symlinks).
+inline void remove_tree(const fsys::path& p) {
+  UniqueFd parent(::open(p.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (parent.valid()) (void)detail::remove_at(parent.get(), p.filename().c_str());
+}
+
+// Applies the image's layers in order on `root_fd`, checking each layer's
+// digest and DiffID. Used by unpack and by the layer fuzzer.
+inline Status apply_layers(const Store& store, const ImageInfo& img, int root_fd, const Limits& limits, RootMeta& meta) {
+  RootResolver res(root_fd);
+  ApplyCounters counters;
+  LayerApplier applier(res, limits, counters, meta);
+  for (const auto& l : img.layers) {
+    UniqueFd fd(::open(store.blob_path(l.desc.digest).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid())
+      return make_error(errno == ENOENT ? Exit::no_input : Exit::os, fmt::format("layer {}", l.desc.digest.str()),
+                        errno == ENOENT ? "not in the store" : std::strerror(errno), "pull or import the image again");
+    auto h = applier.apply(fd.get(), l.desc.digest.str());
+    if (!h) return h.error();
+    if (!(h->compressed == l.desc.digest))
+      return make_error(Exit::data, fmt::format("layer {}", l.desc.digest.str()),
+                        fmt::format("content has digest {} (corrupt store)", h->compressed.str()));
+    if (!(h->diff_id == l.diff_id))
+      return make_error(Exit::data, fmt::format("layer {}", l.desc.digest.str()),
+                        fmt::format("uncompressed content has digest {} but the config says DiffID {}", h->diff_id.str(),
+                                    l.diff_id.str()));
+  }
+  return {};
+}
+
+struct UnpackResult {
+  TreeStats stats;
+};
+
+// Unpacks into `out` (which must not exist): a 0700 temporary sibling is
+// filled, given the root entry's metadata, then renamed into place.
+inline Result<UnpackResult> unpack_rootfs(const Store& store, const ImageInfo& img, const fsys::path& out, const Limits& limits) {
+  struct stat sb {};
+  if (::lstat(out.c_str(), &sb) == 0)
+    return make_error(Exit::cant_create, fmt::format("unpacking into {}", out.string()), "it already exists",
+                      "remove it or choose another --rootfs");
+  fsys::path parent = out.parent_path();
+  if (parent.empty()) parent = ".";
+  if (auto st = ensure_dir(parent, 0700); !st) return st.error();
+  std::string tmpl = (parent / ("." + out.filename().string() + ".kina-tmp.XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory next to {}", out.string()), errno, Exit::cant_create);
+  fsys::path tmp = tmpl;  // mkdtemp makes it 0700: nothing inside is reachable by others meanwhile
+  auto fail = [&](Error e) {
+    remove_tree(tmp);
+    return e;
+  };
+  UniqueFd root(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return fail(os_error(fmt::format("opening {}", tmp.string())));
+  RootMeta meta;
+  if (auto st = apply_layers(store, img, root.get(), limits, meta); !st) return fail(st.error());
+  UnpackResult r;
+  std::unordered_set<uint64_t> seen;
+  tree_stats(root.get(), r.stats, seen);
+  if (::geteuid() == 0 && meta.seen && ::fchown(root.get(), meta.uid, meta.gid) != 0)
+    return fail(os_error("setting the owner of the root"));
+  if (::fchmod(root.get(), meta.seen ? meta.mode : 0755) != 0) return fail(os_error("setting the mode of the root"));
+  if (meta.seen) {
+    timespec t[2] = {meta.mtime, meta.mtime};
+    (void)::futimens(root.get(), t);
+  }
+  if (::rename(tmp.c_str(), out.c_str()) != 0)
+    return fail(os_error(fmt::format("renaming into {}", out.string()), errno, Exit::cant_create));
+  if (auto st = fsync_dir(parent); !st) return st.error();
+  return r;
+}
+
+// An ext4 image of a finished root directory: mke2fs -d keeps owners, modes,
+// xattrs, hardlinks and device nodes; e2fsck -fn must find it clean.
+inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64_t size_bytes, const TreeStats& st) {
+  struct stat sb {};
+  if (::lstat(disk.c_str(), &sb) == 0)
+    return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), "it already exists");
+  if (size_bytes == 0) {
+    // Content plus headroom: 30% + 64 MiB, and room for the inodes.
+    uint64_t want = st.bytes + st.bytes * 3 / 10 + (64ull << 20) + st.files * 512;
+    size_bytes = (want + (1u << 20) - 1) & ~((1ull << 20) - 1);
+  }
+  fsys::path parent = disk.parent_path().empty() ? fsys::path(".") : disk.parent_path();
+  std::string tmp = (parent / ("." + disk.filename().string() + ".kina-tmp")).string();
+  ::unlink(tmp.c_str());
+  ProcessSpec mk;
+  uint64_t inodes = st.files + 16384;
+  mk.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", std::to_string(inodes), "-E", "root_owner=0:0", "-d", rootfs.string(), tmp,
+             std::to_string(size_bytes / 1024) + "k"};
+  mk.env = build_env({"PATH"}, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin", "E2FSPROGS_FAKE_TIME="});
+  auto r = run_process(mk);
+  if (!r) return r.error();
+  if (!r->success()) {
+    ::unlink(tmp.c_str());
+    return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()),
+                      fmt::format("mke2fs {}: {}", r->describe(), kina::detail::one_line(r->err.substr(0, 400))),
+                      "give a larger --disk-size");
+  }
+  ProcessSpec ck;
+  ck.argv = {"e2fsck", "-fn", tmp};
+  ck.env = mk.env;
+  auto c = run_process(ck);
+  if (!c) return c.error();
+  if (!c->success()) {
+    ::unlink(tmp.c_str());
+    return make_error(Exit::internal, fmt::format("checking disk {}", disk.string()),
+                      fmt::format("e2fsck -fn {}: {}", c->describe(), kina::detail::one_line(c->out.substr(0, 400))));
+  }
+  ::chmod(tmp.c_str(), 0600);
+  if (::rename(tmp.c_str(), disk.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return os_error(fmt::format("renaming into {}", disk.string()), errno, Exit::cant_create);
+  }
+  return fsync_dir(parent);
+}
+
+}  // namespace kina::image
