@@ -1,0 +1,157 @@
+# vm-basics: kernel, boot (TCG, busybox root), exec (status, signals, stdin,
+# env, workdir, user, 4 at once), cp both ways, ls/inspect/logs, stop, rm.
+source "$KINA_CLI_LIB"
+source "$KINA_VM_TESTLIB"
+
+fetch_kernel
+expect_exit 0 kina-vm kernel
+assert_eq "$(jq_field "$OUT" .version)" "$KERNEL_VERSION" "kernel record"
+assert_eq "$(jq_field "$OUT" .kind)" "Kernel"
+ok "kernel $KERNEL_VERSION"
+
+make_rootfs "$TEST_TMP/rootfs"
+mkdir -p "$TEST_TMP/share" "$TEST_TMP/ro"
+echo "from the host" > "$TEST_TMP/share/h.txt"
+echo "read only" > "$TEST_TMP/ro/r.txt"
+boot_vm n1 --rootfs "$TEST_TMP/rootfs" --env GREETING=hello --cpus 2 --memory 384Mi \
+  --mount "$TEST_TMP/share:/mnt/share" --mount "$TEST_TMP/ro:/mnt/ro:ro" -- "${IDLE[@]}"
+assert_eq "$(jq_field "$OUT" .kind)" "Machine"
+assert_eq "$(jq_field "$OUT" .state)" "running"
+assert_eq "$(jq_field "$OUT" .cpus)" "2"
+assert_eq "$(jq_field "$OUT" .memoryMiB)" "384"
+DIR=$(jq_field "$OUT" .dir)
+ok "boot"
+
+expect_exit 0 kina-vm exec n1 -- uname -r
+assert_eq "$OUT" "$KERNEL_VERSION" "uname -r in the guest"
+expect_exit 0 kina-vm exec n1 -- hostname
+assert_eq "$OUT" "n1" "hostname"
+expect_exit 0 kina-vm exec n1 -- nproc
+assert_eq "$OUT" "2" "nproc"
+expect_exit 0 kina-vm exec n1 -- sh -c 'cat /proc/1/environ | tr "\0" "\n" | grep GREETING'
+assert_eq "$OUT" "GREETING=hello" "workload env"
+expect_exit 0 kina-vm exec n1 -- sh -c 'ls /lib/modules/$(uname -r)/kernel >/dev/null && grep -c . /lib/modules/$(uname -r)/modules.dep'
+[ "$OUT" -gt 100 ] || fail "modules.dep in the guest has $OUT lines"
+expect_exit 0 kina-vm exec n1 -- sh -c 'ip route | grep default'
+assert_contains "$OUT" "default via 10.0.2.2"
+ok "guest: kernel, hostname, cpus, env, modules, route"
+
+# --mount: virtiofs shares, one read-write, one read-only.
+assert_eq "$(jq_field "$(kina-vm inspect n1)" '.mounts | join(" ")')" "$TEST_TMP/share:/mnt/share $TEST_TMP/ro:/mnt/ro:ro"
+expect_exit 0 kina-vm exec n1 -- sh -c 'cat /mnt/share/h.txt /mnt/ro/r.txt; echo from the guest > /mnt/share/g.txt'
+assert_eq "$OUT" "$(printf 'from the host\nread only')"
+assert_eq "$(cat "$TEST_TMP/share/g.txt")" "from the guest"
+expect_exit 1 kina-vm exec n1 -- sh -c 'echo x > /mnt/ro/x'
+assert_contains "$ERR" "Read-only file system"
+[ ! -e "$TEST_TMP/ro/x" ] || fail "a write through the :ro mount reached the host"
+ok "--mount rw and ro"
+
+# The guest clock came from the host.
+expect_exit 0 kina-vm exec n1 -- date +%s
+host_now=$(date +%s)
+[ $((host_now - OUT)) -lt 30 ] && [ $((OUT - host_now)) -lt 30 ] || fail "guest clock $OUT vs host $host_now"
+
+expect_exit 7 kina-vm exec n1 -- sh -c 'echo out; echo err >&2; exit 7'
+assert_eq "$OUT" "out"
+assert_eq "$ERR" "err"
+expect_exit 137 kina-vm exec n1 -- sh -c 'kill -KILL $$'
+expect_exit 127 kina-vm exec n1 -- /no/such/program
+assert_contains "$ERR" "No such file or directory"
+ok "exit status, stderr, 128+signal, 127"
+
+# A signal to the exec client reaches the command.
+kina-vm exec n1 -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.1; done' > "$TEST_TMP/sig.out" &
+cpid=$!
+for _ in $(seq 100); do grep -q ready "$TEST_TMP/sig.out" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$cpid"
+rc=0; wait "$cpid" || rc=$?
+assert_eq "$rc" "42" "status after SIGTERM to the client"
+ok "signals pass through"
+
+expect_exit 0 sh -c 'printf "line1\nline2\n" | kina-vm exec -i n1 -- sh -c "wc -l"'
+assert_eq "$(echo $OUT)" "2" "stdin lines"
+expect_exit 0 kina-vm exec -e FOO=bar -w /tmp n1 -- sh -c 'echo $FOO $(pwd)'
+assert_eq "$OUT" "bar /tmp"
+expect_exit 0 kina-vm exec -u user n1 -- sh -c 'id -u; pwd'
+assert_eq "$(echo $OUT)" "1000 /home/user"
+expect_exit 0 kina-vm exec -u 1234:55 n1 -- sh -c 'id -u; id -g'
+assert_eq "$(echo $OUT)" "1234 55"
+expect_exit 126 kina-vm exec -u nosuchuser n1 -- true
+assert_contains "$ERR" "unknown user nosuchuser"
+# 5 MB through stdin and back through stdout, byte for byte.
+head -c 5000000 /dev/urandom > "$TEST_TMP/r5"
+kina-vm exec -i n1 -- cat < "$TEST_TMP/r5" > "$TEST_TMP/r5.back"
+cmp "$TEST_TMP/r5" "$TEST_TMP/r5.back" || fail "5 MB stdin/stdout round trip differs"
+ok "stdin, env, workdir, user, 5 MB round trip"
+
+# -t: a terminal in the guest (the client's stdin is not one here).
+expect_exit 0 kina-vm exec -t n1 -- sh -c 'test -t 0 && test -t 1 && echo tty'
+assert_contains "$OUT" "tty"
+
+# Four concurrent sessions, each with its own output and status.
+for i in 1 2 3 4; do
+  kina-vm exec n1 -- sh -c "sleep 1; echo session$i; exit $i" > "$TEST_TMP/c$i.out" &
+  eval "p$i=\$!"
+done
+for i in 1 2 3 4; do
+  rc=0; eval "wait \$p$i" || rc=$?
+  assert_eq "$rc" "$i" "concurrent exec $i status"
+  assert_eq "$(cat "$TEST_TMP/c$i.out")" "session$i"
+done
+ok "4 concurrent execs"
+
+# cp in and out: a tree with modes, owners, a symlink and a binary file.
+mkdir -p "$TEST_TMP/src/sub"
+echo one > "$TEST_TMP/src/a.txt"
+head -c 200000 /dev/urandom > "$TEST_TMP/src/sub/blob"
+chmod 0751 "$TEST_TMP/src/sub"; chmod 0640 "$TEST_TMP/src/a.txt"
+chown 1234:99 "$TEST_TMP/src/a.txt"
+ln -s a.txt "$TEST_TMP/src/link"
+expect_exit 0 kina-vm cp "$TEST_TMP/src" n1:/tmp
+expect_exit 0 kina-vm exec n1 -- stat -c '%a %u %g %s' /tmp/src/a.txt /tmp/src/sub /tmp/src/sub/blob
+assert_eq "$(echo $OUT)" "640 1234 99 4 751 0 0 4096 644 0 0 200000"
+expect_exit 0 kina-vm exec n1 -- readlink /tmp/src/link
+assert_eq "$OUT" "a.txt"
+mkdir "$TEST_TMP/back"
+expect_exit 0 kina-vm cp n1:/tmp/src "$TEST_TMP/back"
+cmp "$TEST_TMP/src/sub/blob" "$TEST_TMP/back/src/sub/blob" || fail "blob differs after the round trip"
+assert_eq "$(stat -c '%a %u %g' "$TEST_TMP/back/src/a.txt")" "640 1234 99"
+assert_eq "$(readlink "$TEST_TMP/back/src/link")" "a.txt"
+expect_exit 0 kina-vm cp n1:/etc/passwd "$TEST_TMP/passwd.copy"
+assert_contains "$(cat "$TEST_TMP/passwd.copy")" "user:x:1000"
+expect_exit 66 kina-vm cp n1:/no/such/file "$TEST_TMP/x"
+assert_contains "$ERR" "No such file or directory"
+[ ! -e "$TEST_TMP/x" ] || fail "a failed cp left a file"
+expect_exit 64 kina-vm cp "$TEST_TMP/src" "$TEST_TMP/elsewhere"
+ok "cp both ways"
+
+expect_exit 0 kina-vm ls
+assert_eq "$(jq_field "$OUT" .name)" "n1"
+expect_exit 0 kina-vm inspect n1
+assert_eq "$(jq_field "$OUT" .state)" "running"
+expect_exit 0 kina-vm logs n1
+assert_contains "$OUT" "kina-init: starting /bin/sh"
+expect_exit 66 kina-vm inspect nosuch
+ok "ls, inspect, logs"
+
+expect_exit 0 kina-vm stop n1
+assert_eq "$(jq_field "$OUT" .state)" "exited"
+assert_eq "$(jq_field "$OUT" .reason)" "stopped"
+assert_eq "$(leftovers)" "" "processes after stop"
+assert_eq "$(ps -eo args | grep -F "source=$TEST_TMP" | grep -v grep || true)" "" "virtiofsd after stop"
+expect_exit 69 kina-vm exec n1 -- true
+assert_contains "$ERR" "not running"
+expect_exit 0 timeout 10 kina-vm logs -f n1
+assert_contains "$OUT" "reboot: Power down"
+expect_exit 0 kina-vm rm n1
+[ ! -e "$DIR" ] || fail "rm left $DIR"
+expect_exit 0 kina-vm ls
+assert_eq "$OUT" ""
+ok "stop, rm"
+
+# Every mutating command left an audit event.
+expect_exit 0 kina-audit show --tool kina-vm --format json
+for action in kernel boot exec cp stop rm; do
+  assert_contains "$OUT" "\"action\":\"$action\"" "audit log"
+done
+ok "audit events"

@@ -1,0 +1,320 @@
+// client.hpp: the host side of exec and cp: talks to a machine's supervisor on
+// ctl.sock with the agent protocol (docs/agent.md).
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kina/error.hpp"
+#include "kina/fs.hpp"
+#include "machine.hpp"
+#include "wire.hpp"
+
+namespace kina::vm {
+
+class AgentConnection {
+ public:
+  static Result<AgentConnection> open(const fsys::path& dir, const std::string& name) {
+    auto fd = connect_unix(dir, file::ctl_sock);
+    if (!fd) {
+      Error e = fd.error();
+      e.what = fmt::format("machine {} is not running", name);
+      e.hint = fmt::format("see: kina-vm ls; kina-vm logs {}", name);
+      return e;
+    }
+    AgentConnection c;
+    c.fd_ = std::move(*fd);
+    c.name_ = name;
+    return c;
+  }
+
+  Status send(wire::Type t, std::string_view payload = {}) {
+    if (!wire::write_fully(fd_.get(), wire::encode(t, 0, payload)))
+      return os_error(fmt::format("talking to machine {}", name_), errno, Exit::unavailable);
+    return {};
+  }
+
+  // The next frame; nullopt when the supervisor closed the connection.
+  Result<std::optional<wire::Frame>> next(int timeout_ms = -1) {
+    for (;;) {
+      if (auto f = in_.next()) return std::optional<wire::Frame>{std::move(*f)};
+      if (in_.bad()) return make_error(Exit::data, fmt::format("talking to machine {}", name_), "malformed frame");
+      if (timeout_ms >= 0) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        int r = ::poll(&p, 1, timeout_ms);
+        if (r == 0) return make_error(Exit::temp_fail, fmt::format("talking to machine {}", name_), "no answer in time");
+      }
+      if (auto st = fill(); !st) return st.error();
+      if (eof_) return std::optional<wire::Frame>{};
+    }
+  }
+
+  Status fill() {
+    char buf[65536];
+    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) return {};
+      return os_error(fmt::format("talking to machine {}", name_), errno, Exit::unavailable);
+    }
+    if (n == 0) eof_ = true;
+    in_.append(buf, static_cast<size_t>(n));
+    return {};
+  }
+  std::optional<wire::Frame> buffered() { return in_.next(); }
+  bool eof() const { return eof_; }
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+  wire::FrameBuffer in_;
+  bool eof_ = false;
+};
+
+inline Error session_error(const std::string& name, const wire::Frame& f) {
+  wire::Decoder d(f.payload);
+  std::string msg = d.str();
+  if (f.type == wire::Type::not_ready)
+    return make_error(Exit::unavailable, fmt::format("machine {}", name), msg, fmt::format("see: kina-vm logs {}", name));
+  return make_error(Exit::unavailable, fmt::format("machine {}", name), msg);
+}
+
+// Restores the terminal on every path out of a tty session.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd) : fd_(fd) {
+    if (::tcgetattr(fd, &saved_) != 0) return;
+    termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(fd, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
+  }
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+
+ private:
+  int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+// Runs a command in the guest, streaming stdio; the exit status ends up in *status.
+inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool interactive, int* status) {
+  bool local_tty = req.tty && ::isatty(0);
+  if (local_tty) {
+    winsize ws{};
+    if (::ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row) req.rows = ws.ws_row, req.cols = ws.ws_col;
+  }
+  if (auto st = conn.send(wire::Type::exec, req.encode()); !st) return st;
+  if (!interactive)
+    if (auto st = conn.send(wire::Type::stdin_close); !st) return st;
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&mask, s);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  std::optional<RawTerminal> raw;
+  if (local_tty) raw.emplace(0);
+
+  bool stdin_open = interactive;
+  std::vector<char> buf(wire::kChunk);
+  for (;;) {
+    while (auto f = conn.buffered()) {
+      switch (f->type) {
+        case wire::Type::stdout_data:
+          if (auto st = write_all(1, f->payload, "writing stdout"); !st) return st;
+          break;
+        case wire::Type::stderr_data:
+          if (auto st = write_all(2, f->payload, "writing stderr"); !st) return st;
+          break;
+        case wire::Type::exit: {
+          wire::Decoder d(f->payload);
+          *status = d.i32();
+          return {};
+        }
+        case wire::Type::error:
+        case wire::Type::not_ready: return session_error(conn.name(), *f);
+        default: break;
+      }
+    }
+    if (conn.eof())
+      return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed before the command ended");
+    pollfd fds[3] = {{conn.fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0 && errno != EINTR) return os_error("poll");
+    if (fds[0].revents) {
+      if (auto st = conn.fill(); !st) return st;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si;
+      if (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGWINCH) {
+          winsize ws{};
+          if (::ioctl(0, TIOCGWINSZ, &ws) == 0)
+            (void)conn.send(wire::Type::resize, wire::Encoder().u16(ws.ws_row).u16(ws.ws_col).take());
+        } else {
+          (void)conn.send(wire::Type::signal, wire::Encoder().u32(si.ssi_signo).take());
+        }
+      }
+    }
+    if (stdin_open && fds[2].revents) {
+      ssize_t n = ::read(0, buf.data(), buf.size());
+      if (n > 0) {
+        if (auto st = conn.send(wire::Type::stdin_data, std::string_view(buf.data(), static_cast<size_t>(n))); !st)
+          return st;
+      } else if (n == 0 || errno != EINTR) {
+        stdin_open = false;
+        if (auto st = conn.send(wire::Type::stdin_close); !st) return st;
+      }
+    }
+  }
+}
+
+// --- cp ------------------------------------------------------------------------------------
+
+inline Status send_local_tree(AgentConnection& conn, const fsys::path& abs, const std::string& rel) {
+  struct stat st {};
+  if (::lstat(abs.c_str(), &st) != 0) return os_error(fmt::format("reading {}", abs.string()), errno, Exit::no_input);
+  wire::Entry e;
+  e.mode = st.st_mode & 07777;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.path = rel;
+  if (S_ISDIR(st.st_mode)) {
+    e.kind = wire::Entry::dir;
+    if (auto s = conn.send(wire::Type::entry, e.encode()); !s) return s;
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& de : fsys::directory_iterator(abs, ec)) names.push_back(de.path().filename().string());
+    if (ec) return os_error(fmt::format("reading {}", abs.string()), ec.value(), Exit::io);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names)
+      if (auto s = send_local_tree(conn, abs / n, rel.empty() ? n : rel + "/" + n); !s) return s;
+    return {};
+  }
+  if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    auto target = fsys::read_symlink(abs, ec);
+    if (ec) return os_error(fmt::format("reading {}", abs.string()), ec.value(), Exit::io);
+    e.kind = wire::Entry::symlink;
+    e.link = target.string();
+    return conn.send(wire::Type::entry, e.encode());
+  }
+  if (!S_ISREG(st.st_mode)) return {};
+  UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return os_error(fmt::format("reading {}", abs.string()), errno, Exit::no_input);
+  e.kind = wire::Entry::file;
+  e.size = static_cast<uint64_t>(st.st_size);
+  if (auto s = conn.send(wire::Type::entry, e.encode()); !s) return s;
+  std::string buf(wire::kChunk, '\0');
+  uint64_t left = e.size;
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf.data(), std::min<uint64_t>(left, buf.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error(Exit::io, fmt::format("reading {}", abs.string()), "file shrank while being read");
+    if (auto s = conn.send(wire::Type::data, std::string_view(buf.data(), static_cast<size_t>(n))); !s) return s;
+    left -= static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::string& dst) {
+  struct stat st {};
+  if (::lstat(src.c_str(), &st) != 0) return os_error(fmt::format("cp: {}", src.string()), errno, Exit::no_input);
+  std::string base = fsys::absolute(src).lexically_normal().filename().string();
+  if (base.empty()) base = fsys::absolute(src).lexically_normal().parent_path().filename().string();
+  if (auto s = conn.send(wire::Type::put, wire::Encoder().str(dst).str(base).take()); !s) return s;
+  if (auto s = send_local_tree(conn, src, ""); !s) return s;
+  if (auto s = conn.send(wire::Type::end); !s) return s;
+  for (;;) {
+    auto f = conn.next();
+    if (!f) return f.error();
+    if (!f->has_value())
+      return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed during cp");
+    if ((*f)->type == wire::Type::exit) return {};
+    if ((*f)->type == wire::Type::error || (*f)->type == wire::Type::not_ready) {
+      Error e = session_error(conn.name(), **f);
+      e.exit = Exit::cant_create;
+      e.what = fmt::format("cp into {}:{}", conn.name(), dst);
+      return e;
+    }
+  }
+}
+
+inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst) {
+  fsys::path root = dst;
+  std::error_code ec;
+  std::string base = fsys::path(src).lexically_normal().filename().string();
+  if (fsys::is_directory(dst, ec) && !base.empty()) root = dst / base;
+  if (auto s = conn.send(wire::Type::get, wire::Encoder().str(src).take()); !s) return s;
+  UniqueFd cur;
+  uint64_t remaining = 0;
+  std::vector<std::pair<fsys::path, wire::Entry>> dirs;
+  bool root_user = ::geteuid() == 0;
+  auto fail = [&](const fsys::path& p, int err) { return os_error(fmt::format("cp: writing {}", p.string()), err, Exit::cant_create); };
+  for (;;) {
+    auto f = conn.next();
+    if (!f) return f.error();
+    if (!f->has_value())
+      return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed during cp");
+    const wire::Frame& fr = **f;
+    if (fr.type == wire::Type::error || fr.type == wire::Type::not_ready) {
+      Error e = session_error(conn.name(), fr);
+      e.exit = Exit::no_input;
+      e.what = fmt::format("cp from {}:{}", conn.name(), src);
+      return e;
+    }
+    if (fr.type == wire::Type::entry) {
+      cur.reset();
+      auto e = wire::Entry::decode(fr.payload);
+      if (!e || !wire::safe_relative(e->path))
+        return make_error(Exit::data, fmt::format("cp from {}:{}", conn.name(), src), "malformed entry from the guest");
+      fsys::path p = e->path.empty() ? root : root / e->path;
+      if (e->kind == wire::Entry::dir) {
+        struct stat st {};
+        if ((::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) && ::mkdir(p.c_str(), 0700) != 0) return fail(p, errno);
+        dirs.emplace_back(p, *e);
+      } else if (e->kind == wire::Entry::symlink) {
+        ::unlink(p.c_str());
+        if (::symlink(e->link.c_str(), p.c_str()) != 0) return fail(p, errno);
+        if (root_user) (void)!::lchown(p.c_str(), e->uid, e->gid);
+      } else {
+        ::unlink(p.c_str());
+        cur.reset(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!cur.valid()) return fail(p, errno);
+        if (root_user && ::fchown(cur.get(), e->uid, e->gid) != 0) return fail(p, errno);
+        if (::fchmod(cur.get(), e->mode & 07777) != 0) return fail(p, errno);
+        remaining = e->size;
+      }
+    } else if (fr.type == wire::Type::data) {
+      if (!cur.valid() || fr.payload.size() > remaining)
+        return make_error(Exit::data, fmt::format("cp from {}:{}", conn.name(), src), "unexpected data from the guest");
+      if (auto s = write_all(cur.get(), fr.payload, "cp"); !s) return s;
+      remaining -= fr.payload.size();
+    } else if (fr.type == wire::Type::end) {
+      cur.reset();
+      for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+        if (root_user && ::chown(it->first.c_str(), it->second.uid, it->second.gid) != 0) return fail(it->first, errno);
+        if (::chmod(it->first.c_str(), it->second.mode & 07777) != 0) return fail(it->first, errno);
+      }
+      return {};
+    }
+  }
+}
+
+}  // namespace kina::vm

@@ -1,0 +1,459 @@
+// kernel.hpp: the guest kernel (fetched from Debian's archive or given), the
+// module dependency order read from each .ko's modinfo, the read-only modules
+// disk, and the initramfs kina builds around kina-init (newc cpio, libarchive).
+#pragma once
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <elf.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kina/diag.hpp"
+#include "kina/error.hpp"
+#include "kina/fs.hpp"
+#include "kina/home.hpp"
+#include "kina/lock.hpp"
+#include "kina/process.hpp"
+#include "kina/record.hpp"
+#include "kina/validate.hpp"
+
+namespace kina::vm {
+
+namespace fsys = std::filesystem;
+
+struct Kernel {
+  std::string version;
+  fsys::path path;     // the bzImage
+  fsys::path modules;  // lib/modules/<version>
+  std::string source;  // "debian:<package> <version>" or "local"
+
+  std::string record() const {
+    auto w = begin_record("Kernel");
+    w.field("name", version).field("version", version).field("path", path.string()).field("modules", modules.string());
+    w.field("source", source);
+    w.end_object();
+    return w.take();
+  }
+};
+
+inline Result<fsys::path> kernel_root() { return kina_subdir("kernel"); }
+
+// The kernel that `kina-vm kernel` registered last.
+inline Result<Kernel> load_kernel() {
+  auto root = kernel_root();
+  if (!root) return root.error();
+  auto text = read_file(*root / "kernel.json", 1 << 16);
+  if (!text) {
+    if (text.error().exit == Exit::no_input)
+      return make_error(Exit::no_input, "no kernel", fmt::format("{} does not exist", (*root / "kernel.json").string()),
+                        "get one with: kina-vm kernel --fetch (or --kernel PATH --modules DIR)");
+    return text.error();
+  }
+  auto reader = RecordReader::from_string(*text, (*root / "kernel.json").string());
+  auto rec = reader.next();
+  if (!rec) return rec.error();
+  if (!rec->has_value() || (**rec).kind != "Kernel")
+    return make_error(Exit::data, (*root / "kernel.json").string(), "not a Kernel record");
+  const Record& r = **rec;
+  Kernel k;
+  for (auto [key, dst] : {std::pair{"version", &k.version}, {"source", &k.source}}) {
+    auto v = r.required_string(key);
+    if (!v) return v.error();
+    *dst = *v;
+  }
+  auto p = r.required_string("path");
+  if (!p) return p.error();
+  k.path = *p;
+  auto m = r.required_string("modules");
+  if (!m) return m.error();
+  k.modules = *m;
+  if (!fsys::is_regular_file(k.path))
+    return make_error(Exit::no_input, "kernel", fmt::format("{} does not exist", k.path.string()),
+                      "get one with: kina-vm kernel --fetch");
+  return k;
+}
+
+inline Status save_kernel(const Kernel& k) {
+  auto root = kernel_root();
+  if (!root) return root.error();
+  return write_file_atomic(*root / "kernel.json", k.record() + "\n", 0644);
+}
+
+// --- modinfo ---------------------------------------------------------------------------
+
+// The bytes of a module, decompressed when it is .ko.xz / .ko.zst / .ko.gz.
+inline Result<std::string> read_module(const fsys::path& p) {
+  std::string name = p.filename().string();
+  auto ends = [&](std::string_view s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  std::vector<std::string> argv;
+  if (ends(".ko.xz")) argv = {"xz", "-dc", p.string()};
+  else if (ends(".ko.zst")) argv = {"zstd", "-dcq", p.string()};
+  else if (ends(".ko.gz")) argv = {"gzip", "-dc", p.string()};
+  else return read_file(p, 64u << 20);
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.max_output = 64u << 20;
+  spec.timeout = std::chrono::seconds(60);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success())
+    return make_error(Exit::data, fmt::format("decompressing {}", p.string()), r->describe() + ": " + r->err);
+  return std::move(r->out);
+}
+
+// The "depends=" list from the .modinfo section of an ELF64 module.
+inline Result<std::vector<std::string>> module_depends(std::string_view elf, const std::string& what) {
+  auto bad = [&](std::string why) { return make_error(Exit::data, fmt::format("reading module {}", what), why); };
+  if (elf.size() < sizeof(Elf64_Ehdr) || elf.substr(0, 4) != std::string_view(ELFMAG, 4) || elf[EI_CLASS] != ELFCLASS64)
+    return bad("not an ELF64 file");
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, elf.data(), sizeof eh);
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > elf.size() ||
+      (elf.size() - eh.e_shoff) / sizeof(Elf64_Shdr) < eh.e_shnum || eh.e_shstrndx >= eh.e_shnum)
+    return bad("bad section table");
+  auto shdr = [&](size_t i) {
+    Elf64_Shdr s;
+    std::memcpy(&s, elf.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof s);
+    return s;
+  };
+  Elf64_Shdr strtab = shdr(eh.e_shstrndx);
+  if (strtab.sh_offset > elf.size() || strtab.sh_size > elf.size() - strtab.sh_offset) return bad("bad string table");
+  std::string_view names = elf.substr(strtab.sh_offset, strtab.sh_size);
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr s = shdr(i);
+    if (s.sh_name >= names.size()) continue;
+    std::string_view n = names.substr(s.sh_name);
+    n = n.substr(0, n.find('\0'));
+    if (n != ".modinfo") continue;
+    if (s.sh_offset > elf.size() || s.sh_size > elf.size() - s.sh_offset) return bad("bad .modinfo section");
+    std::string_view info = elf.substr(s.sh_offset, s.sh_size);
+    std::vector<std::string> deps;
+    size_t pos = 0;
+    while (pos < info.size()) {
+      size_t end = info.find('\0', pos);
+      if (end == std::string_view::npos) end = info.size();
+      std::string_view kv = info.substr(pos, end - pos);
+      pos = end + 1;
+      if (kv.rfind("depends=", 0) != 0) continue;
+      kv.remove_prefix(8);
+      size_t p = 0;
+      while (p < kv.size()) {
+        size_t c = kv.find(',', p);
+        if (c == std::string_view::npos) c = kv.size();
+        if (c > p) deps.emplace_back(kv.substr(p, c - p));
+        p = c + 1;
+      }
+    }
+    return deps;
+  }
+  return bad("no .modinfo section");
+}
+
+// Module names compare with '-' and '_' equal (the kernel's rule).
+inline std::string module_key(std::string_view name) {
+  std::string k(name.substr(0, name.find(".ko")));
+  std::replace(k.begin(), k.end(), '-', '_');
+  return k;
+}
+
+// Every module file under DIR by key.
+inline std::map<std::string, fsys::path> index_modules(const fsys::path& dir) {
+  std::map<std::string, fsys::path> out;
+  std::error_code ec;
+  for (auto it = fsys::recursive_directory_iterator(dir, ec); !ec && it != fsys::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string n = it->path().filename().string();
+    if (n.find(".ko") == std::string::npos) continue;
+    out.emplace(module_key(n), it->path());
+  }
+  return out;
+}
+
+struct Module {
+  std::string key;
+  fsys::path path;
+  std::string data;  // decompressed
+};
+
+// WANTED and everything they depend on, dependencies first. Modules absent
+// from the tree are taken to be built in.
+inline Result<std::vector<Module>> resolve_modules(const fsys::path& dir, const std::vector<std::string>& wanted) {
+  auto index = index_modules(dir);
+  std::vector<Module> order;
+  std::set<std::string> done, visiting;
+  std::function<Status(const std::string&)> visit = [&](const std::string& name) -> Status {
+    std::string key = module_key(name);
+    if (done.count(key)) return {};
+    if (visiting.count(key)) return make_error(Exit::data, "resolving modules", "dependency cycle at " + key);
+    auto it = index.find(key);
+    if (it == index.end()) return {};
+    visiting.insert(key);
+    auto data = read_module(it->second);
+    if (!data) return data.error();
+    auto deps = module_depends(*data, it->second.string());
+    if (!deps) return deps.error();
+    for (const auto& d : *deps)
+      if (auto st = visit(d); !st) return st;
+    visiting.erase(key);
+    done.insert(key);
+    order.push_back(Module{key, it->second, std::move(*data)});
+    return {};
+  };
+  for (const auto& w : wanted)
+    if (auto st = visit(w); !st) return st.error();
+  return order;
+}
+
+// What the guest needs before its root is mounted.
+inline const std::vector<std::string>& boot_modules() {
+  static const std::vector<std::string> m = {"virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio-rng"};
+  return m;
+}
+
+// --- initramfs -----------------------------------------------------------------------------
+
+class CpioWriter {
+ public:
+  explicit CpioWriter(const fsys::path& out) : path_(out) {
+    a_ = archive_write_new();
+    archive_write_set_format_cpio_newc(a_);
+    archive_write_add_filter_none(a_);
+    ok_ = archive_write_open_filename(a_, out.c_str()) == ARCHIVE_OK;
+  }
+  ~CpioWriter() {
+    if (a_) archive_write_free(a_);
+  }
+  CpioWriter(const CpioWriter&) = delete;
+  CpioWriter& operator=(const CpioWriter&) = delete;
+
+  void dir(const std::string& name) { add(name, AE_IFDIR | 0755, {}); }
+  void file(const std::string& name, std::string_view data, mode_t mode = 0644) { add(name, AE_IFREG | mode, data); }
+  void chardev(const std::string& name, unsigned maj, unsigned min) { add(name, AE_IFCHR | 0600, {}, makedev(maj, min)); }
+
+  Status close() {
+    if (ok_ && archive_write_close(a_) != ARCHIVE_OK) ok_ = false;
+    if (!ok_) return make_error(Exit::cant_create, fmt::format("writing {}", path_.string()), error_);
+    return {};
+  }
+
+ private:
+  void add(const std::string& name, unsigned mode, std::string_view data, dev_t rdev = 0) {
+    if (!ok_) return;
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_mode(e, mode);
+    archive_entry_set_uid(e, 0);
+    archive_entry_set_gid(e, 0);
+    archive_entry_set_nlink(e, (mode & AE_IFMT) == AE_IFDIR ? 2 : 1);
+    archive_entry_set_mtime(e, 0, 0);
+    if (rdev) archive_entry_set_rdev(e, rdev);
+    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
+    if (archive_write_header(a_, e) != ARCHIVE_OK ||
+        (!data.empty() && archive_write_data(a_, data.data(), data.size()) != static_cast<la_ssize_t>(data.size()))) {
+      ok_ = false;
+      error_ = archive_error_string(a_) ? archive_error_string(a_) : "libarchive error";
+    }
+    archive_entry_free(e);
+  }
+  fsys::path path_;
+  archive* a_ = nullptr;
+  bool ok_ = false;
+  std::string error_ = "cannot open";
+};
+
+// The initramfs: /init (kina-init), /kina.conf, /modules/order + the modules.
+inline Status build_initramfs(const fsys::path& out, const fsys::path& init_binary, const std::vector<Module>& modules,
+                              const std::string& config) {
+  auto init = read_file(init_binary, 64u << 20);
+  if (!init) return init.error();
+  CpioWriter w(out);
+  for (const char* d : {"dev", "proc", "sys", "newroot", "modules", "run", "tmp"}) w.dir(d);
+  w.chardev("dev/console", 5, 1);
+  w.file("init", *init, 0755);
+  w.file("kina.conf", config);
+  std::string order;
+  for (const auto& m : modules) {
+    w.file("modules/" + m.key + ".ko", m.data);
+    order += m.key + ".ko\n";
+  }
+  w.file("modules/order", order);
+  return w.close();
+}
+
+// --- disks ---------------------------------------------------------------------------------
+
+inline Result<uint64_t> tree_bytes(const fsys::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fsys::recursive_directory_iterator(dir, fsys::directory_options::none, ec);
+       !ec && it != fsys::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512 + 4096;
+  }
+  if (ec) return os_error(fmt::format("reading {}", dir.string()), ec.value(), Exit::no_input);
+  return total;
+}
+
+// An ext4 image of DIR (owners, modes kept) at OUT, written to a temp file
+// and renamed, so a crash never leaves a half-built disk under the final name.
+inline Status make_ext4(const fsys::path& dir, const fsys::path& out, uint64_t extra_bytes, const std::string& label) {
+  auto used = tree_bytes(dir);
+  if (!used) return used.error();
+  uint64_t size = (*used + *used / 4 + extra_bytes + (64u << 20)) / (1u << 20) * (1u << 20);
+  fsys::path tmp = out.string() + fmt::format(".tmp-{}", ::getpid());
+  ProcessSpec spec;
+  spec.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", dir.string(), tmp.string(),
+               fmt::format("{}k", size / 1024)};
+  spec.timeout = std::chrono::minutes(10);
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return os_error(fmt::format("creating {}", tmp.string()), errno, Exit::cant_create);
+  }
+  auto r = run_process(spec);
+  if (!r || !r->success()) {
+    std::error_code ec;
+    fsys::remove(tmp, ec);
+    if (!r) return r.error();
+    return make_error(Exit::cant_create, fmt::format("building an ext4 disk from {}", dir.string()),
+                      fmt::format("mke2fs {}: {}", r->describe(), detail::one_line(r->err)));
+  }
+  if (::rename(tmp.c_str(), out.c_str()) != 0) {
+    int e = errno;
+    std::error_code ec;
+    fsys::remove(tmp, ec);
+    return os_error(fmt::format("renaming {}", tmp.string()), e, Exit::cant_create);
+  }
+  return {};
+}
+
+// The modules disk of a kernel, built once (under the kernel lock).
+inline Result<fsys::path> modules_disk(const Kernel& k) {
+  auto root = kernel_root();
+  if (!root) return root.error();
+  fsys::path dir = *root / k.version;
+  if (auto st = ensure_dir(dir, 0755); !st) return st.error();
+  fsys::path disk = dir / "modules.ext4";
+  auto lock = FileLock::acquire(dir / "lock", std::chrono::minutes(5), "kina-vm modules disk");
+  if (!lock) return lock.error();
+  if (fsys::exists(disk)) return disk;
+  if (!fsys::is_directory(k.modules))
+    return make_error(Exit::no_input, "kernel modules", fmt::format("{} is not a directory", k.modules.string()));
+  if (auto st = make_ext4(k.modules, disk, 0, "kina-modules"); !st) return st.error();
+  return disk;
+}
+
+// --- fetching --------------------------------------------------------------------------
+
+inline Result<ProcessResult> run_checked(ProcessSpec spec, const std::string& what) {
+  if (spec.timeout.count() == 0) spec.timeout = std::chrono::minutes(10);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success())
+    return make_error(Exit::unavailable, what, fmt::format("{} {}: {}", spec.argv[0], r->describe(), detail::one_line(r->err.substr(0, 400))));
+  return r;
+}
+
+// `apt-get download` of the versioned package behind linux-image-cloud-amd64
+// (kept in $KINA_KERNEL_CACHE when set, so tests download once), unpacked
+// with `dpkg-deb -x` into $KINA_HOME/kernel/<version>/. Nothing is installed.
+inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-amd64") {
+  if (which("apt-cache").empty() || which("apt-get").empty() || which("dpkg-deb").empty())
+    return make_error(Exit::unavailable, "fetching a kernel", "apt-get, apt-cache and dpkg-deb are needed (Debian/Ubuntu)",
+                      "or give one: kina-vm kernel --kernel PATH --modules DIR");
+  auto root = kernel_root();
+  if (!root) return root.error();
+  auto lock = FileLock::acquire(*root / "lock", std::chrono::minutes(10), "kina-vm kernel --fetch");
+  if (!lock) return lock.error();
+  ProcessSpec deps;
+  deps.argv = {"apt-cache", "depends", meta};
+  auto d = run_checked(deps, "looking up " + meta);
+  if (!d) return d.error();
+  std::string pkg;
+  for (size_t pos = 0; pos < d->out.size();) {
+    size_t nl = d->out.find('\n', pos);
+    if (nl == std::string::npos) nl = d->out.size();
+    std::string line = d->out.substr(pos, nl - pos);
+    pos = nl + 1;
+    auto at = line.find("Depends: linux-image-");
+    if (at != std::string::npos && pkg.empty()) pkg = line.substr(at + 9);
+  }
+  if (pkg.empty() || pkg.find('/') != std::string::npos)
+    return make_error(Exit::unavailable, "fetching a kernel", fmt::format("{} depends on no linux-image package", meta),
+                      "run apt-get update");
+  std::string version = pkg.substr(std::string("linux-image-").size());
+  if (version.empty() || version.find_first_of("/ ") != std::string::npos || version == "..")
+    return make_error(Exit::data, "fetching a kernel", "unexpected package name " + shown(pkg));
+  fsys::path dest = *root / version;
+  Kernel k{version, dest / "vmlinuz", dest / "lib" / "modules" / version, "debian:" + pkg};
+  if (fsys::is_regular_file(k.path) && fsys::is_directory(k.modules)) return k;
+
+  fsys::path cache;
+  if (const char* c = std::getenv("KINA_KERNEL_CACHE"); c && *c) cache = c;
+  else cache = *root / "debs";
+  if (auto st = ensure_dir(cache, 0755); !st) return st.error();
+  auto find_deb = [&]() -> fsys::path {
+    std::error_code ec;
+    for (const auto& e : fsys::directory_iterator(cache, ec))
+      if (e.path().filename().string().rfind(pkg + "_", 0) == 0 && e.path().extension() == ".deb") return e.path();
+    return {};
+  };
+  fsys::path deb = find_deb();
+  if (deb.empty()) {
+    auto clock = FileLock::acquire(cache / ".lock", std::chrono::minutes(10), "kina-vm kernel --fetch");
+    if (!clock) return clock.error();
+    deb = find_deb();
+    if (deb.empty()) {
+      fsys::path tmp = cache / fmt::format(".download-{}", ::getpid());
+      std::error_code ec;
+      fsys::remove_all(tmp, ec);
+      if (auto st = ensure_dir(tmp, 0755); !st) return st.error();
+      ProcessSpec dl;
+      dl.argv = {"apt-get", "download", "-q", pkg};
+      dl.cwd = tmp.string();
+      auto r = run_checked(dl, "downloading " + pkg);
+      if (r) {
+        for (const auto& e : fsys::directory_iterator(tmp, ec))
+          if (e.path().extension() == ".deb") deb = cache / e.path().filename();
+        if (!deb.empty()) fsys::rename(tmp / deb.filename(), deb, ec);
+      }
+      fsys::remove_all(tmp, ec);
+      if (!r) return r.error();
+      if (deb.empty() || ec) return make_error(Exit::unavailable, "downloading " + pkg, "apt-get wrote no .deb");
+    }
+  }
+  fsys::path tmp = *root / fmt::format(".unpack-{}", ::getpid());
+  std::error_code ec;
+  fsys::remove_all(tmp, ec);
+  auto cleanup = [&] { fsys::remove_all(tmp, ec); };
+  ProcessSpec x;
+  x.argv = {"dpkg-deb", "-x", deb.string(), tmp.string()};
+  if (auto r = run_checked(x, "unpacking " + deb.string()); !r) return cleanup(), r.error();
+  fsys::rename(tmp / "boot" / ("vmlinuz-" + version), tmp / "vmlinuz", ec);
+  if (ec) return cleanup(), make_error(Exit::data, "unpacking " + deb.string(), "no boot/vmlinuz-" + version + " inside");
+  fsys::remove_all(tmp / "usr", ec);
+  if (!which("depmod").empty()) {
+    ProcessSpec dm;
+    dm.argv = {"depmod", "-b", tmp.string(), version};
+    if (auto r = run_checked(dm, "depmod"); !r) return cleanup(), r.error();
+  }
+  fsys::remove_all(dest, ec);
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+    int e = errno;
+    cleanup();
+    return os_error("installing the kernel into " + dest.string(), e, Exit::cant_create);
+  }
+  return k;
+}
+
+}  // namespace kina::vm

@@ -1,0 +1,158 @@
+// network.hpp: a cluster's L2 segment (a vde_switch daemon) and the host-side
+// allocation of static addresses on it, serialised by the network's lock.
+#pragma once
+
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "kina/error.hpp"
+#include "kina/fs.hpp"
+#include "kina/lock.hpp"
+#include "kina/process.hpp"
+#include "kina/record.hpp"
+#include "kina/validate.hpp"
+#include "machine.hpp"
+
+namespace kina::vm {
+
+inline constexpr std::string_view kDefaultSubnet = "10.213.0.0/24";
+
+struct Network {
+  std::string name, cluster;
+  Cidr subnet;
+  fsys::path dir;
+
+  fsys::path switch_dir() const { return dir / "switch"; }
+  std::string gateway() const { return host_address(1); }
+  std::string host_address(uint32_t n) const {
+    uint32_t base = (static_cast<uint32_t>(subnet.network.bytes[0]) << 24) | (subnet.network.bytes[1] << 16) |
+                    (subnet.network.bytes[2] << 8) | subnet.network.bytes[3];
+    uint32_t a = base + n;
+    return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+  }
+  uint32_t capacity() const { return subnet.prefix >= 31 ? 0 : (1u << (32 - subnet.prefix)) - 2; }
+
+  std::string record(std::string_view state) const {
+    auto w = begin_record("Network");
+    w.field("name", name).field("cluster", cluster).field("backend", "qemu").field("subnet", subnet.str());
+    w.field("gateway", gateway()).field("switch", switch_dir().string()).field("state", state);
+    w.end_object();
+    return w.take();
+  }
+};
+
+inline Result<fsys::path> network_dir(const std::string& cluster, const std::string& name) {
+  if (auto st = validate_name("network name", name); !st) return st.error();
+  auto c = cluster_dir(cluster);
+  if (!c) return c.error();
+  return *c / "networks" / name;
+}
+
+inline Result<Network> load_network(const std::string& cluster, const std::string& name) {
+  auto dir = network_dir(cluster, name);
+  if (!dir) return dir.error();
+  auto text = read_file(*dir / "network.json", 1 << 16);
+  if (!text) {
+    if (text.error().exit == Exit::no_input)
+      return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
+                        fmt::format("create it with: kina-vm network create {} --cluster {}", name, cluster));
+    return text.error();
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string_view subnet;
+  if (parser.parse(*text).get(root) != simdjson::SUCCESS || root["subnet"].get(subnet) != simdjson::SUCCESS)
+    return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
+  auto cidr = parse_cidr(subnet);
+  if (!cidr) return cidr.error();
+  return Network{name, cluster, *cidr, *dir};
+}
+
+inline bool switch_running(const Network& n) {
+  auto pid = read_pid(n.dir / "switch.pid");
+  return pid && process_matches(*pid, "vde_switch");
+}
+
+// leases: "ADDRESS MACHINE" lines.
+inline std::map<std::string, std::string> read_leases(const Network& n) {
+  std::map<std::string, std::string> out;
+  auto t = read_file(n.dir / "leases", 1 << 20);
+  if (!t) return out;
+  size_t pos = 0;
+  while (pos < t->size()) {
+    size_t nl = t->find('\n', pos);
+    if (nl == std::string::npos) nl = t->size();
+    std::string line = t->substr(pos, nl - pos);
+    pos = nl + 1;
+    auto sp = line.find(' ');
+    if (sp != std::string::npos) out[line.substr(0, sp)] = line.substr(sp + 1);
+  }
+  return out;
+}
+
+inline Status write_leases(const Network& n, const std::map<std::string, std::string>& leases) {
+  std::string text;
+  for (const auto& [ip, m] : leases) text += ip + " " + m + "\n";
+  return write_file_atomic(n.dir / "leases", text, 0644);
+}
+
+inline Result<FileLock> lock_network(const Network& n) {
+  return FileLock::acquire(n.dir / "lock", std::chrono::seconds(30), "kina-vm network");
+}
+
+inline Result<std::string> allocate_ip(const Network& n, const std::string& machine) {
+  auto lock = lock_network(n);
+  if (!lock) return lock.error();
+  auto leases = read_leases(n);
+  for (uint32_t i = 2; i <= n.capacity(); ++i) {
+    std::string ip = n.host_address(i);
+    if (leases.count(ip)) continue;
+    leases[ip] = machine;
+    if (auto st = write_leases(n, leases); !st) return st.error();
+    return ip;
+  }
+  return make_error(Exit::temp_fail, fmt::format("network {}", n.name), fmt::format("no free address left in {}", n.subnet.str()));
+}
+
+inline void release_ip(const Network& n, const std::string& machine) {
+  auto lock = lock_network(n);
+  if (!lock) return;
+  auto leases = read_leases(n);
+  for (auto it = leases.begin(); it != leases.end();) it = it->second == machine ? leases.erase(it) : std::next(it);
+  (void)write_leases(n, leases);
+}
+
+inline Status start_switch(const Network& n) {
+  ProcessSpec spec;
+  // Relative paths from the network directory keep the socket paths short.
+  spec.argv = {"vde_switch", "--sock", "switch", "--daemon", "--pidfile", (n.dir / "switch.pid").string()};
+  spec.cwd = n.dir.string();
+  spec.timeout = std::chrono::seconds(20);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success())
+    return make_error(Exit::unavailable, fmt::format("starting vde_switch for network {}", n.name),
+                      fmt::format("{}: {}", r->describe(), detail::one_line(r->err)), "install vde2");
+  for (int i = 0; i < 100 && !(fsys::exists(n.switch_dir() / "ctl") && switch_running(n)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!switch_running(n))
+    return make_error(Exit::unavailable, fmt::format("starting vde_switch for network {}", n.name), "it did not stay up");
+  return {};
+}
+
+inline void stop_switch(const Network& n) {
+  auto pid = read_pid(n.dir / "switch.pid");
+  if (!pid || !process_matches(*pid, "vde_switch")) return;
+  ::kill(*pid, SIGTERM);
+  for (int i = 0; i < 50 && process_matches(*pid, "vde_switch"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (process_matches(*pid, "vde_switch")) ::kill(*pid, SIGKILL);
+}
+
+}  // namespace kina::vm

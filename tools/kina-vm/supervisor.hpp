@@ -1,0 +1,400 @@
+// supervisor.hpp: one per VM, started detached by `boot`. Launches QEMU (QMP
+// socket for control), owns the agent's virtio-serial channel, serves many
+// exec/cp clients on ctl.sock by giving each its own agent session, and
+// records how QEMU ended in exit.json. It runs inside the machine directory.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "kina/clock.hpp"
+#include "kina/fs.hpp"
+#include "machine.hpp"
+#include "wire.hpp"
+
+namespace kina::vm {
+
+namespace detail_sup {
+
+inline int listen_unix(const char* name) {
+  ::unlink(name);
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, name, sizeof sa.sun_path - 1);
+  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(s, 64) != 0) return -1;
+  ::chmod(name, 0600);
+  return s;
+}
+
+inline int connect_rel(const char* name) {
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, name, sizeof sa.sun_path - 1);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+// Asks QEMU to quit over QMP; false when QMP does not answer.
+inline bool qmp_quit() {
+  int s = connect_rel(file::qmp_sock);
+  if (s < 0) return false;
+  timeval tv{1, 0};
+  ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  bool ok = ::read(s, buf, sizeof buf) > 0;  // greeting
+  ok = ok && wire::write_fully(s, "{\"execute\":\"qmp_capabilities\"}\n") && ::read(s, buf, sizeof buf) > 0;
+  // Wait for the answer: QEMU drops a command whose client already left.
+  ok = ok && wire::write_fully(s, "{\"execute\":\"quit\"}\n") && ::read(s, buf, sizeof buf) > 0;
+  ::close(s);
+  return ok;
+}
+
+}  // namespace detail_sup
+
+class Supervisor {
+ public:
+  int run(const fsys::path& dir) {
+    if (::chdir(dir.c_str()) != 0) return 71;
+    auto spec = Spec::load(".");
+    if (!spec) {
+      log("cannot read machine.json: " + spec.error().message());
+      return 65;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, s);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    sfd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    listen_ = detail_sup::listen_unix(file::ctl_sock);
+    if (listen_ < 0) {
+      log(std::string("cannot listen on ctl.sock: ") + std::strerror(errno));
+      return 71;
+    }
+    for (size_t i = 0; i < spec->mounts.size(); ++i) {
+      auto m = parse_mount(spec->mounts[i]);
+      if (!m || !start_virtiofsd(spec->virtiofsd, i, m->host)) return 71;
+    }
+    if (!start_qemu(spec->qemu_argv)) return 71;
+    loop();
+    return 0;
+  }
+
+ private:
+  struct Client {
+    int fd = -1;
+    wire::FrameBuffer in;
+    std::string out;
+    uint32_t session = 0;
+    bool close_after_flush = false;
+  };
+
+  void log(const std::string& msg) {
+    std::string line = fmt::format("{} kina-vm supervisor: {}\n", format_utc_ms(now_ms()), msg);
+    (void)!::write(2, line.data(), line.size());
+  }
+
+  // One virtiofsd per --mount, serving vfsN.sock; QEMU connects at start-up.
+  bool start_virtiofsd(const std::string& path, size_t i, const std::string& dir) {
+    std::string sock = fmt::format("vfs{}.sock", i);
+    ::unlink(sock.c_str());
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() == 1) ::_exit(127);
+      int null = ::open("/dev/null", O_RDONLY);
+      int out = ::open("virtiofsd.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
+      std::string sp = "--socket-path=" + sock, src = "source=" + dir;
+      const char* argv[] = {path.c_str(), sp.c_str(), "-o", src.c_str(), "-o", "cache=auto", "-o", "sandbox=chroot", nullptr};
+      ::execv(path.c_str(), const_cast<char**>(argv));
+      ::_exit(127);
+    }
+    for (int t = 0; t < 500; ++t) {
+      if (fsys::exists(sock)) {
+        log(fmt::format("started virtiofsd for {}, pid {}", dir, pid));
+        return true;
+      }
+      if (::waitpid(pid, nullptr, WNOHANG) == pid) break;
+      ::usleep(10000);
+    }
+    log(fmt::format("virtiofsd for {} did not start (see virtiofsd.log)", dir));
+    return false;
+  }
+
+  bool start_qemu(const std::vector<std::string>& argv) {
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::signal(SIGPIPE, SIG_DFL);
+      // QEMU never outlives its supervisor, whatever kills the supervisor.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() == 1) ::_exit(127);
+      int null = ::open("/dev/null", O_RDONLY);
+      int out = ::open(file::qemu_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
+      std::vector<char*> a;
+      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      ::execvp(a[0], a.data());
+      ::_exit(127);
+    }
+    qemu_ = pid;
+    (void)write_file_atomic(file::qemu_pid, fmt::format("{}\n", pid), 0644);
+    log(fmt::format("started QEMU, pid {}", pid));
+    return true;
+  }
+
+  void queue_client(Client& c, wire::Type t, std::string_view payload) { c.out += wire::encode(t, 0, payload); }
+  void queue_agent(wire::Type t, uint32_t session, std::string_view payload) {
+    if (agent_ >= 0) agent_out_ += wire::encode(t, session, payload);
+  }
+
+  void drop_client(int fd) {
+    auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    if (it->second.session) {
+      // The client went away mid-session: end what it started.
+      sessions_.erase(it->second.session);
+      queue_agent(wire::Type::stdin_close, it->second.session, {});
+      queue_agent(wire::Type::signal, it->second.session, wire::Encoder().u32(SIGKILL).take());
+    }
+    ::close(fd);
+    clients_.erase(it);
+  }
+
+  void on_client_frame(Client& c, const wire::Frame& f) {
+    using wire::Type;
+    switch (f.type) {
+      case Type::ping:
+        if (ready_) queue_client(c, Type::hello, wire::Encoder().str(release_).str(hostname_).take());
+        else queue_client(c, Type::not_ready, wire::Encoder().str("the guest agent has not answered yet").take());
+        return;
+      case Type::poweroff:
+        if (ready_) {
+          stopping_ = true;  // a requested poweroff: its exit reads "stopped"
+          queue_agent(Type::poweroff, 0, {});
+        }
+        else queue_client(c, Type::not_ready, wire::Encoder().str("the guest agent has not answered yet").take());
+        return;
+      case Type::exec:
+      case Type::put:
+      case Type::get:
+        if (c.session) return queue_client(c, Type::error, wire::Encoder().str("one session per connection").take());
+        if (!ready_)
+          return queue_client(c, Type::not_ready, wire::Encoder().str("the guest agent has not answered yet").take());
+        c.session = next_session_++;
+        sessions_[c.session] = c.fd;
+        queue_agent(f.type, c.session, f.payload);
+        return;
+      default:
+        if (c.session) queue_agent(f.type, c.session, f.payload);
+        return;
+    }
+  }
+
+  void on_agent_frame(const wire::Frame& f) {
+    using wire::Type;
+    if (f.type == Type::hello) {
+      wire::Decoder d(f.payload);
+      release_ = d.str();
+      hostname_ = d.str();
+      if (!ready_) {
+        ready_ = true;
+        (void)write_file_atomic(file::ready, release_ + "\n", 0644);
+        log("guest agent ready, kernel " + release_);
+      }
+      return;
+    }
+    auto it = sessions_.find(f.session);
+    if (it == sessions_.end()) return;
+    auto c = clients_.find(it->second);
+    if (c == clients_.end()) return;
+    c->second.out += wire::encode(f.type, 0, f.payload);
+    if (f.type == Type::exit || f.type == Type::error || f.type == Type::end) {
+      sessions_.erase(it);
+      c->second.session = 0;
+      c->second.close_after_flush = true;
+    }
+  }
+
+  bool flush(int fd, std::string& out) {
+    while (!out.empty()) {
+      ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno == EAGAIN;
+      }
+      out.erase(0, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  void try_agent() {
+    auto now = std::chrono::steady_clock::now();
+    if (agent_ < 0) {
+      if (now < next_try_) return;
+      next_try_ = now + std::chrono::milliseconds(50);
+      agent_ = detail_sup::connect_rel(file::agent_sock);
+      if (agent_ < 0) return;
+      ::fcntl(agent_, F_SETFL, ::fcntl(agent_, F_GETFL) | O_NONBLOCK);
+      agent_in_ = wire::FrameBuffer();
+      next_ping_ = now;
+    }
+    if (!ready_ && now >= next_ping_) {
+      queue_agent(wire::Type::ping, 0, {});
+      next_ping_ = now + std::chrono::milliseconds(100);
+    }
+  }
+
+  void qemu_exited(int status) {
+    std::string reason;
+    if (stopping_) reason = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "stopped" : "stopped (forced)";
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) reason = "powered off";
+    else if (WIFEXITED(status)) reason = fmt::format("QEMU exited with status {}", WEXITSTATUS(status));
+    else reason = fmt::format("QEMU was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+    if (!ready_ && !stopping_) reason += " before the guest agent answered";
+    json::Writer w;
+    w.begin_object().field("reason", reason).field("time", format_utc_ms(now_ms()));
+    w.field("exitCode", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)).end_object();
+    (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
+    log(reason);
+    for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready}) ::unlink(f);
+  }
+
+  void loop() {
+    std::vector<char> buf(1u << 16);
+    bool kill_pending = false;
+    auto kill_at = std::chrono::steady_clock::now();
+    for (;;) {
+      try_agent();
+      std::vector<pollfd> fds;
+      fds.push_back({sfd_, POLLIN, 0});
+      fds.push_back({listen_, POLLIN, 0});
+      fds.push_back({agent_, static_cast<short>(agent_ >= 0 ? (POLLIN | (agent_out_.empty() ? 0 : POLLOUT)) : 0), 0});
+      for (auto& [fd, c] : clients_) fds.push_back({fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+      int timeout = agent_ < 0 ? 50 : (!ready_ ? 100 : -1);
+      if (kill_pending) timeout = 100;
+      ::poll(fds.data(), fds.size(), timeout);
+
+      if (fds[0].revents & POLLIN) {
+        signalfd_siginfo si;
+        while (::read(sfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+          if (si.ssi_signo == SIGCHLD) {
+            int status = 0;
+            pid_t p;
+            while ((p = ::waitpid(-1, &status, WNOHANG)) > 0) {
+              if (p == qemu_) {
+                qemu_exited(status);
+                return;
+              }
+            }
+          } else if (!stopping_) {
+            // Forced stop: QMP quit, then SIGKILL if QEMU is still there.
+            stopping_ = true;
+            log(fmt::format("signal {}: stopping QEMU", si.ssi_signo));
+            if (!detail_sup::qmp_quit()) ::kill(qemu_, SIGTERM);
+            kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+            kill_pending = true;
+          }
+        }
+      }
+      if (kill_pending && std::chrono::steady_clock::now() >= kill_at) {
+        ::kill(qemu_, SIGKILL);
+        kill_pending = false;
+      }
+      if (fds[1].revents & POLLIN) {
+        for (;;) {
+          int c = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+          if (c < 0) break;
+          clients_[c].fd = c;
+        }
+      }
+      if (agent_ >= 0 && fds[2].revents) {
+        bool lost = false;
+        if (fds[2].revents & POLLOUT) lost = !flush(agent_, agent_out_);
+        if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+          ssize_t n = ::read(agent_, buf.data(), buf.size());
+          if (n > 0) {
+            agent_in_.append(buf.data(), static_cast<size_t>(n));
+            while (auto f = agent_in_.next()) on_agent_frame(*f);
+            lost = lost || agent_in_.bad();
+          } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            lost = true;
+          }
+        }
+        if (lost) {
+          log("lost the agent channel");
+          ::close(agent_);
+          agent_ = -1;
+          agent_out_.clear();
+        }
+      }
+      for (size_t i = 3; i < fds.size(); ++i) {
+        int fd = fds[i].fd;
+        auto it = clients_.find(fd);
+        if (it == clients_.end() || !fds[i].revents) continue;
+        Client& c = it->second;
+        bool gone = false;
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+          ssize_t n = ::read(fd, buf.data(), buf.size());
+          if (n > 0) {
+            c.in.append(buf.data(), static_cast<size_t>(n));
+            while (auto f = c.in.next()) on_client_frame(c, *f);
+            gone = c.in.bad();
+          } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            gone = true;
+          }
+        }
+        if (!gone && !flush(fd, c.out)) gone = true;
+        if (gone) drop_client(fd);
+      }
+      // Opportunistic flushes of what was queued this round.
+      if (agent_ >= 0 && !agent_out_.empty()) flush(agent_, agent_out_);
+      for (auto it = clients_.begin(); it != clients_.end();) {
+        Client& c = it->second;
+        flush(c.fd, c.out);
+        if (c.close_after_flush && c.out.empty()) {
+          ::shutdown(c.fd, SHUT_WR);
+          c.close_after_flush = false;
+        }
+        ++it;
+      }
+    }
+  }
+
+  int sfd_ = -1, listen_ = -1, agent_ = -1;
+  pid_t qemu_ = -1;
+  bool ready_ = false, stopping_ = false;
+  std::string release_, hostname_, agent_out_;
+  wire::FrameBuffer agent_in_;
+  std::map<int, Client> clients_;
+  std::map<uint32_t, int> sessions_;
+  uint32_t next_session_ = 1;
+  std::chrono::steady_clock::time_point next_try_{}, next_ping_{};
+};
+
+}  // namespace kina::vm
