@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -61,6 +62,7 @@ struct Options {
   // fetch / merge
   std::string machine;
   std::string kubeconfig;
+  bool kubeconfig_given = false;  // --kubeconfig "" is an error, not "use the default"
   std::vector<std::string> from;
   std::string lock_timeout = "10s";
 };
@@ -75,6 +77,23 @@ Result<fsys::path> cluster_dir(const std::string& cluster, bool create) {
   if (create)
     if (auto st = ensure_dir(dir, 0700); !st) return st.error();
   return dir;
+}
+
+// A path given on the command line, made absolute; an empty one is a usage error
+// (std::filesystem::absolute throws on it).
+Result<fsys::path> path_arg(std::string_view flag, const std::string& s) {
+  if (s.empty()) return make_error(Exit::usage, fmt::format("invalid {} \"\"", flag), "must not be empty");
+  std::error_code ec;
+  fsys::path p = fsys::absolute(s, ec);
+  if (ec) return make_error(Exit::usage, fmt::format("invalid {} {}", flag, shown(s)), ec.message());
+  // "DIR/" and "DIR/." name DIR itself (and rename(2) needs its plain name).
+  std::string t = p.string();
+  for (;;) {
+    if (t.size() > 1 && t.back() == '/') t.pop_back();
+    else if (t.size() > 2 && t.ends_with("/.")) t.resize(t.size() - 2);
+    else break;
+  }
+  return fsys::path(t);
 }
 
 Result<FileLock> lock_cluster(const fsys::path& dir, std::string_view action) {
@@ -168,7 +187,97 @@ Status print(json::Writer& w) {
   return out.write_line(w.str());
 }
 
-Status write_secret_file(const fsys::path& p, const Secret& s) { return write_file_atomic(p, s.view(), 0600); }
+// --- writing a set of files as one unit ----------------------------------------------------
+
+// A file to install under a directory: its path relative to it, contents, mode.
+struct Staged {
+  fsys::path rel;
+  std::string_view data;
+  mode_t mode;
+};
+
+// Installs `files` under `dir` all together or not at all. Every file is first
+// written in full into a temporary directory (mode 0700) on the same file
+// system. A missing `dir` is then that temporary directory renamed into place;
+// an existing one gets each file moved in (an older file swapped out with
+// RENAME_EXCHANGE), and a failure midway moves every file back. Nothing that
+// is not a regular file is ever replaced.
+Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
+  std::error_code ec;
+  struct stat st {};
+  bool exists = ::stat(dir.c_str(), &st) == 0;  // DIR itself may be a symlink the user chose
+  if (exists && !S_ISDIR(st.st_mode))
+    return make_error(Exit::cant_create, fmt::format("cannot write into {}", dir.string()), "exists and is not a directory");
+  if (exists) {
+    for (const auto& f : files) {
+      fsys::path p = dir / f.rel;
+      if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        return make_error(Exit::cant_create, fmt::format("cannot write {}", p.string()), "exists and is not a regular file");
+      if (f.rel.has_parent_path() && ::lstat((dir / f.rel.parent_path()).c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+        return make_error(Exit::cant_create, fmt::format("cannot write {}", p.string()),
+                          fmt::format("{} exists and is not a directory", (dir / f.rel.parent_path()).string()));
+    }
+  } else if (auto s = ensure_dir(dir.parent_path(), 0700); !s) {
+    return s;
+  }
+  fsys::path base = exists ? dir : dir.parent_path();
+  std::string tmpl = (base / fmt::format(".{}.tmp.XXXXXX", exists ? "kina-kube" : dir.filename().string())).string();
+  if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
+  fsys::path tmp = tmpl;
+  auto cleanup = [&](Error e) {
+    fsys::remove_all(tmp, ec);
+    return e;
+  };
+  for (const auto& f : files) {
+    if (f.rel.has_parent_path())
+      if (auto s = ensure_dir(tmp / f.rel.parent_path(), 0700); !s) return cleanup(s.error());
+    if (auto s = write_file_atomic(tmp / f.rel, f.data, f.mode); !s) return cleanup(s.error());
+  }
+  if (!exists) {
+    if (::rename(tmp.c_str(), dir.c_str()) != 0)
+      return cleanup(os_error(fmt::format("renaming into {}", dir.string()), errno, Exit::cant_create));
+    return fsync_dir(dir.parent_path());
+  }
+  // Move the files in one by one, remembering how to undo each step.
+  struct Done {
+    fsys::path staged, target;
+    bool exchanged;
+  };
+  std::vector<Done> done;
+  std::vector<fsys::path> made_dirs;
+  auto undo = [&](Error e) {
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      if (it->exchanged) (void)::renameat2(AT_FDCWD, it->staged.c_str(), AT_FDCWD, it->target.c_str(), RENAME_EXCHANGE);
+      else (void)::unlink(it->target.c_str());
+    }
+    for (auto it = made_dirs.rbegin(); it != made_dirs.rend(); ++it) (void)::rmdir(it->c_str());
+    return cleanup(std::move(e));
+  };
+  for (const auto& f : files) {
+    fsys::path staged = tmp / f.rel, target = dir / f.rel;
+    if (f.rel.has_parent_path() && !fsys::is_directory(target.parent_path(), ec)) {
+      if (::mkdir(target.parent_path().c_str(), 0700) != 0)
+        return undo(os_error(fmt::format("creating directory {}", target.parent_path().string()), errno, Exit::cant_create));
+      made_dirs.push_back(target.parent_path());
+    }
+    bool replace = ::lstat(target.c_str(), &st) == 0;
+    if (replace && !S_ISREG(st.st_mode))
+      return undo(make_error(Exit::cant_create, fmt::format("cannot write {}", target.string()), "exists and is not a regular file"));
+    if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) != 0)
+      return undo(os_error(fmt::format("moving {} into place", target.string()), errno, Exit::cant_create));
+    done.push_back({staged, target, replace});
+  }
+  std::vector<fsys::path> dirs{dir};
+  for (const auto& f : files)
+    if (f.rel.has_parent_path()) dirs.push_back(dir / f.rel.parent_path());
+  for (const auto& d : dirs)
+    if (auto s = fsync_dir(d); !s) {
+      cleanup(s.error());
+      return s;
+    }
+  cleanup(Error{});
+  return {};
+}
 
 // --- pki init ----------------------------------------------------------------------------
 
@@ -178,6 +287,8 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   auto ttl = parse_duration(o.ca_ttl);
   if (!ttl) return ttl.error();
   if (*ttl < 86400LL * 1000) return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "must be at least 1d");
+  if (*ttl > x509::kMaxTimeMs - now_ms())
+    return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "ends after 9999-12-31, the last date X.509 can express");
   auto cdir = cluster_dir(o.cluster, true);
   if (!cdir) return cdir.error();
   auto lock = lock_cluster(*cdir, "pki init");
@@ -265,10 +376,22 @@ Status cmd_pki_init(const Options& o, std::string& target) {
 Status cmd_pki_export(const Options& o, std::string& target) {
   auto cdir = cluster_dir(o.cluster, false);
   if (!cdir) return cdir.error();
-  fsys::path dir = fsys::absolute(o.dir);
+  auto dir_arg = path_arg("--dir", o.dir);
+  if (!dir_arg) return dir_arg.error();
+  fsys::path dir = *dir_arg;
   target = dir.string();
   std::error_code ec;
   if (!fsys::exists(*cdir / "pki" / "ca.crt", ec)) return no_pki(o.cluster);
+  // Clear keys never land inside $KINA_HOME, where keys are kept sealed.
+  if (auto home = kina_home(false)) {
+    std::error_code e1, e2;
+    fsys::path h = fsys::weakly_canonical(*home, e1), d = fsys::weakly_canonical(dir, e2);
+    fsys::path rel = d.lexically_relative(h);
+    if (!e1 && !e2 && !rel.empty() && *rel.begin() != "..")
+      return make_error(Exit::policy, fmt::format("refusing to export keys in clear into {}", dir.string()),
+                        fmt::format("it is inside KINA_HOME ({}), where keys are kept sealed", h.string()),
+                        "export to a directory outside it, e.g. one provisioned onto the node");
+  }
   auto lock = lock_cluster(*cdir, "pki export");
   if (!lock) return lock.error();
   // Everything is read and opened before anything is written.
@@ -290,11 +413,11 @@ Status cmd_pki_export(const Options& o, std::string& target) {
   if (!sa_key) return sa_key.error();
   certs.emplace_back(dir / "sa.pub", *sa_pub);
   keys.emplace_back(dir / "sa.key", std::move(*sa_key));
-  if (auto st = ensure_dir(dir / "etcd", 0700); !st) return st;
-  for (const auto& [p, pem] : certs)
-    if (auto st = write_file_atomic(p, pem, 0644); !st) return st;
-  for (const auto& [p, k] : keys)
-    if (auto st = write_secret_file(p, k); !st) return st;
+  // All files or none: a failure midway leaves DIR as it was.
+  std::vector<Staged> files;
+  for (const auto& [p, pem] : certs) files.push_back({p.lexically_relative(dir), pem, 0644});
+  for (const auto& [p, k] : keys) files.push_back({p.lexically_relative(dir), k.view(), 0600});
+  if (auto st = install_files(dir, files); !st) return st;
   auto w = begin_record("PKIExport");
   w.field("cluster", o.cluster).field("dir", dir.string()).field("layout", "kubeadm");
   w.key("files").begin_array();
@@ -331,6 +454,8 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
     else usages |= *bits;
   }
   std::string name = o.name.empty() ? file_stem_for(o.cn) : o.name;
+  auto out_dir = path_arg("--out", o.out);
+  if (!out_dir) problems.push_back(out_dir.error());
   if (!o.name.empty() && (name.find('/') != std::string::npos || name == "." || name == ".."))
     problems.push_back(make_error(Exit::usage, fmt::format("invalid --name {}", shown(name)), "must be a file name"));
   if (!problems.empty()) {
@@ -361,12 +486,11 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
   if (!pem) return pem.error();
   auto kpem = x509::private_key_pem(key->get());
   if (!kpem) return kpem.error();
-  fsys::path dir = fsys::absolute(o.out);
-  if (auto st = ensure_dir(dir, 0700); !st) return st;
+  fsys::path dir = *out_dir;
   fsys::path crt = dir / (name + ".crt"), kf = dir / (name + ".key");
   target = crt.string();
-  if (auto st = write_secret_file(kf, *kpem); !st) return st;
-  if (auto st = write_file_atomic(crt, *pem, 0644); !st) return st;
+  // The key and its certificate together or neither.
+  if (auto st = install_files(dir, {{name + ".key", kpem->view(), 0600}, {name + ".crt", *pem, 0644}}); !st) return st;
   auto w = begin_record("Certificate");
   w.field("cluster", o.cluster).field("ca", o.ca).field("subject", x509::subject(cert->get()));
   w.string_array("organizations", o.orgs);
@@ -397,7 +521,9 @@ Result<std::string> known_server(const fsys::path& cdir, const std::string& clus
     return text.error();
   }
   auto cfg = kubeconfig::parse(*text, admin_kubeconfig_path(cdir).string());
+  sodium_memzero(text->data(), text->size());
   if (!cfg) return cfg.error();
+  kubeconfig::WipeOnExit wipe_cfg(*cfg);  // the admin's client key
   const yaml::Node* c = kubeconfig::find(*cfg, "clusters", kubeconfig::cluster_entry(cluster));
   if (!c || !c->get_string("server"))
     return make_error(Exit::data, "reading " + admin_kubeconfig_path(cdir).string(), "no server for " + kubeconfig::cluster_entry(cluster));
@@ -460,12 +586,16 @@ Status cmd_sign(const Options& o, std::string& target) {
   s.ca_data = to_base64(*ca_pem);
   s.client_cert_data = to_base64(*cert_pem);
   s.client_key_data = to_base64(key_pem->data(), key_pem->size());
-  auto text = yaml::emit(kubeconfig::build(s));
+  yaml::Node built = kubeconfig::build(s);
+  auto text = yaml::emit(built);
+  kubeconfig::wipe(built);
   sodium_memzero(s.client_key_data.data(), s.client_key_data.size());
   if (!text) return text.error();
   fsys::path path;
   if (!o.out.empty()) {
-    path = fsys::absolute(o.out);
+    auto p = path_arg("--out", o.out);
+    if (!p) return p.error();
+    path = *p;
   } else {
     auto lock = lock_cluster(*cdir, "sign");
     if (!lock) return lock.error();
@@ -493,6 +623,11 @@ Status cmd_token(const Options& o, std::string& target) {
     return make_error(Exit::policy, "refusing to print a bootstrap token on a terminal",
                       "the token is a secret that travels on the pipe only",
                       "pipe it to the next tool, e.g. kina-kube token --cluster C | kina-node init");
+  // Nor into a file others can read (a shell redirection under umask 022).
+  if (struct stat st {}; ::fstat(1, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+    return make_error(Exit::policy, "refusing to write a bootstrap token into a file that others can read",
+                      fmt::format("stdout is a file with mode {:04o}", st.st_mode & 07777),
+                      "pipe it to the next tool, or write it to a file of mode 0600 (umask 077)");
   auto cdir = cluster_dir(o.cluster, false);
   if (!cdir) return cdir.error();
   auto ca = load_ca(*cdir, o.cluster, "cluster", false);
@@ -519,6 +654,51 @@ Status cmd_token(const Options& o, std::string& target) {
 
 // --- the kubeconfig lock (client-go's PATH.lock) -----------------------------------------------------------
 
+// While kina holds PATH.lock, SIGINT, SIGTERM and SIGHUP remove it before the
+// process dies of them: a lock left behind makes every kubectl write fail.
+namespace lock_signals {
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+char g_path[4096];
+volatile sig_atomic_t g_armed = 0;
+struct sigaction g_old[3];
+
+void on_signal(int sig) {
+  if (g_armed) ::unlink(g_path);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// Blocks the three signals for the life of the guard (so taking and releasing
+// the lock and (dis)arming the handler happen as one step).
+struct Blocked {
+  sigset_t old;
+  Blocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kSignals) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, &old);
+  }
+  ~Blocked() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
+};
+
+void arm(const std::string& path) {
+  if (path.size() >= sizeof g_path) return;  // the lock is then only removed on a normal exit
+  std::copy(path.begin(), path.end(), g_path);
+  g_path[path.size()] = '\0';
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_old[i]);
+  g_armed = 1;
+}
+
+void disarm() {
+  if (!g_armed) return;
+  g_armed = 0;
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_old[i], nullptr);
+}
+}  // namespace lock_signals
+
 // kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
 // kubeconfig; kina does the same so none of them loses the others' writes.
 // kina writes its pid into the file so a lock left by a crash can be named.
@@ -529,7 +709,10 @@ class KubeconfigLock {
   KubeconfigLock& operator=(KubeconfigLock&&) = delete;
   KubeconfigLock(const KubeconfigLock&) = delete;
   ~KubeconfigLock() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (path_.empty()) return;
+    lock_signals::Blocked b;
+    ::unlink(path_.c_str());
+    lock_signals::disarm();
   }
 
   static Result<KubeconfigLock> acquire(const fsys::path& target, std::chrono::milliseconds timeout) {
@@ -537,14 +720,20 @@ class KubeconfigLock {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto pause = std::chrono::milliseconds(5);
     for (;;) {
+      std::optional<lock_signals::Blocked> blocked(std::in_place);
       UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       if (fd.valid()) {
         KubeconfigLock l;
         l.path_ = path;
+        lock_signals::arm(path);
+        blocked.reset();
         std::string info = fmt::format("pid={} cmd=kina-kube\n", ::getpid());
         if (auto st = write_all(fd.get(), info, "writing " + path.string()); !st) return st.error();
         return l;
       }
+      int err = errno;
+      blocked.reset();
+      errno = err;
       if (errno != EEXIST) return os_error(fmt::format("creating lock {}", path.string()), errno, Exit::cant_create);
       std::string holder;
       if (auto text = read_file(path, 4096)) holder = *text;
@@ -572,13 +761,13 @@ class KubeconfigLock {
 
 // The kubeconfig to change: --kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config.
 Result<fsys::path> target_kubeconfig(const Options& o) {
-  if (!o.kubeconfig.empty()) return fsys::absolute(o.kubeconfig);
+  if (o.kubeconfig_given) return path_arg("--kubeconfig", o.kubeconfig);
   if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
     std::string_view list(env);
     while (!list.empty()) {
       size_t colon = list.find(':');
       std::string_view first = list.substr(0, colon);
-      if (!first.empty()) return fsys::absolute(std::string(first));
+      if (!first.empty()) return path_arg("KUBECONFIG", std::string(first));
       if (colon == std::string_view::npos) break;
       list.remove_prefix(colon + 1);
     }
@@ -595,7 +784,9 @@ Result<yaml::Node> read_target(const fsys::path& p) {
     if (text.error().exit == Exit::no_input) return yaml::Node::mapping();
     return text.error();
   }
-  return kubeconfig::parse(*text, p.string());
+  auto cfg = kubeconfig::parse(*text, p.string());
+  sodium_memzero(text->data(), text->size());
+  return cfg;
 }
 
 // Writes through a symlink (as kubectl does) atomically, mode 0600.
@@ -633,6 +824,13 @@ Status cmd_merge(const Options& o, std::string& target) {
   if (!wait) return wait.error();
   RecordWriter out;
   std::vector<Incoming> incoming;
+  // The kubeconfigs hold client keys and tokens: zeroed whatever the outcome.
+  struct WipeAll {
+    std::vector<Incoming>& v;
+    ~WipeAll() {
+      for (auto& in : v) kubeconfig::wipe(in.cfg);
+    }
+  } wipe_incoming{incoming};
   auto load = [&](Incoming in) -> Status {
     auto text = read_file(in.path, 16u << 20);
     if (!text) return text.error();
@@ -643,8 +841,11 @@ Status cmd_merge(const Options& o, std::string& target) {
     incoming.push_back(std::move(in));
     return {};
   };
-  for (const auto& f : o.from)
-    if (auto st = load(Incoming{"", fsys::absolute(f), "", {}}); !st) return st;
+  for (const auto& f : o.from) {
+    auto p = path_arg("--from", f);
+    if (!p) return p.error();
+    if (auto st = load(Incoming{"", *p, "", {}}); !st) return st;
+  }
   if (o.from.empty()) {
     if (!stdin_has_records()) return usage_error("merge", "pipe Kubeconfig records to stdin, or give --from FILE");
     RecordReader in(0);
@@ -673,6 +874,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
+  kubeconfig::WipeOnExit wipe_cfg(*cfg);  // so does the target
   std::string before = kubeconfig::current_context(*cfg);
   for (const auto& in : incoming) {
     // Remember what current-context was, so unmerge can give it back.
@@ -728,6 +930,7 @@ Status cmd_unmerge(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
+  kubeconfig::WipeOnExit wipe_cfg(*cfg);
   // The context that was current before kina-C was merged; when that was
   // another kina cluster's context since removed, follow its saved state too.
   std::string previous = previous_context(*cdir, *tpath);
@@ -893,6 +1096,7 @@ Status cmd_fetch(const Options& o, std::string& target) {
   auto cfg = kubeconfig::parse(*text, source);
   sodium_memzero(text->data(), text->size());
   if (!cfg) return cfg.error();
+  kubeconfig::WipeOnExit wipe_cfg(*cfg);  // the cluster admin's client key
 
   // The context in use (kubeadm writes exactly one), its cluster and user.
   std::string ctx_name = kubeconfig::current_context(*cfg);
@@ -922,10 +1126,32 @@ Status cmd_fetch(const Options& o, std::string& target) {
   }
   if (!x509::validate_subject_name("user", user)) user = "admin";
 
-  yaml::Node cluster_body = *cl;
-  cluster_body.set("server", yaml::Node::scalar(*server));
-  yaml::Node user_body = *us;
+  // Only what kubeadm writes into admin.conf is taken from the node, which is
+  // trusted less than the host: a user's `exec` or `auth-provider` (commands
+  // kubectl runs), `proxy-url`, `insecure-skip-tls-verify`, `tls-server-name`
+  // or paths of host files would let a compromised node reach into the host.
+  auto pick = [&](const yaml::Node& body, std::initializer_list<std::string_view> keep,
+                  std::initializer_list<std::string_view> need, std::string_view what) -> Result<yaml::Node> {
+    yaml::Node picked = yaml::Node::mapping();
+    std::string dropped;
+    for (const auto& [k, v] : body.map) {
+      if (std::find(keep.begin(), keep.end(), k) != keep.end()) picked.set(k, v);
+      else dropped += (dropped.empty() ? "" : ", ") + shown(k);
+    }
+    for (auto k : need)
+      if (!picked.get_string(k))
+        return make_error(Exit::data, "reading " + source, fmt::format("the {} has no {}", what, k));
+    if (!dropped.empty()) warn(kTool, fmt::format("{}: ignoring the {}'s {}", source, what, dropped));
+    return picked;
+  };
+  auto cluster_body = pick(*cl, {"certificate-authority-data", "server"}, {"certificate-authority-data"}, "cluster");
+  if (!cluster_body) return cluster_body.error();
+  cluster_body->set("server", yaml::Node::scalar(*server));
+  auto user_body = pick(*us, {"client-certificate-data", "client-key-data"}, {"client-certificate-data", "client-key-data"}, "user");
+  if (!user_body) return user_body.error();
+  kubeconfig::WipeOnExit wipe_user(*user_body);
   yaml::Node result = yaml::Node::mapping();
+  kubeconfig::WipeOnExit wipe_result(result);
   {
     yaml::Node src = yaml::Node::mapping();
     auto entry = [](const std::string& name, std::string_view key, yaml::Node body) {
@@ -942,11 +1168,11 @@ Status cmd_fetch(const Options& o, std::string& target) {
     c.set("user", yaml::Node::scalar(uname));
     result.set("apiVersion", yaml::Node::scalar("v1"));
     result.set("kind", yaml::Node::scalar("Config"));
-    result.set("clusters", entry(name, "cluster", std::move(cluster_body)));
+    result.set("clusters", entry(name, "cluster", std::move(*cluster_body)));
     result.set("contexts", entry(name, "context", std::move(c)));
     result.set("current-context", yaml::Node::scalar(name));
     result.set("preferences", yaml::Node::mapping());
-    result.set("users", entry(uname, "user", std::move(user_body)));
+    result.set("users", entry(uname, "user", std::move(*user_body)));
   }
   auto lock = lock_cluster(*cdir, "fetch");
   if (!lock) return lock.error();
@@ -1021,16 +1247,17 @@ int main(int argc, char** argv) {
 
     auto* merge = app.add_subcommand("merge", "Merge the kubeconfigs of Kubeconfig records (stdin) into $KUBECONFIG's first "
                                               "file or ~/.kube/config, under PATH.lock, mode 0600");
-    merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
     merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
     merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
 
     auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
     unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
-    unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
     unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
 
-    return [&, init, exp, issue, sign, token, fetch, merge, unmerge]() -> Status {
+    return [&, init, exp, issue, sign, token, fetch, merge, unmerge, merge_kc, unmerge_kc]() -> Status {
+      o.kubeconfig_given = merge_kc->count() > 0 || unmerge_kc->count() > 0;
       if (init->parsed()) return audited(o, "pki-init", o.cluster, [&](std::string& t) { return cmd_pki_init(o, t); });
       if (exp->parsed()) return audited(o, "pki-export", o.cluster, [&](std::string& t) { return cmd_pki_export(o, t); });
       if (issue->parsed()) return audited(o, "pki-issue", o.cluster, [&](std::string& t) { return cmd_pki_issue(o, t); });

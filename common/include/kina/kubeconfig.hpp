@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <sodium.h>
 
 #include "kina/error.hpp"
 #include "kina/yaml.hpp"
@@ -29,6 +30,7 @@ inline Result<Node> parse(std::string_view text, const std::string& source) {
   yaml::Limits lim;
   lim.max_bytes = 16u << 20;
   lim.max_nodes = 200'000;
+  lim.max_alias_bytes = 16u << 20;
   auto doc = yaml::parse(text, source, lim);
   if (!doc) return doc.error();
   Node n = std::move(*doc);
@@ -57,6 +59,35 @@ inline Result<Node> parse(std::string_view text, const std::string& source) {
   }
   return n;
 }
+
+// Overwrites every string of a tree (values, tags, keys) with zeros and empties
+// it (the shape stays): kubeconfigs carry private keys (client-key-data) and
+// tokens, which must not linger in freed memory.
+inline void wipe(Node& n) {
+  auto zero = [](std::string& s) {
+    if (!s.empty()) sodium_memzero(s.data(), s.size());
+    s.clear();
+  };
+  zero(n.value);
+  zero(n.tag);
+  for (Node& i : n.items) wipe(i);
+  for (auto& kv : n.map) {
+    zero(kv.first);
+    wipe(kv.second);
+  }
+}
+
+// Wipes a tree when the scope ends, however it ends.
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(Node& n) : n_(n) {}
+  ~WipeOnExit() { wipe(n_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  Node& n_;
+};
 
 inline std::string entry_name(const Node& item) {
   const Node* n = item.get("name");
@@ -104,10 +135,13 @@ inline void merge(Node& dst, const Node& src) {
       for (Node& old : to.items) {
         if (entry_name(old) != name) {
           kept.push_back(std::move(old));
-        } else if (!placed) {
+          continue;
+        }
+        if (!placed) {
           kept.push_back(item);
           placed = true;
         }
+        wipe(old);  // the entry replaced (a user's key, say)
       }
       if (!placed) kept.push_back(item);
       to.items = std::move(kept);
@@ -142,6 +176,7 @@ inline size_t unmerge(Node& cfg, std::string_view cluster, std::string_view prev
                                       : name == mine;
       if (ours) {
         ++removed;
+        wipe(item);
       } else {
         kept.push_back(std::move(item));
       }

@@ -257,6 +257,9 @@ inline Result<unsigned> parse_usage(std::string_view s) {
   return make_error(Exit::usage, fmt::format("unknown usage {}", shown(s)), "use server, client or peer");
 }
 
+// The last instant an X.509 time can express (GeneralizedTime has four year digits).
+inline constexpr int64_t kMaxTimeMs = 253402300799000;  // 9999-12-31T23:59:59Z
+
 struct Request {
   std::string cn;
   std::vector<std::string> orgs;
@@ -332,6 +335,9 @@ inline Result<Cert> issue(const Request& r, EVP_PKEY* pub, X509* issuer, EVP_PKE
     if (!add_name("O", o)) return fail(fmt::format("setting the organization {}", shown(o)));
   if (!add_name("CN", r.cn)) return fail(fmt::format("setting the common name {}", shown(r.cn)));
   if (!X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : name)) return fail("setting the issuer");
+  if (r.not_after_ms > kMaxTimeMs || r.not_before_ms < 0 || r.not_before_ms >= r.not_after_ms)
+    return make_error(Exit::usage, "invalid certificate validity",
+                      "must start after 1970 and end after it starts, by 9999-12-31 at the latest");
   if (!ASN1_TIME_set(X509_getm_notBefore(c.get()), static_cast<time_t>(r.not_before_ms / 1000)) ||
       !ASN1_TIME_set(X509_getm_notAfter(c.get()), static_cast<time_t>(r.not_after_ms / 1000)))
     return fail("setting the validity");

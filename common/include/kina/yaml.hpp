@@ -4,11 +4,13 @@
 
 #include <yaml.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -113,6 +115,9 @@ struct Limits {
   size_t max_depth = 128;
   size_t max_nodes = 1'000'000;  // after alias expansion
   size_t max_bytes = 64u << 20;
+  // Bytes of scalars (and keys) that aliases may copy in all: a few nodes
+  // aliasing a large scalar would otherwise pass max_nodes and exhaust memory.
+  size_t max_alias_bytes = SIZE_MAX;
 };
 
 // True when a plain scalar with this text would be read back as something
@@ -209,6 +214,13 @@ class Parser {
     return c;
   }
 
+  static size_t bytes(const Node& n) {
+    size_t b = n.value.size();
+    for (const auto& i : n.items) b += bytes(i);
+    for (const auto& kv : n.map) b += kv.first.size() + bytes(kv.second);
+    return b;
+  }
+
   Result<Node> node(size_t depth) {
     auto evr = next();
     if (!evr) return evr.error();
@@ -232,6 +244,9 @@ class Parser {
         nodes_ += count(it->second);
         if (nodes_ > lim_.max_nodes)
           return at(ev.start_mark, fmt::format("aliases expand to more than {} nodes", lim_.max_nodes));
+        alias_bytes_ += bytes(it->second);
+        if (alias_bytes_ > lim_.max_alias_bytes)
+          return at(ev.start_mark, fmt::format("aliases expand to more than {} bytes", lim_.max_alias_bytes));
         return it->second;
       }
       case YAML_SCALAR_EVENT: {
@@ -267,6 +282,7 @@ class Parser {
         n.type = Type::mapping;
         n.tag = take(ev.data.mapping_start.tag);
         anchor = take(ev.data.mapping_start.anchor);
+        std::unordered_set<std::string> seen;
         for (;;) {
           auto end = at_end(YAML_MAPPING_END_EVENT);
           if (!end) return end.error();
@@ -276,7 +292,8 @@ class Parser {
           if (!key->is_scalar())
             return make_error(Exit::data, fmt::format("reading YAML {}", source_),
                               fmt::format("line {} column {}: mapping keys must be scalars", key->line, key->column));
-          if (n.get(key->value))
+          // A set of the keys so far keeps the duplicate check linear on huge mappings.
+          if (!seen.insert(key->value).second)
             return make_error(Exit::data, fmt::format("reading YAML {}", source_),
                               fmt::format("line {} column {}: duplicate key \"{}\"", key->line, key->column, key->value));
           auto val = node(depth + 1);
@@ -296,6 +313,7 @@ class Parser {
   std::string source_;
   Limits lim_;
   size_t nodes_ = 0;
+  size_t alias_bytes_ = 0;
   std::map<std::string, Node> anchors_;
   std::optional<yaml_event_t> pending_;
 };

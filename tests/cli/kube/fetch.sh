@@ -115,3 +115,42 @@ assert_contains "$ERR" 'reading YAML cp1:/etc/kubernetes/admin.conf'
 assert_eq "$(sha256sum < "$F")" "$before" "admin.kubeconfig after failures"
 expect_exit 64 kina-kube fetch < /dev/null
 ok "failures"
+
+# Regression: the node's admin.conf was copied whole, so a compromised node
+# could make the host's kubectl run a command (user exec), go through a proxy,
+# skip TLS verification or read host files. Only kubeadm's fields are taken.
+cat > "$TEST_TMP/admin.conf" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubernetes
+  cluster:
+    certificate-authority-data: $(b64 "$P/ca.crt")
+    server: https://10.89.0.2:6443
+    proxy-url: http://evil.example:3128
+    insecure-skip-tls-verify: true
+contexts:
+- name: a@kubernetes
+  context: {cluster: kubernetes, user: a}
+current-context: a@kubernetes
+users:
+- name: a
+  user:
+    client-certificate-data: $(b64 "$TEST_TMP/adm/admin.crt")
+    client-key-data: $(b64 "$TEST_TMP/adm/admin.key")
+    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, args: [-c, "touch $TEST_TMP/pwned"]}
+    client-key: /etc/shadow
+YAML
+expect_exit 0 kina-kube fetch --machine cp1 < /dev/null
+assert_contains "$ERR" "kina-kube: warning: cp1:/etc/kubernetes/admin.conf: ignoring the cluster's \"proxy-url\", \"insecure-skip-tls-verify\""
+assert_contains "$ERR" "ignoring the user's \"exec\", \"client-key\""
+assert_eq "$(kubectl --kubeconfig "$F" config view --raw -o json | jq -c '[(.clusters[0].cluster|keys), (.users[0].user|keys)]')" \
+  '[["certificate-authority-data","server"],["client-certificate-data","client-key-data"]]'
+grep -E 'exec|proxy-url|insecure|shadow' "$F" && fail "a node's field reached the host kubeconfig"
+# A user without an embedded certificate and key is refused, nothing written.
+before=$(sha256sum < "$F")
+sed -i '/client-key-data:/d' "$TEST_TMP/admin.conf"
+expect_exit 65 kina-kube fetch --machine cp1 < /dev/null
+assert_eq "$(tail -1 <<<"$ERR")" "kina-kube: error: reading cp1:/etc/kubernetes/admin.conf: the user has no client-key-data"
+assert_eq "$(sha256sum < "$F")" "$before" "admin.kubeconfig after a refused fetch"
+ok "only kubeadm's fields are taken from the node"

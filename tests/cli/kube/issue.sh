@@ -76,6 +76,23 @@ assert_contains "$ERR" 'invalid --san "bad san"'
 assert_contains "$ERR" 'unknown usage "admin"'
 assert_eq "$(printf '%s\n' "$ERR" | wc -l)" 4 "one line per problem"
 expect_exit 64 kina-kube pki issue --cluster c1 --ca kubelet --cn x --out "$O"
+# Regression: an empty path was an uncaught exception (exit 70, "a bug").
+expect_exit 64 kina-kube pki issue --cluster c1 --cn x --out ""
+assert_eq "$ERR" 'kina-kube: error: invalid --out "": must not be empty'
 expect_exit 66 kina-kube pki issue --cluster c9 --cn x --out "$O"
 assert_eq "$ERR" "$(printf 'kina-kube: error: cluster "c9": has no PKI\nhint: create it with: kina-kube pki init --cluster c9')"
 ok "bad input"
+
+# The key and its certificate are written together or not at all (regression:
+# the key was written first, and stayed when the certificate could not be).
+mkdir -p "$O/blocked.crt/sub"
+expect_exit 73 kina-kube pki issue --cluster c1 --cn blocked --out "$O"
+assert_eq "$ERR" "kina-kube: error: cannot write $O/blocked.crt: exists and is not a regular file"
+[ ! -e "$O/blocked.key" ] || fail "a key without its certificate was left behind"
+ls -a "$O" | grep >/dev/null '^\.kina-kube\.tmp' && fail "temporary directory left behind"
+# Reissuing replaces both files.
+before=$(cat "$O/year.crt")
+expect_exit 0 kina-kube pki issue --cluster c1 --cn year --out "$O"
+[ "$(cat "$O/year.crt")" != "$before" ] || fail "reissue did not replace year.crt"
+assert_eq "$(openssl x509 -in "$O/year.crt" -noout -pubkey)" "$(openssl pkey -in "$O/year.key" -pubout)" "reissued pair"
+ok "issue all or nothing"

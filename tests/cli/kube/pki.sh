@@ -49,8 +49,15 @@ expect_exit 64 kina-kube pki init --cluster Bad_Name
 assert_contains "$ERR" 'invalid cluster name "Bad_Name"'
 expect_exit 64 kina-kube pki init --cluster c2 --ca-ttl 10q
 assert_contains "$ERR" 'invalid duration "10q"'
+# Regression: a CA ending after year 9999 was written with an invalid notAfter.
+expect_exit 64 kina-kube pki init --cluster c2 --ca-ttl 9000y
+assert_eq "$ERR" 'kina-kube: error: --ca-ttl 9000y: ends after 9999-12-31, the last date X.509 can express'
+[ ! -e "$KINA_HOME/clusters/c2/pki" ] || fail "pki written for a CA TTL past 9999"
 expect_exit 66 kina-kube pki export --cluster nopki --dir "$TEST_TMP/x"
 assert_contains "$ERR" 'cluster "nopki": has no PKI'
+# Regression: an empty path was an uncaught exception (exit 70, "a bug").
+expect_exit 64 kina-kube pki export --cluster c1 --dir ""
+assert_eq "$ERR" 'kina-kube: error: invalid --dir "": must not be empty'
 ok "bad input"
 
 # Export: kubeadm's layout, keys 0600 and matching their certificates.
@@ -74,6 +81,63 @@ assert_contains "$ERR" 'wrong passphrase'
 
 # Every mutating command left an audit event (the failed ones too).
 log="$KINA_HOME/audit/log.jsonl"
-assert_eq "$(jq -r 'select(.tool=="kina-kube" and .action=="pki-init") | .outcome' "$log" | sort | uniq -c | tr -s ' ' | xargs)" "4 error 2 ok"
+assert_eq "$(jq -r 'select(.tool=="kina-kube" and .action=="pki-init") | .outcome' "$log" | sort | uniq -c | tr -s ' ' | xargs)" "5 error 2 ok"
 assert_eq "$(jq -r 'select(.action=="pki-export" and .outcome=="ok") | .target' "$log")" "$TEST_TMP/pki"
 ok "audit"
+
+# Export is all or nothing (regression: it wrote file by file, so a failure
+# midway left the certificates without their keys).
+# A write that fails midway: under a 1536-byte file size limit the RSA
+# certificates fit and the RSA keys do not.
+kina-kube pki init --cluster r1 --algorithm rsa-2048 >/dev/null 2>&1
+rc=0
+( trap '' XFSZ; exec prlimit --fsize=1536 kina-kube pki export --cluster r1 --dir "$TEST_TMP/rsa" ) >/dev/null 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" -eq 74 ] || fail "export under a file size limit: exit $rc: $(cat "$TEST_TMP/err")"
+grep >/dev/null 'kina-kube: error: writing .*File too large' "$TEST_TMP/err" || fail "error: $(cat "$TEST_TMP/err")"
+[ ! -e "$TEST_TMP/rsa" ] || fail "a failed export left files: $(find "$TEST_TMP/rsa" | xargs)"
+ls -a "$TEST_TMP" | grep >/dev/null '^\.rsa\.tmp' && fail "a failed export left its temporary directory"
+# An existing directory where one target cannot be replaced: nothing in it changes.
+mkdir -p "$TEST_TMP/pre/sa.key/sub"
+echo old >"$TEST_TMP/pre/ca.crt"
+expect_exit 73 kina-kube pki export --cluster c1 --dir "$TEST_TMP/pre"
+assert_eq "$ERR" "kina-kube: error: cannot write $TEST_TMP/pre/sa.key: exists and is not a regular file"
+assert_eq "$(cat "$TEST_TMP/pre/ca.crt")" old "ca.crt after a refused export"
+assert_eq "$(find "$TEST_TMP/pre" | sort | xargs)" "$TEST_TMP/pre $TEST_TMP/pre/ca.crt $TEST_TMP/pre/sa.key $TEST_TMP/pre/sa.key/sub"
+# Exporting over an earlier export replaces every file, modes kept, no leftovers.
+expect_exit 0 kina-kube pki export --cluster r1 --dir "$TEST_TMP/pki"
+cmp -s "$TEST_TMP/pki/ca.crt" "$KINA_HOME/clusters/r1/pki/ca.crt" || fail "ca.crt not replaced"
+cmp -s "$TEST_TMP/pki/etcd/ca.crt" "$KINA_HOME/clusters/r1/pki/etcd/ca.crt" || fail "etcd/ca.crt not replaced"
+assert_eq "$(openssl pkey -in "$TEST_TMP/pki/sa.key" -pubout)" "$(cat "$TEST_TMP/pki/sa.pub")" "sa pair after re-export"
+assert_eq "$(stat -c %a "$TEST_TMP/pki/etcd/ca.key") $(stat -c %a "$TEST_TMP/pki/ca.crt") $(stat -c %a "$TEST_TMP/pki")" "600 644 700"
+assert_eq "$(ls -A "$TEST_TMP/pki" | xargs)" "ca.crt ca.key etcd front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub"
+# A trailing slash names the same directory (regression: it made the rename fail).
+expect_exit 0 kina-kube pki export --cluster c1 --dir "$TEST_TMP/slash/"
+assert_eq "$(jq_field "$OUT" .dir)" "$TEST_TMP/slash"
+assert_eq "$(ls -A "$TEST_TMP/slash" | xargs)" "ca.crt ca.key etcd front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub"
+ok "export all or nothing"
+
+# A failure while moving the files in (an immutable sa.key, last in line): the
+# files already swapped in are swapped back, the directory is as it was.
+R="$TEST_TMP/rollback"
+cp -a "$TEST_TMP/pki" "$R"
+if chattr +i "$R/sa.key" 2>/dev/null; then
+  before=$(cd "$R" && find . -type f | sort | xargs sha256sum)
+  rc=0; kina-kube pki export --cluster c1 --dir "$R" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+  chattr -i "$R/sa.key"
+  assert_eq "$rc" 73 "exit status when a file cannot be replaced"
+  assert_contains "$(cat "$TEST_TMP/err")" "kina-kube: error: moving $R/sa.key into place: Operation not permitted"
+  assert_eq "$(cd "$R" && find . -type f | sort | xargs sha256sum)" "$before" "files after a rolled-back export"
+  ls -a "$R" | grep >/dev/null '^\.kina-kube\.tmp' && fail "temporary directory left behind"
+  ok "rollback"
+else
+  ok "rollback (not exercised: chattr +i is not available here)"
+fi
+
+# Regression: exporting into $KINA_HOME (the sealed PKI directory itself, say)
+# put the CA keys there in clear.
+expect_exit 80 kina-kube pki export --cluster c1 --dir "$P"
+assert_eq "$(head -1 <<<"$ERR")" "kina-kube: error: refusing to export keys in clear into $P: it is inside KINA_HOME ($KINA_HOME), where keys are kept sealed"
+expect_exit 80 kina-kube pki export --cluster c1 --dir "$KINA_HOME/../home/x"
+grep -rq 'PRIVATE KEY' "$KINA_HOME/clusters" && fail "a clear private key inside KINA_HOME"
+[ ! -e "$KINA_HOME/x" ] || fail "export created a directory inside KINA_HOME"
+ok "no clear keys inside KINA_HOME"

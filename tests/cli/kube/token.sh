@@ -36,6 +36,15 @@ if command -v script >/dev/null; then
   ok "terminal refused"
 fi
 
+# Regression: a redirection under umask 022 left the token in a world-readable file.
+rc=0; ( umask 022; exec kina-kube token --cluster t-ecdsa > "$TEST_TMP/tok.json" ) 2>"$TEST_TMP/err" || rc=$?
+assert_eq "$rc" 80 "exit status into a 0644 file"
+assert_eq "$(cat "$TEST_TMP/err" | head -1)" "kina-kube: error: refusing to write a bootstrap token into a file that others can read: stdout is a file with mode 0644"
+[ ! -s "$TEST_TMP/tok.json" ] || fail "token written into a world-readable file"
+( umask 077; exec kina-kube token --cluster t-ecdsa > "$TEST_TMP/tok2.json" )
+[[ "$(jq -r .token "$TEST_TMP/tok2.json")" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || fail "no token in a 0600 file"
+ok "world-readable file refused"
+
 expect_exit 66 kina-kube token --cluster nopki
 assert_contains "$ERR" 'cluster "nopki": has no PKI'
 expect_exit 64 kina-kube token --cluster t-ecdsa --ttl 0s

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE kubeconfig
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include "kina/kubeconfig.hpp"
 
 using namespace kina;
@@ -126,4 +128,35 @@ BOOST_AUTO_TEST_CASE(built_config_reads_back) {
   Node back = parse_ok(*text);
   BOOST_TEST(kubeconfig::find(back, "users", "alice@kina-c1")->get_string("client-key-data").value_or("") == "S0VZ");
   BOOST_TEST(kubeconfig::find(back, "contexts", "kina-c1")->get_string("user").value_or("") == "alice@kina-c1");
+}
+
+// Regression: kubeconfig trees holding client keys were freed without being
+// zeroed. wipe() overwrites every string in place before dropping the tree.
+BOOST_AUTO_TEST_CASE(wipe_zeroes_secrets_in_place) {
+  const std::string key(200, 'K');
+  Node cfg = parse_ok("users:\n- name: alice\n  user:\n    client-key-data: " + key + "\n");
+  Node* user = cfg.get("users")->items.front().get("user");
+  std::string& held = user->get("client-key-data")->value;
+  BOOST_REQUIRE(held == key);
+  const char* buf = held.data();  // the heap buffer stays owned by `held` after clear()
+  size_t n = held.size();
+  kubeconfig::wipe(cfg);
+  BOOST_TEST(held.empty());
+  BOOST_TEST(std::all_of(buf, buf + n, [](char c) { return c == 0; }));
+  BOOST_TEST(cfg.map.front().first.empty());
+  BOOST_TEST(kubeconfig::entry_name(cfg.get("")->items.front()).empty());
+}
+
+// Regression: a few aliases of one large scalar passed the node limit and
+// expanded to any size (a hostile admin.conf fetched from a node, say).
+BOOST_AUTO_TEST_CASE(alias_expansion_is_bounded_in_bytes) {
+  std::string text = "preferences:\n  big: &b " + std::string(256u << 10, 'x') + "\n  copies: [";
+  for (int i = 0; i < 100; ++i) text += i ? ", *b" : "*b";
+  text += "]\n";
+  auto n = kubeconfig::parse(text, "bomb");
+  BOOST_REQUIRE(!n.ok());
+  BOOST_TEST((n.error().exit == Exit::data));
+  BOOST_TEST(n.error().message().find("aliases expand to more than 16777216 bytes") != std::string::npos, n.error().message());
+  // A modest use of aliases still reads.
+  BOOST_TEST(kubeconfig::parse("preferences:\n  a: &x {k: v}\n  b: *x\n", "ok").ok());
 }

@@ -130,3 +130,21 @@ BOOST_AUTO_TEST_CASE(sans_and_usages) {
   BOOST_TEST(*x509::parse_usage("peer") == (x509::usage_server | x509::usage_client));
   BOOST_TEST(!x509::parse_usage("admin").ok());
 }
+
+// Regression: a notAfter past 9999-12-31 was encoded as an invalid time.
+BOOST_AUTO_TEST_CASE(validity_bounds) {
+  auto key = x509::generate_key(x509::Algorithm::ecdsa_p256);
+  BOOST_REQUIRE(key.ok());
+  x509::Request r;
+  r.cn = "ca";
+  r.is_ca = true;
+  r.not_before_ms = now_ms();
+  r.not_after_ms = x509::kMaxTimeMs + 1000;
+  BOOST_TEST(!x509::issue(r, key->get(), nullptr, key->get()).ok());
+  r.not_after_ms = r.not_before_ms;
+  BOOST_TEST(!x509::issue(r, key->get(), nullptr, key->get()).ok());
+  r.not_after_ms = x509::kMaxTimeMs;
+  auto cert = x509::issue(r, key->get(), nullptr, key->get());
+  BOOST_REQUIRE(cert.ok());
+  BOOST_TEST(x509::not_after_ms(cert->get()) == x509::kMaxTimeMs);
+}
