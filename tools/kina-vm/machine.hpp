@@ -263,7 +263,15 @@ inline std::string machine_record(const fsys::path& dir, const Spec& s, const St
   w.field("ip", s.ip);
   if (!s.network.empty()) w.field("network", s.network);
   w.field("cpus", s.cpus).field("memoryMiB", static_cast<unsigned long long>(s.memory_mib));
-  w.string_array("ports", s.publish);
+  // Published ports as objects, the shape kina-kube fetch and jq users read.
+  w.key("ports").begin_array();
+  for (const auto& spec : s.publish) {
+    auto p = parse_publish(spec);
+    if (!p) continue;  // validated at boot; a hand-edited spec is skipped
+    w.begin_object().field("hostIP", p->addr).field("hostPort", p->host_port).field("guestPort", p->guest_port);
+    w.field("protocol", p->proto).end_object();
+  }
+  w.end_array();
   w.string_array("mounts", s.mounts);
   if (s.backend == "apple") {
     w.field("container", s.container);

@@ -26,7 +26,7 @@ PORT=$(free_port)
 boot_vm a --cluster c1 --network net1 --rootfs "$TEST_TMP/rootfs" --publish "127.0.0.1:$PORT:80" \
   -- /bin/sh -c 'httpd -p 80 -h /www; while :; do sleep 3600; done'
 IP_A=$(jq_field "$OUT" .ip)
-assert_eq "$(jq_field "$OUT" '.ports[0]')" "127.0.0.1:$PORT:80"
+assert_eq "$(jq_field "$OUT" '.ports[0] | "\(.hostIP):\(.hostPort):\(.guestPort)/\(.protocol)"')" "127.0.0.1:$PORT:80/tcp"
 # b from a Rootfs record on stdin (the pipeline form); other records go first, unchanged.
 printf '%s\n' '{"apiVersion":"kina/v1alpha1","kind":"Note","text":"passed through"}' \
   "{\"apiVersion\":\"kina/v1alpha1\",\"kind\":\"Rootfs\",\"image\":\"sha256:1234\",\"path\":\"$TEST_TMP/rootfs\"}" > "$TEST_TMP/records"
