@@ -16,6 +16,7 @@
 #include "archive_error.hpp"
 #include "image.hpp"
 #include "kina/fs.hpp"
+#include "noreplace.hpp"
 
 namespace kina::image {
 
@@ -64,17 +65,20 @@ inline Status export_image(const Store& store, const ImageInfo& img, const fsys:
   std::string what = fmt::format("writing {}", out.string());
   struct stat sb {};
   if (::lstat(out.c_str(), &sb) == 0) return make_error(Exit::cant_create, what, "it already exists");
-  std::string tmp = out.string() + ".kina-tmp";
-  ::unlink(tmp.c_str());
+  // A fresh file of our own (O_EXCL, random name): never another process's
+  // temporary, never a symlink planted at a predictable name.
+  fsys::path parent = out.parent_path().empty() ? fsys::path(".") : out.parent_path();
+  std::string tmp = (parent / ("." + out.filename().string() + ".kina-tmp.XXXXXX")).string();
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return os_error(what, errno, Exit::cant_create);
   std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
-  archive_write_set_format_pax_restricted(a.get());
-  if (archive_write_open_filename(a.get(), tmp.c_str()) != ARCHIVE_OK)
-    return make_error(Exit::cant_create, what, archive_error(a.get()));
   auto fail = [&](Error e) {
     a.reset();
     ::unlink(tmp.c_str());
     return e;
   };
+  archive_write_set_format_pax_restricted(a.get());
+  if (archive_write_open_fd(a.get(), fd.get()) != ARCHIVE_OK) return fail(make_error(Exit::cant_create, what, archive_error(a.get())));
   auto manifest = store.read_blob(img.manifest, kMaxManifestBytes);
   if (!manifest) return fail(manifest.error());
   std::set<std::string> done;
@@ -109,12 +113,15 @@ inline Status export_image(const Store& store, const ImageInfo& img, const fsys:
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK) return fail(make_error(Exit::io, what, archive_error(a.get())));
   a.reset();
-  ::chmod(tmp.c_str(), 0644);
-  if (::rename(tmp.c_str(), out.c_str()) != 0) {
+  if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0) return fail(os_error(what, errno, Exit::io));
+  fd.reset();
+  if (rename_noreplace(tmp, out, false) != 0) {
+    int err = errno;
     ::unlink(tmp.c_str());
-    return os_error(what, errno, Exit::cant_create);
+    if (err == EEXIST) return make_error(Exit::cant_create, what, "it was created meanwhile");
+    return os_error(what, err, Exit::cant_create);
   }
-  return {};
+  return fsync_dir(parent);
 }
 
 }  // namespace kina::image

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -121,6 +122,9 @@ class RootResolver {
     use_openat2_ = !detail::openat2_disabled_by_env() && probe_openat2();
   }
   bool uses_openat2() const { return use_openat2_; }
+  // Parent directories created because an entry needed them (they count
+  // against the entry cap: one entry can imply thousands of them).
+  uint64_t created_dirs() const { return created_; }
   int root_fd() const { return root_; }
 
   // Opens (O_PATH) the directory made of the first n components of comps.
@@ -162,27 +166,12 @@ class RootResolver {
     int fd = openat2_in_root(detail::join(comps, n));
     if (fd >= 0) return UniqueFd(fd);
     if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
-    // Create what is missing, one component at a time, always resolving the
-    // prefix from the root again (never from a cached descriptor).
-    for (size_t i = 1; i <= n; ++i) {
-      int c = openat2_in_root(detail::join(comps, i));
-      if (c >= 0) {
-        ::close(c);
-        continue;
-      }
-      if (errno != ENOENT) return resolve_error(comps, i, errno);
-      UniqueFd parent(openat2_in_root(detail::join(comps, i - 1)));
-      if (!parent.valid()) return resolve_error(comps, i - 1, errno);
-      if (::mkdirat(parent.get(), comps[i - 1].c_str(), 0755) != 0) {
-        // A dangling symlink used as a directory (var/run -> /run before run
-        // exists): the walk creates its target inside the root, as docker does.
-        if (errno == EEXIST) return open_dir_walk(comps, n, create);
-        return resolve_error(comps, i, errno);
-      }
-    }
-    fd = openat2_in_root(detail::join(comps, n));
-    if (fd < 0) return resolve_error(comps, n, errno);
-    return UniqueFd(fd);
+    // Something is missing: create it with the O_NOFOLLOW walk, which also
+    // handles a dangling symlink used as a directory (var/run -> /run before
+    // run exists) by creating its target inside the root, as docker does.
+    // It is linear in the path; re-resolving every prefix with openat2 was
+    // quadratic (a 2000-component path cost 2 million lookups per entry).
+    return open_dir_walk(comps, n, create);
   }
 
   // The fallback: one component at a time with O_NOFOLLOW; symlinks are read
@@ -193,6 +182,10 @@ class RootResolver {
     std::vector<std::string> stack;
     UniqueFd cur(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!cur.valid()) return os_error("opening the root");
+    struct stat rb {};
+    if (::fstat(cur.get(), &rb) != 0) return os_error("opening the root");
+    const std::pair<dev_t, ino_t> root_id{rb.st_dev, rb.st_ino};
+    std::vector<std::pair<dev_t, ino_t>> ids;  // (dev, ino) of each directory on the stack
     int links = 0;
     auto reopen = [&]() -> Status {
       UniqueFd fd(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -209,14 +202,28 @@ class RootResolver {
       todo.pop_front();
       if (c.empty() || c == ".") continue;
       if (c == "..") {
-        if (!stack.empty()) stack.pop_back();
-        if (auto st = reopen(); !st) return st.error();
+        if (stack.empty()) continue;  // ".." of the root is the root
+        stack.pop_back();
+        ids.pop_back();
+        // The parent in one step when it is the directory the stack says
+        // (always, in a tree nobody else writes); else walk again from the
+        // root. Re-walking for every ".." was quadratic: a symlink target of
+        // 1000 ".." below 2000 directories cost 2 million lookups.
+        UniqueFd up(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct stat ub {};
+        auto want = ids.empty() ? root_id : ids.back();
+        if (up.valid() && ::fstat(up.get(), &ub) == 0 && ub.st_dev == want.first && ub.st_ino == want.second) {
+          cur = std::move(up);
+        } else if (auto st = reopen(); !st) {
+          return st.error();
+        }
         continue;
       }
       struct stat sb {};
       if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
         if (::mkdirat(cur.get(), c.c_str(), 0755) != 0) return resolve_error(comps, n, errno);
+        ++created_;
         if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return resolve_error(comps, n, errno);
       }
       if (S_ISLNK(sb.st_mode)) {
@@ -236,6 +243,7 @@ class RootResolver {
         todo.insert(todo.begin(), parts.begin(), parts.end());
         if (!target.empty() && target[0] == '/') {
           stack.clear();
+          ids.clear();
           if (auto st = reopen(); !st) return st.error();
         }
         continue;
@@ -245,12 +253,14 @@ class RootResolver {
       if (!next.valid()) return resolve_error(comps, n, errno);
       cur = std::move(next);
       stack.push_back(std::move(c));
+      ids.emplace_back(sb.st_dev, sb.st_ino);
     }
     return cur;
   }
 
   int root_;
   bool use_openat2_ = false;
+  mutable uint64_t created_ = 0;
 };
 
 // Applies one layer stream to the root. The layer's compressed digest and its
@@ -268,7 +278,7 @@ class LayerApplier {
   // in errors. Errors are 65 for bad layers (the caller discards the root).
   Result<Hashes> apply(int fd, const std::string& what) {
     what_ = what;
-    layer_paths_.clear();
+    layer_paths_.kids.clear();
     dir_times_.clear();
     kept_times_.clear();
     Source src{fd, {}, {}, 0, false};
@@ -301,6 +311,9 @@ class LayerApplier {
       if (++counters_.entries > limits_.max_entries)
         return bad("", fmt::format("more than {} entries in total (limit; see --max-entries)", limits_.max_entries));
       if (auto st = apply_entry(tar.get(), e); !st) return st.error();
+      if (counters_.entries + res_.created_dirs() > limits_.max_entries)
+        return bad("", fmt::format("more than {} entries in total, counting the parent directories they create (limit; see --max-entries)",
+                                   limits_.max_entries));
       if (!plain.error.empty()) return bad("", plain.error);
     }
     // Drain the rest of the stream (tar padding) so both digests cover it all.
@@ -393,15 +406,28 @@ class LayerApplier {
       if (c == "..")
         return bad(p, is_link_target ? "hardlink target contains \"..\"" : "path contains \"..\"");
     if (p.size() > PATH_MAX) return bad(p.substr(0, 200), "path longer than PATH_MAX");
+    for (const auto& c : comps)
+      if (c.size() > NAME_MAX) return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
     return comps;
   }
 
+  // The paths this layer has entries for (and their parents), as a tree of
+  // components: memory linear in the path length (a set of every prefix
+  // string was quadratic: a 4 KiB path of 2048 components cost 4 MiB).
+  struct PathTree {
+    std::unordered_map<std::string, std::unique_ptr<PathTree>> kids;
+    const PathTree* child(const std::string& name) const {
+      auto it = kids.find(name);
+      return it == kids.end() ? nullptr : it->second.get();
+    }
+  };
+
   void remember(const std::vector<std::string>& comps) {
-    std::string s;
+    PathTree* n = &layer_paths_;
     for (const auto& c : comps) {
-      if (!s.empty()) s += '/';
-      s += c;
-      layer_paths_.insert(s);
+      auto& k = n->kids[c];
+      if (!k) k = std::make_unique<PathTree>();
+      n = k.get();
     }
   }
 
@@ -462,7 +488,7 @@ class LayerApplier {
       case AE_IFREG: {
         UniqueFd fd(::openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!fd.valid()) return os_fail(path, "creating the file");
-        if (auto st = write_data(a, fd.get(), path, archive_entry_size(e)); !st) return st;
+        if (auto st = write_data(a, fd.get(), path, archive_entry_size_is_set(e) ? archive_entry_size(e) : -1); !st) return st;
         if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
         if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
         if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
@@ -518,15 +544,28 @@ class LayerApplier {
     kina::detail::write_stderr("kina-image: warning: not running as root: device nodes are skipped\n");
   }
 
+  // Writes the entry's data. A sparse file's holes cost no bytes in the
+  // stream but become apparent size (what a copy or mke2fs -d of the tree
+  // writes out), so they count against the byte cap too, and no data block
+  // may lie beyond the size the header declares (size -1: not declared).
   Status write_data(archive* a, int fd, const std::string& path, int64_t size) {
+    auto over_cap = [&] {
+      return bad(path, fmt::format("more than {} uncompressed bytes in total (limit; see --max-bytes)", limits_.max_bytes));
+    };
+    if (size > 0 && static_cast<uint64_t>(size) > limits_.max_bytes) return over_cap();
     const void* buf = nullptr;
     size_t len = 0;
     la_int64_t off = 0;
     int64_t end = 0;
+    uint64_t data = 0;
     for (;;) {
       int r = archive_read_data_block(a, &buf, &len, &off);
       if (r == ARCHIVE_EOF) break;
       if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return bad(path, fmt::format("reading its data: {}", err_of(a)));
+      if (off < 0 || (size >= 0 && (static_cast<uint64_t>(off) > static_cast<uint64_t>(size) ||
+                                    len > static_cast<uint64_t>(size) - static_cast<uint64_t>(off))))
+        return bad(path, "data beyond the size in its header");
+      data += len;
       const char* p = static_cast<const char*>(buf);
       size_t done = 0;
       while (done < len) {
@@ -538,6 +577,10 @@ class LayerApplier {
         done += static_cast<size_t>(n);
       }
       end = std::max<int64_t>(end, off + static_cast<int64_t>(len));
+    }
+    if (size > 0 && static_cast<uint64_t>(size) > data) {
+      counters_.bytes += static_cast<uint64_t>(size) - data;  // the holes
+      if (counters_.bytes > limits_.max_bytes) return over_cap();
     }
     if (size > end && ::ftruncate(fd, size) != 0) return os_fail(path, "extending a sparse file");
     return {};
@@ -604,13 +647,15 @@ class LayerApplier {
     remember(dir);
     auto d = res_.open_dir(dir, dir.size(), true);
     if (!d) return bad(path, d.error().message());
-    std::string prefix = dir.empty() ? "" : detail::join(dir, dir.size());
+    const PathTree* node = &layer_paths_;
+    for (const auto& c : dir)
+      if (node) node = node->child(c);
     keep_times(*d, dir, dir.size());
-    if (auto st = clear_lower(d->get(), prefix, path); !st) return st;
+    if (auto st = clear_lower(d->get(), node, path); !st) return st;
     return {};
   }
 
-  Status clear_lower(int dirpath_fd, const std::string& prefix, const std::string& path) {
+  Status clear_lower(int dirpath_fd, const PathTree* node, const std::string& path) {
     UniqueFd fd(::openat(dirpath_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return os_fail(path, "opening the opaque directory");
     DIR* dp = ::fdopendir(fd.get());
@@ -626,8 +671,8 @@ class LayerApplier {
       names.emplace_back(de->d_name);
     }
     for (const auto& n : names) {
-      std::string p = prefix.empty() ? n : prefix + "/" + n;
-      if (!layer_paths_.count(p)) {
+      const PathTree* sub_node = node ? node->child(n) : nullptr;
+      if (!sub_node) {
         if (detail::remove_at(::dirfd(dp), n.c_str()) != 0) return os_fail(path, "clearing the opaque directory");
         continue;
       }
@@ -635,7 +680,7 @@ class LayerApplier {
       if (::fstatat(::dirfd(dp), n.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
         UniqueFd sub(::openat(::dirfd(dp), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub.valid()) return os_fail(path, "opening a directory below the opaque one");
-        if (auto st = clear_lower(sub.get(), p, path); !st) return st;
+        if (auto st = clear_lower(sub.get(), sub_node, path); !st) return st;
       }
     }
     return {};
@@ -680,7 +725,7 @@ class LayerApplier {
   bool as_root_;
   bool warned_nodes_ = false, warned_xattr_ = false;
   std::string what_;
-  std::unordered_set<std::string> layer_paths_;
+  PathTree layer_paths_;
   std::vector<DirTime> dir_times_;
   std::vector<DirTime> kept_times_;
 };

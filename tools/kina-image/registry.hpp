@@ -210,6 +210,13 @@ inline std::string url_host(const std::string& url) {
   return detail::lower(hostport);
 }
 
+// A URL for messages: without its query and fragment, where a CDN's presigned
+// URL carries its signature (a credential).
+inline std::string url_for_message(const std::string& url) {
+  size_t q = url.find_first_of("?#");
+  return q == std::string::npos ? url : url.substr(0, q) + "?...";
+}
+
 class RegistryClient {
  public:
   RegistryClient(Reference ref, const PullOptions& opts) : ref_(std::move(ref)), opts_(opts) {
@@ -230,6 +237,7 @@ class RegistryClient {
     uint64_t limit = 0;     // bytes allowed in total (expected size)
     uint64_t written = 0;   // bytes already present (resume)
     bool overflow = false;
+    bool range_refused = false;  // asked to resume, the server sent the whole blob
   };
 
   Result<Response> get(const std::string& url, const std::vector<std::string>& headers, FileSink* file = nullptr,
@@ -247,7 +255,7 @@ class RegistryClient {
         if (loc.empty()) return make_error(Exit::unavailable, fmt::format("registry {}", host_), "redirect without Location");
         cur = resolve_location(cur, loc);
         if (cur.rfind("https://", 0) != 0 && !(scheme_ == "http" && cur.rfind("http://", 0) == 0))
-          return make_error(Exit::policy, fmt::format("registry {}", host_), fmt::format("redirect to a non-HTTPS URL {}", shown(cur)));
+          return make_error(Exit::policy, fmt::format("registry {}", host_), fmt::format("redirect to a non-HTTPS URL {}", shown(url_for_message(cur))));
         continue;
       }
       if (r->status == 401 && same_host && !tried_auth_.exchange(true)) {
@@ -441,10 +449,15 @@ class RegistryClient {
     if (file && file->written > 0) curl_easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(file->written));
     CURLcode rc = curl_easy_perform(c.get());
     if (rc != CURLE_OK) {
+      if (file && file->written > 0 && rc == CURLE_RANGE_ERROR) {
+        file->range_refused = true;
+        return make_error(Exit::unavailable, fmt::format("registry {}", url_host(url)), "resuming: the server does not support Range");
+      }
       if (file && file->overflow)
-        return make_error(Exit::data, fmt::format("downloading {}", shown(url)), "larger than the size in its descriptor");
-      if (!t.werror.empty()) return make_error(Exit::io, fmt::format("downloading {}", shown(url)), t.werror);
-      if (t.body_overflow) return make_error(Exit::data, fmt::format("reading {}", shown(url)), fmt::format("answer larger than {} bytes", max_body));
+        return make_error(Exit::data, fmt::format("downloading {}", shown(url_for_message(url))), "larger than the size in its descriptor");
+      if (!t.werror.empty()) return make_error(Exit::io, fmt::format("downloading {}", shown(url_for_message(url))), t.werror);
+      if (t.body_overflow)
+        return make_error(Exit::data, fmt::format("reading {}", shown(url_for_message(url))), fmt::format("answer larger than {} bytes", max_body));
       bool tls = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
                  rc == CURLE_SSL_CACERT_BADFILE;
       return make_error(Exit::unavailable, fmt::format("registry {} unreachable", url_host(url)), curl_easy_strerror(rc),
@@ -530,6 +543,15 @@ inline Status download_blob(RegistryClient& c, const Store& store, const Descrip
       return write_all(fd.get(), std::string_view(p, n), fmt::format("writing {}", partial.string()));
     };
     auto r = c.get(fmt::format("{}/blobs/{}", c.base(), d.digest.str()), {}, &sink, 64u << 10);
+    if (!r && sink.range_refused && ++tries < 3) {
+      // The server answers Range with the whole blob (libcurl refuses that
+      // transfer): drop the partial and download from the start.
+      if (::ftruncate(fd.get(), 0) != 0) return os_error(fmt::format("truncating {}", partial.string()), errno, Exit::io);
+      ::lseek(fd.get(), 0, SEEK_SET);
+      h.reset();
+      have = 0;
+      continue;
+    }
     if (!r) {
       if (r.error().exit == Exit::data) ::unlink(partial.c_str());
       // A dropped connection keeps what arrived; one immediate retry resumes it.

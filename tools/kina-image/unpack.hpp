@@ -16,6 +16,7 @@
 #include "kina/fs.hpp"
 #include "kina/process.hpp"
 #include "layer.hpp"
+#include "noreplace.hpp"
 
 namespace kina::image {
 
@@ -114,8 +115,12 @@ inline Result<UnpackResult> unpack_rootfs(const Store& store, const ImageInfo& i
     timespec t[2] = {meta.mtime, meta.mtime};
     (void)::futimens(root.get(), t);
   }
-  if (::rename(tmp.c_str(), out.c_str()) != 0)
+  if (rename_noreplace(tmp, out, true) != 0) {
+    if (errno == EEXIST || errno == ENOTEMPTY)
+      return fail(make_error(Exit::cant_create, fmt::format("unpacking into {}", out.string()), "it was created while unpacking",
+                             "remove it or choose another --rootfs"));
     return fail(os_error(fmt::format("renaming into {}", out.string()), errno, Exit::cant_create));
+  }
   if (auto st = fsync_dir(parent); !st) return st.error();
   return r;
 }
@@ -132,15 +137,23 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
     size_bytes = (want + (1u << 20) - 1) & ~((1ull << 20) - 1);
   }
   fsys::path parent = disk.parent_path().empty() ? fsys::path(".") : disk.parent_path();
-  std::string tmp = (parent / ("." + disk.filename().string() + ".kina-tmp")).string();
-  ::unlink(tmp.c_str());
+  // A fresh 0600 file of our own (O_EXCL): never a name another process may
+  // be using or may have planted a symlink at (mke2fs opens it by name).
+  std::string tmp = (parent / ("." + disk.filename().string() + ".kina-tmp.XXXXXX")).string();
+  {
+    UniqueFd t(::mkostemp(tmp.data(), O_CLOEXEC));
+    if (!t.valid()) return os_error(fmt::format("creating a file next to {}", disk.string()), errno, Exit::cant_create);
+  }
   ProcessSpec mk;
   uint64_t inodes = st.files + 16384;
   mk.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", std::to_string(inodes), "-E", "root_owner=0:0", "-d", rootfs.string(), tmp,
              std::to_string(size_bytes / 1024) + "k"};
   mk.env = build_env({"PATH"}, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin", "E2FSPROGS_FAKE_TIME="});
   auto r = run_process(mk);
-  if (!r) return r.error();
+  if (!r) {
+    ::unlink(tmp.c_str());
+    return r.error();
+  }
   if (!r->success()) {
     ::unlink(tmp.c_str());
     return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()),
@@ -151,16 +164,20 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
   ck.argv = {"e2fsck", "-fn", tmp};
   ck.env = mk.env;
   auto c = run_process(ck);
-  if (!c) return c.error();
+  if (!c) {
+    ::unlink(tmp.c_str());
+    return c.error();
+  }
   if (!c->success()) {
     ::unlink(tmp.c_str());
     return make_error(Exit::internal, fmt::format("checking disk {}", disk.string()),
                       fmt::format("e2fsck -fn {}: {}", c->describe(), kina::detail::one_line(c->out.substr(0, 400))));
   }
-  ::chmod(tmp.c_str(), 0600);
-  if (::rename(tmp.c_str(), disk.c_str()) != 0) {
+  if (rename_noreplace(tmp, disk, false) != 0) {
+    int err = errno;
     ::unlink(tmp.c_str());
-    return os_error(fmt::format("renaming into {}", disk.string()), errno, Exit::cant_create);
+    if (err == EEXIST) return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), "it was created meanwhile");
+    return os_error(fmt::format("renaming into {}", disk.string()), err, Exit::cant_create);
   }
   return fsync_dir(parent);
 }

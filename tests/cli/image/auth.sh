@@ -68,7 +68,27 @@ expect_exit 65 pull badpart
 assert_contains "$ERR" "blob $layer: content has digest"
 [ ! -e "store-badpart/ingest/${layer#sha256:}.partial" ] || fail "bad partial kept"
 expect_exit 0 pull badpart
+# Review finding: a registry (or CDN) that ignores Range answers 200 with the
+# whole blob; libcurl then fails the transfer, and the pull failed with 69
+# "unreachable" on every retry while the partial stayed. Now: start over.
+mkdir -p store-norange/ingest
+head -c $((size / 2)) "oci/blobs/sha256/${layer#sha256:}" >"store-norange/ingest/${layer#sha256:}.partial"
+touch server.log.ignore-range
+: >server.log
+expect_exit 0 pull norange
+rm server.log.ignore-range
+cmp "store-norange/blobs/sha256/${layer#sha256:}" "oci/blobs/sha256/${layer#sha256:}" || fail "blob after a refused Range differs"
 ok "Range resume"
+
+# Review finding: errors named the whole redirected URL, query included: a
+# CDN's presigned URL carries its signature there (a credential), which
+# reached stderr and CI logs. Now the query is left out.
+touch server.log.oversize
+expect_exit 65 pull oversize
+rm server.log.oversize
+assert_contains "$ERR" "larger than the size in its descriptor"
+assert_not_contains "$ERR" "presigned-secret"
+ok "no presigned URL query in errors"
 
 # The real thing: Debian's docker-registry configured for token auth, with
 # the token service above signing JWTs; images pushed with skopeo.

@@ -95,6 +95,15 @@ assert_eq "$(jq_field "$OUT" .digest)" "$digest"
 mkdir exp && tar -C exp -xf exp-oci.tar && umoci unpack --image "exp:example.com/rich:1" exp-bundle >/dev/null
 treecmp exp-bundle/rootfs kina-root || fail "umoci reads the export differently"
 expect_exit 73 kina-image export example.com/rich:1 --out "$TEST_TMP/exp-oci.tar"
+# Review finding: export wrote to the fixed name OUT.kina-tmp after unlinking
+# whatever was there (another export's work in progress, or a symlink planted
+# there in a shared directory between the unlink and the open).
+echo "another export in progress" >"$TEST_TMP/exp-two.tar.kina-tmp"
+expect_exit 0 kina-image export example.com/rich:1 --out "$TEST_TMP/exp-two.tar"
+assert_eq "$(cat "$TEST_TMP/exp-two.tar.kina-tmp")" "another export in progress"
+cmp exp-two.tar exp-oci.tar || fail "second export differs"
+ls -a "$TEST_TMP" | grep -q "^\.exp-two\.tar\.kina-tmp" && fail "export left its temporary file"
+rm "$TEST_TMP/exp-two.tar.kina-tmp"
 ok "export"
 
 # Corrupt layer in the store: unpack refuses (65) and leaves nothing.

@@ -4,7 +4,8 @@ layout with bearer-token auth, for the auth tests. /token (on PORT) wants
 Basic user:secret and issues a token; manifests need "Bearer <token>"; blob
 requests are redirected to BLOBPORT on another host name (localhost instead of
 127.0.0.1), which logs the Authorization and Range headers it receives and
-honours Range."""
+honours Range (unless the file LOG.ignore-range exists; LOG.oversize makes
+it send more bytes than the descriptor says)."""
 import base64, hashlib, json, os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -54,16 +55,22 @@ class Registry(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
         if len(parts) == 6 and parts[4] == "blobs":
             self.send_response(307)
-            self.send_header("Location", f"http://localhost:{blobport}/data/{parts[5]}")
+            # Like a CDN's presigned URL: the query is a credential.
+            self.send_header("Location", f"http://localhost:{blobport}/data/{parts[5]}?X-Amz-Signature=presigned-secret")
             self.send_header("Content-Length", "0"); self.end_headers(); return
         self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
 
 class Blobs(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
-        note(f"blob {self.path} authorization={'yes' if self.headers.get('Authorization') else 'no'} range={self.headers.get('Range')}")
-        data = open(blob_path(self.path.rsplit("/", 1)[1]), "rb").read()
+        path = self.path.split("?", 1)[0]
+        note(f"blob {path} authorization={'yes' if self.headers.get('Authorization') else 'no'} range={self.headers.get('Range')}")
+        data = open(blob_path(path.rsplit("/", 1)[1]), "rb").read()
+        if os.path.exists(log + ".oversize"):  # more bytes than the descriptor says
+            data += b"x" * 4096
         rng = self.headers.get("Range")
+        if os.path.exists(log + ".ignore-range"):  # behave like a server without Range support
+            rng = None
         if rng and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[6:-1])
             self.send_response(206)

@@ -237,3 +237,129 @@ BOOST_AUTO_TEST_CASE(caps) {
     BOOST_TEST(h.error().why == "more than 50000 uncompressed bytes in total (limit; see --max-bytes)");
   }
 }
+
+namespace {
+
+// A pax tar with one sparse file: `apparent` bytes long, `data` at `data_off`.
+std::string sparse_tar(const std::string& path, int64_t apparent, int64_t data_off, const std::string& data) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax(a);
+  archive_write_open(a, &out, nullptr,
+                     [](archive*, void* ud, const void* buf, size_t n) -> la_ssize_t {
+                       static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
+                       return static_cast<la_ssize_t>(n);
+                     },
+                     nullptr);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, path.c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, apparent);
+  archive_entry_sparse_add_entry(e, data_off, static_cast<la_int64_t>(data.size()));
+  archive_write_header(a, e);
+  archive_write_data(a, data.data(), data.size());
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+}  // namespace
+
+// Review finding: a sparse file's holes were not counted against --max-bytes,
+// so a layer of a few KiB could declare files of any apparent size (a TiB file
+// inside a 1 MiB cap), which a copy of the tree or --disk's sizing then pays.
+BOOST_AUTO_TEST_CASE(regress_sparse_holes_count_against_byte_cap) {
+  std::string tar = sparse_tar("big", int64_t(1) << 30, 4096, std::string(4096, 'd'));
+  BOOST_TEST_REQUIRE(tar.size() < 64u * 1024);
+  Sandbox s;
+  UniqueFd r(::open(s.root.c_str(), O_RDONLY | O_DIRECTORY));
+  std::string f = s.base + "/sparse.tar";
+  std::ofstream(f, std::ios::binary) << tar;
+  RootResolver res(r.get());
+  {  // within a generous cap it unpacks, with its hole
+    Limits lim;
+    lim.max_bytes = 2ull << 30;
+    ApplyCounters c;
+    RootMeta m;
+    UniqueFd fd(::open(f.c_str(), O_RDONLY));
+    auto h = LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+    BOOST_TEST_REQUIRE(h.ok(), (h ? "" : h.error().message()));
+    struct stat sb {};
+    BOOST_TEST_REQUIRE(::lstat((s.root + "/big").c_str(), &sb) == 0);
+    BOOST_TEST(sb.st_size == (int64_t(1) << 30));
+    BOOST_TEST(c.bytes >= (uint64_t(1) << 30));
+  }
+  fsys::remove(s.root + "/big");
+  {  // a 1 MiB cap refuses it
+    Limits lim;
+    lim.max_bytes = 1u << 20;
+    ApplyCounters c;
+    RootMeta m;
+    UniqueFd fd(::open(f.c_str(), O_RDONLY));
+    auto h = LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+    BOOST_TEST_REQUIRE(!h.ok());
+    BOOST_TEST((h.error().exit == Exit::data));
+    BOOST_TEST(h.error().why == "more than 1048576 uncompressed bytes in total (limit; see --max-bytes)");
+  }
+}
+
+// Review finding: a component longer than NAME_MAX reached the kernel and came
+// back as an OS error (ENAMETOOLONG, exit 71) instead of bad layer data (65).
+// (An empty symlink target was already refused; kept here as a guard.)
+BOOST_AUTO_TEST_CASE(regress_malformed_names_are_bad_data) {
+  both_modes([] {
+    struct Bad {
+      std::string name, why, tar;
+    };
+    std::vector<Bad> cases = {
+        {"long-component", "a path component is longer than NAME_MAX", Tar().file(std::string(300, 'n'), "x").bytes()},
+        {"long-dir-component", "a path component is longer than NAME_MAX",
+         Tar().file("d/" + std::string(256, 'n') + "/f", "x").bytes()},
+        {"long-hardlink-target", "a path component is longer than NAME_MAX",
+         Tar().file("f", "x").hardlink("h", std::string(256, 't')).bytes()},
+        {"empty-symlink", "symlink without a target", Tar().symlink("l", "").bytes()},
+    };
+    for (const auto& c : cases) {
+      Sandbox s;
+      auto st = s.apply(c.tar);
+      BOOST_TEST_REQUIRE(!st.ok(), c.name);
+      BOOST_TEST((st.error().exit == Exit::data), c.name << ": " << st.error().message());
+      BOOST_TEST(st.error().why.find(c.why) != std::string::npos, c.name << ": " << st.error().message());
+    }
+  });
+}
+
+// Review finding: --max-entries counted tar entries only, while one entry
+// ("a/b/c/.../file") makes every missing parent directory: a layer of a few
+// entries could create any number of directories past the cap.
+BOOST_AUTO_TEST_CASE(regress_implied_parents_count_against_entry_cap) {
+  both_modes([] {
+    std::string deep;
+    for (int i = 0; i < 50; ++i) deep += "d" + std::to_string(i) + "/";
+    std::string tar = Tar().file(deep + "f", "x").file("g", "y").bytes();
+    Sandbox s;
+    std::string f = s.base + "/deep.tar";
+    std::ofstream(f, std::ios::binary) << tar;
+    for (uint64_t cap : {10u, 60u}) {
+      fsys::remove_all(s.root);
+      ::mkdir(s.root.c_str(), 0700);
+      UniqueFd r(::open(s.root.c_str(), O_RDONLY | O_DIRECTORY));
+      RootResolver res(r.get());
+      Limits lim;
+      lim.max_entries = cap;
+      ApplyCounters c;
+      RootMeta m;
+      UniqueFd fd(::open(f.c_str(), O_RDONLY));
+      auto h = LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+      if (cap == 60) {  // 2 entries + 50 directories fit
+        BOOST_TEST(h.ok(), (h ? "" : h.error().message()));
+        continue;
+      }
+      BOOST_TEST_REQUIRE(!h.ok());
+      BOOST_TEST((h.error().exit == Exit::data));
+      BOOST_TEST(h.error().why.find("more than 10 entries in total") != std::string::npos, h.error().message());
+    }
+  });
+}

@@ -1,0 +1,127 @@
+#define BOOST_TEST_MODULE image_unpack
+#include <boost/test/unit_test.hpp>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <thread>
+
+#include "unpack.hpp"
+
+using namespace kina;
+using namespace kina::image;
+
+namespace {
+
+std::string one_file_tar(const std::string& path, const std::string& data) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(a, &out, nullptr,
+                     [](archive*, void* ud, const void* buf, size_t n) -> la_ssize_t {
+                       static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
+                       return static_cast<la_ssize_t>(n);
+                     },
+                     nullptr);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, path.c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
+  archive_write_header(a, e);
+  archive_write_data(a, data.data(), data.size());
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/kina-unpack-test.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fsys::remove_all(path); }
+};
+
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fsys::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  return out;
+}
+
+}  // namespace
+
+// Review finding: unpack checked that --rootfs did not exist, unpacked, then
+// rename()d over it; rename replaces an empty directory, so a directory made at
+// that path meanwhile (by anyone able to write the parent) was silently
+// replaced. Now the rename itself refuses (RENAME_NOREPLACE): 73, nothing left.
+BOOST_AUTO_TEST_CASE(regress_rootfs_created_while_unpacking_is_not_replaced) {
+  TempDir t;
+  auto store = Store::open(t.path + "/store");
+  BOOST_TEST_REQUIRE(store.ok());
+  std::string tar = one_file_tar("hello", "world");
+  Digest d = Digest::of_data(tar);
+  // The layer blob is a FIFO: the unpack blocks reading it until the helper
+  // thread has created the output directory, so the race is deterministic.
+  BOOST_TEST_REQUIRE(::mkfifo(store->blob_path(d).c_str(), 0600) == 0);
+  ImageInfo img;
+  img.layers.push_back({Descriptor{"application/vnd.oci.image.layer.v1.tar", d, static_cast<int64_t>(tar.size()), {}}, d});
+  std::string parent = t.path + "/out-parent", out = parent + "/rootfs";
+  BOOST_TEST_REQUIRE(::mkdir(parent.c_str(), 0700) == 0);
+  std::thread racer([&] {
+    for (int i = 0; i < 10000; ++i) {  // at most 10 s
+      bool tmp_seen = false;
+      for (const auto& n : names_in(parent)) tmp_seen |= n.rfind(".rootfs.kina-tmp.", 0) == 0;
+      if (tmp_seen) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ::mkdir(out.c_str(), 0755);
+    int fd = ::open(store->blob_path(d).c_str(), O_WRONLY);
+    if (fd >= 0) {
+      (void)write_all(fd, tar, "fifo");
+      ::close(fd);
+    }
+  });
+  auto r = unpack_rootfs(*store, img, out, Limits{});
+  racer.join();
+  BOOST_TEST_REQUIRE(!r.ok());
+  BOOST_TEST((r.error().exit == Exit::cant_create));
+  BOOST_TEST(r.error().why == "it was created while unpacking");
+  BOOST_TEST(fsys::is_directory(out));
+  BOOST_TEST(fsys::is_empty(out));                            // theirs, untouched
+  BOOST_TEST(names_in(parent) == std::vector<std::string>{"rootfs"});  // no temporary left
+}
+
+// Review finding: --disk built its image at the fixed name ".NAME.kina-tmp",
+// unlinking whatever was there first: a concurrent unpack to the same disk
+// lost its work in progress, and mke2fs opened by name a path that another
+// user could plant a symlink at between the unlink and the open. Now the
+// temporary is created O_EXCL with a random suffix and the rename never
+// replaces an existing disk.
+BOOST_AUTO_TEST_CASE(regress_disk_temporary_is_private) {
+  TempDir t;
+  std::string root = t.path + "/root";
+  BOOST_TEST_REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  std::ofstream(root + "/f") << "data";
+  std::string other = t.path + "/.d.img.kina-tmp";
+  std::ofstream(other) << "another unpack's work in progress";
+  TreeStats st;
+  st.files = 1;
+  st.bytes = 4;
+  auto s = make_disk(root, t.path + "/d.img", 8u << 20, st);
+  BOOST_TEST_REQUIRE(s.ok(), (s ? "" : s.error().message()));
+  std::ifstream in(other);
+  BOOST_TEST(std::string(std::istreambuf_iterator<char>(in), {}) == "another unpack's work in progress");
+  struct stat sb {};
+  BOOST_TEST_REQUIRE(::stat((t.path + "/d.img").c_str(), &sb) == 0);
+  BOOST_TEST((sb.st_mode & 0777) == 0600u);
+  auto names = names_in(t.path);
+  std::sort(names.begin(), names.end());
+  BOOST_TEST((names == std::vector<std::string>{".d.img.kina-tmp", "d.img", "root"}));
+}
