@@ -555,6 +555,12 @@ Result<std::string> apple_image(const Options& o) {
 Status boot_apple(Options& o, uint64_t memory_mib) {
   auto image = apple_image(o);
   if (!image) return image.error();
+  std::string network_id;  // --network: a kina network of this cluster, created with --backend apple
+  if (!o.network.empty()) {
+    auto n = load_apple_network(o.cluster, o.network);
+    if (!n) return n.error();
+    network_id = n->container;
+  }
   if (auto st = apple::check_system(); !st) return st;
   auto cdir = cluster_dir(o.cluster);
   if (!cdir) return cdir.error();
@@ -572,7 +578,7 @@ Status boot_apple(Options& o, uint64_t memory_mib) {
   rr.cluster = o.cluster;
   rr.name = o.name;
   rr.image = *image;
-  rr.network = o.network;
+  rr.network = network_id;
   rr.cpus = o.cpus;
   rr.memory_mib = memory_mib;
   for (const auto& p : o.publish) rr.publish.push_back(*parse_publish(p));
@@ -880,8 +886,10 @@ Status cmd_cp(Options& o) {
   o.name = remote.first;
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
-  if (auto s = Spec::load(*dir); s && s->backend == "apple")
-    return make_error(Exit::unavailable, "cp", "not implemented for the apple backend", "use --mount, or exec with tar");
+  if (auto s = Spec::load(*dir); s && s->backend == "apple") {
+    if (rd) return apple::copy_in(o.name, s->container, o.src, rd->second);
+    return apple::copy_out(o.name, s->container, rs->second, o.dst);
+  }
   auto conn = AgentConnection::open(*dir, o.name);
   if (!conn) return conn.error();
   if (rd) return copy_in(*conn, o.src, rd->second);
@@ -957,7 +965,61 @@ Status cmd_rm(Options& o) {
 
 // --- networks ------------------------------------------------------------------------------
 
+bool use_apple(const std::string& backend) {
+#ifdef __APPLE__
+  if (backend == "auto") return true;
+#endif
+  return backend == "apple";
+}
+
+Status network_create_apple(const Options& o) {
+  if (!o.subnet.empty()) {
+    auto subnet = parse_cidr(o.subnet);
+    if (!subnet) return subnet.error();
+    if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
+      return usage_error(fmt::format("invalid --subnet {}", shown(o.subnet)), "an IPv4 prefix from /16 to /29");
+  }
+  auto dir = network_dir(o.cluster, o.name);
+  if (!dir) return dir.error();
+  AppleNetwork n{o.name, o.cluster, apple::network_id(o.cluster, o.name), "", "", *dir};
+  if (n.container.size() > 63)
+    return usage_error(fmt::format("network {}", o.name),
+                       fmt::format("the container network id {} is longer than 63 characters", n.container));
+  if (auto st = apple::check_system(); !st) return st;
+  auto cdir = cluster_dir(o.cluster);
+  if (!cdir) return cdir.error();
+  if (auto st = ensure_dir(*cdir / "networks", 0700); !st) return st;
+  {
+    auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm network create");
+    if (!lock) return lock.error();
+    if (::mkdir(dir->c_str(), 0700) != 0) {
+      if (errno == EEXIST)
+        return make_error(Exit::cant_create, fmt::format("network {}", o.name), fmt::format("it exists in cluster {}", o.cluster));
+      return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
+    }
+  }
+  bool created = false;
+  auto fail = [&](Error e) {
+    if (created) (void)apple::run_container({"container", "network", "delete", n.container}, std::chrono::seconds(60));
+    std::error_code ec;
+    fsys::remove_all(*dir, ec);
+    return e;
+  };
+  if (auto r = apple::run_container(apple::network_create_argv(n.container, o.subnet), std::chrono::seconds(120)); !r)
+    return fail(r.error());
+  created = true;
+  auto info = apple::find_network(n.container);
+  if (!info) return fail(info.error());
+  if (!*info)
+    return fail(make_error(Exit::unavailable, fmt::format("network {}", o.name), "`container network list` does not show it"));
+  n.subnet = (*info)->subnet;
+  n.gateway = (*info)->gateway;
+  if (auto st = write_file_atomic(*dir / "network.json", n.file_json(), 0644); !st) return fail(st.error());
+  return print(n.record((*info)->state));
+}
+
 Status cmd_network_create(const Options& o) {
+  if (use_apple(o.backend)) return network_create_apple(o);
   auto subnet = parse_cidr(o.subnet.empty() ? std::string(kDefaultSubnet) : o.subnet);
   if (!subnet) return subnet.error();
   if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
@@ -1002,7 +1064,30 @@ std::vector<std::string> network_names(const Options& o) {
 }
 
 Status cmd_network_ls(const Options& o) {
+  std::optional<Result<std::vector<apple::NetworkInfo>>> apple_list;  // one `container network list`, when needed
   for (const auto& name : network_names(o)) {
+    auto d = network_dir(o.cluster, name);
+    if (d && network_backend(*d) == "apple") {
+      auto an = load_apple_network(o.cluster, name);
+      if (!an) continue;
+      if (!apple_list) {
+        auto out = apple::run_container({"container", "network", "list", "--format", "json"}, std::chrono::seconds(60));
+        apple_list = out ? apple::parse_network_list(*out) : Result<std::vector<apple::NetworkInfo>>(out.error());
+        if (!*apple_list) warn(kTool, apple_list->error().message());
+      }
+      std::string state = "unknown";
+      if (*apple_list) {
+        state = "missing";  // kina knows it, `container` does not
+        for (const auto& i : **apple_list)
+          if (i.id == an->container) {
+            state = i.state;
+            if (!i.subnet.empty()) an->subnet = i.subnet;
+            if (!i.gateway.empty()) an->gateway = i.gateway;
+          }
+      }
+      if (auto st = print(an->record(state)); !st) return st;
+      continue;
+    }
     auto n = load_network(o.cluster, name);
     if (!n) continue;
     if (auto st = print(n->record(switch_running(*n) ? "running" : "stopped")); !st) return st;
@@ -1010,7 +1095,40 @@ Status cmd_network_ls(const Options& o) {
   return {};
 }
 
+// Machines of the cluster booted with --network NAME.
+std::vector<std::string> apple_network_users(const Options& o) {
+  std::vector<std::string> users;
+  auto c = cluster_dir(o.cluster);
+  if (!c) return users;
+  std::error_code ec;
+  for (const auto& m : fsys::directory_iterator(*c / "machines", ec))
+    if (auto s = Spec::load(m.path()); s && s->network == o.name) users.push_back(s->name);
+  std::sort(users.begin(), users.end());
+  return users;
+}
+
+Status network_rm_apple(const Options& o) {
+  auto n = load_apple_network(o.cluster, o.name);
+  if (!n) return n.error();
+  auto users = apple_network_users(o);
+  if (!users.empty() && !o.force) {
+    std::string list;
+    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+    return make_error(Exit::usage, fmt::format("network {}", o.name), "machines are attached: " + list,
+                      "remove them first, or use network rm -f");
+  }
+  if (auto r = apple::run_container({"container", "network", "delete", n->container}, std::chrono::seconds(120)); !r) {
+    if (!o.force) return Error{r.error().exit, r.error().what, r.error().why, "network rm -f removes kina's record anyway"};
+    warn(kTool, r.error().message());
+  }
+  std::error_code ec;
+  fsys::remove_all(n->dir, ec);
+  if (ec) return os_error(fmt::format("removing {}", n->dir.string()), ec.value());
+  return {};
+}
+
 Status cmd_network_rm(const Options& o) {
+  if (auto d = network_dir(o.cluster, o.name); d && network_backend(*d) == "apple") return network_rm_apple(o);
   auto n = load_network(o.cluster, o.name);
   if (!n) return n.error();
   auto leases = read_leases(*n);
@@ -1109,11 +1227,13 @@ int main(int argc, char** argv) {
     rm->add_flag("-f,--force", o.force, "Stop it by force if it runs");
     add_cluster(rm);
 
-    auto* network = app.add_subcommand("network", "Cluster networks (one vde_switch each)");
+    auto* network = app.add_subcommand("network", "Cluster networks (qemu: one vde_switch each; apple: one `container network` each)");
     network->require_subcommand(1);
     auto* ncreate = network->add_subcommand("create", "Start a network and print its Network record");
     ncreate->add_option("name", o.name, "Network name")->required();
-    ncreate->add_option("--subnet", o.subnet, fmt::format("IPv4 subnet (default {})", kDefaultSubnet));
+    ncreate->add_option("--subnet", o.subnet, fmt::format("IPv4 subnet (default {}; apple: container's choice)", kDefaultSubnet));
+    ncreate->add_option("--backend", o.backend, "auto, qemu (a vde_switch) or apple (a `container network`)")
+        ->check(CLI::IsMember({"auto", "qemu", "apple"}));
     add_cluster(ncreate);
     auto* nrm = network->add_subcommand("rm", "Stop and remove a network");
     nrm->add_option("name", o.name, "Network name")->required();

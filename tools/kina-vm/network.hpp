@@ -70,9 +70,66 @@ inline Result<Network> load_network(const std::string& cluster, const std::strin
   std::string_view subnet;
   if (parser.parse(*text).get(root) != simdjson::SUCCESS || root["subnet"].get(subnet) != simdjson::SUCCESS)
     return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
+  if (std::string_view backend; root["backend"].get(backend) == simdjson::SUCCESS && backend != "qemu")
+    return make_error(Exit::usage, fmt::format("network {}", name), fmt::format("it belongs to the {} backend", backend));
   auto cidr = parse_cidr(subnet);
   if (!cidr) return cidr.error();
   return Network{name, cluster, *cidr, *dir};
+}
+
+// --- apple backend: the network is `container`'s; kina keeps its id and addresses.
+
+struct AppleNetwork {
+  std::string name, cluster, container, subnet, gateway;
+  fsys::path dir;
+
+  std::string record(std::string_view state) const {
+    auto w = begin_record("Network");
+    w.field("name", name).field("cluster", cluster).field("backend", "apple").field("subnet", subnet);
+    w.field("gateway", gateway).field("container", container).field("state", state);
+    w.end_object();
+    return w.take();
+  }
+  std::string file_json() const {
+    json::Writer w;
+    w.begin_object().field("backend", "apple").field("container", container).field("subnet", subnet).field("gateway", gateway).end_object();
+    return w.str() + "\n";
+  }
+};
+
+// The backend that owns a network directory: network.json's "backend" (absent: qemu).
+inline std::string network_backend(const fsys::path& dir) {
+  auto text = read_file(dir / "network.json", 1 << 16);
+  if (!text) return "qemu";
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string_view b;
+  if (parser.parse(*text).get(root) != simdjson::SUCCESS || root["backend"].get(b) != simdjson::SUCCESS) return "qemu";
+  return std::string(b);
+}
+
+inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const std::string& name) {
+  auto dir = network_dir(cluster, name);
+  if (!dir) return dir.error();
+  auto text = read_file(*dir / "network.json", 1 << 16);
+  if (!text) {
+    if (text.error().exit == Exit::no_input)
+      return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
+                        fmt::format("create it with: kina-vm network create {} --cluster {} --backend apple", name, cluster));
+    return text.error();
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string_view backend, container, subnet, gateway;
+  if (parser.parse(*text).get(root) != simdjson::SUCCESS)
+    return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
+  if (root["backend"].get(backend) != simdjson::SUCCESS || backend != "apple")
+    return make_error(Exit::usage, fmt::format("network {}", name), "it does not belong to the apple backend");
+  if (root["container"].get(container) != simdjson::SUCCESS)
+    return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
+  if (root["subnet"].get(subnet) != simdjson::SUCCESS) subnet = {};
+  if (root["gateway"].get(gateway) != simdjson::SUCCESS) gateway = {};
+  return AppleNetwork{name, cluster, std::string(container), std::string(subnet), std::string(gateway), *dir};
 }
 
 inline bool switch_running(const Network& n) {

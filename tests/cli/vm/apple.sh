@@ -1,6 +1,8 @@
 # vm-apple: contract tests of the apple backend against a scripted `container`
 # (tests/cli/vm/apple/container) answering each recorded JSON shape
-# (0.5, 0.9-0.12, 1.x). Nothing here runs Apple's real CLI.
+# (0.5, 0.9-0.12, 1.x) of `container list` and `container network list`, and
+# running cp's tar streams against a directory standing in for the container's
+# filesystem. Nothing here runs Apple's real CLI.
 source "$KINA_CLI_LIB"
 FAKE_DIR=$(cd "$(dirname "$KINA_VM_TESTLIB")/apple" && pwd)
 export PATH="$FAKE_DIR:$PATH"
@@ -34,8 +36,6 @@ for version in 0.5 0.10 1.0; do
   assert_eq "$OUT" "exec: --env K=V --workdir /tmp --user 0 kina-c1-n1 uname -r"
   expect_exit 0 kina-vm logs n1
   assert_eq "$OUT" "console of kina-c1-n1"
-  expect_exit 69 kina-vm cp /etc/hostname n1:/tmp/x
-  assert_contains "$ERR" "not implemented for the apple backend"
 
   expect_exit 0 kina-vm stop n1 --timeout 10s
   assert_eq "$(jq_field "$OUT" .state)" "exited" "$version state after stop"
@@ -66,3 +66,128 @@ assert_contains "$ERR" "kina-vm: error: the apple backend: the container system 
 assert_contains "$ERR" "hint: start it with: container system start"
 [ ! -e "$KINA_HOME/clusters/c1/machines/n3" ] || fail "a refused boot left files"
 ok "stopped container system"
+
+# --- networks: container network create/list/delete, boot --network ---------------------
+for version in 0.5 0.10 1.0; do
+  fake_env "$FAKE_DIR/list-$version.json"
+  : > "$FAKE_CONTAINER_LOG"
+  : > "$FAKE/networks"
+  if [ "$version" = 0.5 ]; then
+    # 0.5 has no --subnet: container's refusal is a 69 and nothing is left.
+    expect_exit 69 kina-vm network create net1 --cluster c1 --backend apple --subnet 10.50.0.0/24
+    assert_contains "$ERR" "Unknown option '--subnet'"
+    [ ! -e "$KINA_HOME/clusters/c1/networks/net1" ] || fail "$version: a refused network create left files"
+    : > "$FAKE_CONTAINER_LOG"
+    expect_exit 0 kina-vm network create net1 --cluster c1 --backend apple
+    assert_eq "$(sed -n 2p "$FAKE_CONTAINER_LOG")" "network create kina-c1-net1"
+    subnet=192.168.65.0/24 gateway=192.168.65.1
+  else
+    expect_exit 0 kina-vm network create net1 --cluster c1 --backend apple --subnet 10.50.0.0/24
+    assert_eq "$(sed -n 2p "$FAKE_CONTAINER_LOG")" "network create --subnet 10.50.0.0/24 kina-c1-net1"
+    subnet=10.50.0.0/24 gateway=10.50.0.1
+  fi
+  assert_eq "$(sed -n 1p "$FAKE_CONTAINER_LOG")" "system status"
+  assert_eq "$(sed -n 3p "$FAKE_CONTAINER_LOG")" "network list --format json"
+  assert_eq "$(jq_field "$OUT" '[.kind,.name,.cluster,.backend,.subnet,.gateway,.container,.state]|join(" ")')" \
+    "Network net1 c1 apple $subnet $gateway kina-c1-net1 running" "$version Network record"
+  expect_exit 73 kina-vm network create net1 --cluster c1 --backend apple
+  expect_exit 64 kina-vm network create net2 --cluster c1 --backend apple --subnet 10.50.0.0/8
+  expect_exit 0 kina-vm network ls --cluster c1
+  assert_eq "$(printf '%s\n' "$OUT" | wc -l)" 1 "$version network ls count"
+  assert_eq "$(jq_field "$OUT" '[.name,.backend,.subnet,.gateway,.state]|join(" ")')" "net1 apple $subnet $gateway running" "$version ls"
+
+  # boot --network: the container network's id goes to `container run --network`.
+  : > "$FAKE_CONTAINER_LOG"
+  expect_exit 0 kina-vm boot --backend apple --name n1 --cluster c1 --image "$REF" --network net1 </dev/null
+  assert_eq "$(sed -n 2p "$FAKE_CONTAINER_LOG")" \
+    "run -d --name kina-c1-n1 --cpus 1 --memory 512M --label kina.cluster=c1 --label kina.machine=n1 --network kina-c1-net1 --cap-add ALL --masked-path NONE --read-only-path NONE $REF"
+  assert_eq "$(jq_field "$OUT" .network)" "net1" "$version machine network"
+  # A qemu network (its network.json as the qemu backend writes it) is not one for apple.
+  mkdir -p "$KINA_HOME/clusters/c1/networks/qnet"
+  printf '{"subnet":"10.213.0.0/24"}\n' > "$KINA_HOME/clusters/c1/networks/qnet/network.json"
+  expect_exit 64 kina-vm boot --backend apple --name n9 --cluster c1 --image "$REF" --network qnet </dev/null
+  assert_contains "$ERR" "network qnet: it does not belong to the apple backend"
+  rm -r "$KINA_HOME/clusters/c1/networks/qnet"
+  expect_exit 66 kina-vm boot --backend apple --name n9 --cluster c1 --image "$REF" --network nosuch </dev/null
+  assert_contains "$ERR" "network nosuch: no such network in cluster c1"
+  [ ! -e "$KINA_HOME/clusters/c1/machines/n9" ] || fail "$version: boot on a missing network left files"
+  assert_not_contains "$(cat "$FAKE_CONTAINER_LOG")" "kina-c1-n9"
+
+  # rm refuses while a machine uses it; then deletes it in container.
+  expect_exit 64 kina-vm network rm net1 --cluster c1
+  assert_contains "$ERR" "machines are attached: n1"
+  expect_exit 0 kina-vm rm -f n1
+  : > "$FAKE_CONTAINER_LOG"
+  expect_exit 0 kina-vm network rm net1 --cluster c1
+  assert_eq "$(cat "$FAKE_CONTAINER_LOG")" "network delete kina-c1-net1"
+  [ ! -e "$KINA_HOME/clusters/c1/networks/net1" ] || fail "$version: network rm left files"
+  [ ! -s "$FAKE/networks" ] || fail "$version: the container network is still there"
+  expect_exit 0 kina-vm network ls --cluster c1
+  assert_eq "$OUT" "" "$version network ls after rm"
+
+  # A network container no longer has: ls says missing; rm needs -f.
+  expect_exit 0 kina-vm network create net2 --cluster c1 --backend apple
+  : > "$FAKE/networks"
+  expect_exit 0 kina-vm network ls --cluster c1
+  assert_eq "$(jq_field "$OUT" .state)" "missing" "$version state of a vanished network"
+  expect_exit 69 kina-vm network rm net2 --cluster c1
+  assert_contains "$ERR" "network kina-c1-net2 not found"
+  assert_contains "$ERR" "hint: network rm -f removes kina's record anyway"
+  [ -e "$KINA_HOME/clusters/c1/networks/net2" ] || fail "$version: a failed network rm removed kina's record"
+  expect_exit 0 kina-vm network rm -f net2 --cluster c1
+  [ ! -e "$KINA_HOME/clusters/c1/networks/net2" ] || fail "$version: network rm -f left files"
+  ok "container $version: network create (subnet $subnet), ls, boot --network, rm"
+done
+
+# --- cp: tar streams through container exec, both directions ------------------------------
+fake_env "$FAKE_DIR/list-1.0.json"
+: > "$FAKE/networks"
+rm -rf "$FAKE/guest"; mkdir -p "$FAKE/guest/opt" "$FAKE/guest/etc"
+expect_exit 0 kina-vm boot --backend apple --name n1 --cluster c1 --image "$REF" </dev/null
+SRC="$TEST_TMP/src"
+mkdir -p "$SRC/tree/d/e"
+printf 'alpha\n' > "$SRC/tree/a"
+head -c 200000 /dev/urandom > "$SRC/tree/d/blob"
+printf 'deep\n' > "$SRC/tree/d/e/f"
+ln -s a "$SRC/tree/l"
+chmod 0640 "$SRC/tree/a"; chmod 0750 "$SRC/tree/d"; chmod 0711 "$SRC/tree/d/e"; chmod 0755 "$SRC/tree"
+if [ "$(id -u)" = 0 ]; then chown 1234:5678 "$SRC/tree/a"; chown -h 4321:8765 "$SRC/tree/l"; chown 99:98 "$SRC/tree/d"; fi
+# "path mode uid gid size link" of every entry, and every file's checksum.
+manifest() { (cd "$1" && find . -printf '%p %m %U %G %s %l\n' | LC_ALL=C sort && find . -type f -exec md5sum {} + | LC_ALL=C sort -k2); }
+WANT=$(manifest "$SRC/tree")
+
+: > "$FAKE_CONTAINER_LOG"
+expect_exit 0 kina-vm cp "$SRC/tree" n1:/opt
+assert_eq "$(cat "$FAKE_CONTAINER_LOG")" "exec -i kina-c1-n1 sh -c <script> kina-cp /opt tree" "cp in argv"
+assert_eq "$(manifest "$FAKE/guest/opt/tree")" "$WANT" "tree copied into an existing guest directory"
+expect_exit 0 kina-vm cp "$SRC/tree/" n1:/opt/renamed/
+assert_eq "$(manifest "$FAKE/guest/opt/renamed")" "$WANT" "tree copied to a new guest name"
+expect_exit 0 kina-vm cp "$SRC/tree/a" n1:/etc/a-copy
+assert_eq "$(stat -c '%a %s' "$FAKE/guest/etc/a-copy")" "640 6" "a file copied to a new guest name"
+assert_eq "$(ls -A "$FAKE/guest/opt" | tr '\n' ' ')" "renamed tree " "no temporary directory left in the guest"
+expect_exit 66 kina-vm cp "$SRC/tree" n1:/nope/x
+assert_contains "$ERR" "no such directory"
+[ ! -e "$FAKE/guest/nope" ] || fail "a failed cp created the guest parent"
+expect_exit 66 kina-vm cp "$TEST_TMP/absent" n1:/opt
+expect_exit 64 kina-vm cp "$SRC/tree" n1:relative
+ok "cp into the container: exact exec argv, modes, owners, symlink, 200 kB file, new names"
+
+: > "$FAKE_CONTAINER_LOG"
+expect_exit 0 kina-vm cp n1:/opt/tree "$TEST_TMP/out"
+assert_eq "$(cat "$FAKE_CONTAINER_LOG")" "exec kina-c1-n1 tar -c -f - -C /opt tree" "cp out argv"
+assert_eq "$(manifest "$TEST_TMP/out")" "$WANT" "tree copied out to a new name"
+mkdir "$TEST_TMP/outdir"
+expect_exit 0 kina-vm cp n1:/opt/tree/ "$TEST_TMP/outdir"
+assert_eq "$(manifest "$TEST_TMP/outdir/tree")" "$WANT" "tree copied out into an existing directory"
+printf 'changed\n' > "$FAKE/guest/opt/tree/d/e/f"
+expect_exit 0 kina-vm cp n1:/opt/tree "$TEST_TMP/outdir"
+assert_eq "$(cat "$TEST_TMP/outdir/tree/d/e/f")" "changed" "a second copy into the same directory merges"
+assert_eq "$(stat -c %a "$TEST_TMP/outdir/tree/d/e")" "711" "mode kept through a merge"
+expect_exit 0 kina-vm cp n1:/etc/a-copy "$TEST_TMP/one"
+assert_eq "$(cat "$TEST_TMP/one")" "alpha" "a single file copied out"
+expect_exit 66 kina-vm cp n1:/opt/absent "$TEST_TMP/never"
+[ ! -e "$TEST_TMP/never" ] || fail "a failed cp out created its destination"
+expect_exit 66 kina-vm cp n1:/opt/tree "$TEST_TMP/no/such/dir"
+assert_eq "$(ls -A "$TEST_TMP" | grep -c '^\.kina-cp' || true)" "0" "no temporary directory left on the host"
+expect_exit 0 kina-vm rm -f n1
+ok "cp out of the container: exact exec argv, modes, owners, symlink, merge into an existing directory, errors"
