@@ -140,19 +140,14 @@ Status cmd_append(Options& o, bool from_flags) {
     if (!stdin_has_records())
       return usage_error("append", "give --tool and --action, or pipe AuditEvent records to stdin");
     RecordReader in(0);
-    for (;;) {
-      auto r = in.next();
-      if (!r) return r.error();
-      if (!r->has_value()) break;
-      const Record& rec = **r;
-      if (rec.kind != "AuditEvent") {
-        if (auto st = out.forward(rec); !st) return st;
-        continue;
-      }
+    auto st = filter_records(in, out, [&](const Record& rec) -> Result<bool> {
+      if (rec.kind != "AuditEvent") return false;
       auto e = event_from_record(rec);
       if (!e) return e.error();
       events.push_back(std::move(*e));
-    }
+      return true;
+    });
+    if (!st) return st;
     if (events.empty()) return {};
   }
   auto done = audit::Log(*path).append(std::move(events));
@@ -481,15 +476,8 @@ Status cmd_verify_proof(Options& o) {
   }
   size_t checked = 0, failed = 0;
   std::string first_reason;
-  for (;;) {
-    auto r = in->next();
-    if (!r) return r.error();
-    if (!r->has_value()) break;
-    const Record& rec = **r;
-    if (rec.kind != "AuditProof") {
-      if (auto st = out.forward(rec); !st) return st;
-      continue;
-    }
+  auto st = filter_records(*in, out, [&](const Record& rec) -> Result<bool> {
+    if (rec.kind != "AuditProof") return false;
     auto reason = check_proof(rec, *verifier);
     if (!reason) return reason.error();
     ++checked;
@@ -501,8 +489,10 @@ Status cmd_verify_proof(Options& o) {
       w.field("reason", *reason);
       if (!failed++) first_reason = *reason;
     }
-    if (auto st = print(out, w); !st) return st;
-  }
+    if (auto printed = print(out, w); !printed) return printed.error();
+    return true;
+  });
+  if (!st) return st;
   if (checked == 0) return make_error(Exit::no_input, "verify-proof", "no AuditProof record in the input");
   if (failed) return make_error(Exit::negative, "proof does NOT verify", first_reason);
   return {};

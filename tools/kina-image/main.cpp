@@ -308,15 +308,8 @@ Status cmd_unpack(const Options& o) {
   if (!stdin_has_records()) return usage_error("unpack", "give REF or DIGEST, or pipe Image records to stdin");
   RecordReader in(0);
   size_t images = 0;
-  for (;;) {
-    auto rec = in.next();
-    if (!rec) return rec.error();
-    if (!rec->has_value()) break;
-    const Record& r = **rec;
-    if (r.kind != "Image") {
-      if (auto st = out.forward(r); !st) return st;
-      continue;
-    }
+  return filter_records(in, out, [&](const Record& r) -> Result<bool> {
+    if (r.kind != "Image") return false;
     if (++images > 1 && (!o.rootfs.empty() || !o.disk.empty()))
       return usage_error("unpack", "--rootfs and --disk name one output but stdin carries more than one Image");
     auto md = r.required_string("manifestDigest");
@@ -325,7 +318,8 @@ Status cmd_unpack(const Options& o) {
     if (!d) return make_error(Exit::data, fmt::format("record {} (Image)", r.where()), d.error().message());
     auto ref = r.string_field("reference");
     if (!ref) return ref.error();
-    if (auto st = out.forward(r); !st) return st;
+    // The Image goes on before its Rootfs, so later stages see both.
+    if (auto st = out.forward(r); !st) return st.error();
     auto st = audited(o, "unpack", *md, [&]() -> Status {
       auto img = load_image(*store, *d, *want);
       if (!img) return img.error();
@@ -334,9 +328,9 @@ Status cmd_unpack(const Options& o) {
       if (*ref) img->reference = **ref;
       return unpack_one(o, *store, *img, out);
     });
-    if (!st) return st;
-  }
-  return {};
+    if (!st) return st.error();
+    return true;
+  });
 }
 
 // --- export -----------------------------------------------------------------------------

@@ -849,21 +849,16 @@ Status cmd_merge(const Options& o, std::string& target) {
   if (o.from.empty()) {
     if (!stdin_has_records()) return usage_error("merge", "pipe Kubeconfig records to stdin, or give --from FILE");
     RecordReader in(0);
-    for (;;) {
-      auto r = in.next();
-      if (!r) return r.error();
-      if (!r->has_value()) break;
-      const Record& rec = **r;
-      if (rec.kind != "Kubeconfig") {
-        if (auto st = out.forward(rec); !st) return st;
-        continue;
-      }
+    auto read = filter_records(in, out, [&](const Record& rec) -> Result<bool> {
+      if (rec.kind != "Kubeconfig") return false;
       auto path = rec.required_string("path");
       if (!path) return path.error();
       auto cluster = rec.string_field("cluster");
       if (!cluster) return cluster.error();
-      if (auto st = load(Incoming{cluster->value_or(""), *path, rec.raw, {}}); !st) return st;
-    }
+      if (auto st = load(Incoming{cluster->value_or(""), *path, rec.raw, {}}); !st) return st.error();
+      return true;
+    });
+    if (!read) return read;
     if (incoming.empty()) return make_error(Exit::no_input, "merge", "no Kubeconfig record on stdin");
   }
   auto tpath = target_kubeconfig(o);
@@ -1039,21 +1034,15 @@ Status cmd_fetch(const Options& o, std::string& target) {
   std::optional<Machine> machine;
   if (stdin_has_records()) {
     RecordReader in(0);
-    for (;;) {
-      auto r = in.next();
-      if (!r) return r.error();
-      if (!r->has_value()) break;
-      const Record& rec = **r;
-      if (rec.kind == "Machine" && !machine) {
-        auto m = machine_from_record(rec);
-        if (!m) return m.error();
-        if (o.machine.empty() || m->name == o.machine) {
-          machine = std::move(*m);
-          continue;
-        }
-      }
-      if (auto st = out.forward(rec); !st) return st;
-    }
+    auto st = filter_records(in, out, [&](const Record& rec) -> Result<bool> {
+      if (rec.kind != "Machine" || machine) return false;
+      auto m = machine_from_record(rec);
+      if (!m) return m.error();
+      if (!o.machine.empty() && m->name != o.machine) return false;
+      machine = std::move(*m);
+      return true;
+    });
+    if (!st) return st;
   }
   if (!machine) {
     if (o.machine.empty()) return usage_error("fetch", "give --machine NAME or pipe a Machine record to stdin");

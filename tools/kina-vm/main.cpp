@@ -243,11 +243,7 @@ Result<std::optional<RootfsInput>> rootfs_from_stdin() {
       }
     return v;
   };
-  for (;;) {
-    auto rec = in.next();
-    if (!rec) return rec.error();
-    if (!rec->has_value()) break;
-    const Record& r = **rec;
+  auto st = filter_records(in, out, [&](const Record& r) -> Result<bool> {
     if (r.kind == "Image") {
       auto d = r.string_field("digest");
       if (d && *d) {
@@ -257,10 +253,7 @@ Result<std::optional<RootfsInput>> rootfs_from_stdin() {
         images[**d] = {cmd, strings(r, "env"), wd && *wd ? **wd : ""};
       }
     }
-    if (r.kind != "Rootfs") {
-      if (auto st = out.forward(r); !st) return st.error();
-      continue;
-    }
+    if (r.kind != "Rootfs") return false;  // the Image is read and forwarded too
     if (found)
       return make_error(Exit::usage, fmt::format("record {} (Rootfs)", r.where()),
                         "boot takes one Rootfs record per machine; split the stream or use --rootfs");
@@ -277,7 +270,9 @@ Result<std::optional<RootfsInput>> rootfs_from_stdin() {
     if (ri.dir.empty() && ri.disk.empty())
       return make_error(Exit::data, fmt::format("record {} (Rootfs)", r.where()), "neither \"path\" nor \"disk\"");
     found = ri;
-  }
+    return true;
+  });
+  if (!st) return st.error();
   if (found && images.count(found->image)) {
     auto& [cmd, env, wd] = images[found->image];
     found->command = cmd;
@@ -531,23 +526,18 @@ Result<std::string> apple_image(const Options& o) {
   RecordReader in(0);
   RecordWriter out;
   std::string ref;
-  for (;;) {
-    auto rec = in.next();
-    if (!rec) return rec.error();
-    if (!rec->has_value()) break;
-    const Record& r = **rec;
-    if (r.kind == "Image" && ref.empty()) {
-      auto reference = r.string_field("reference");
-      auto digest = r.required_string("digest");
-      if (!digest) return digest.error();
-      std::string base = reference && *reference ? **reference : "";
-      base = base.substr(0, base.find('@'));
-      if (base.empty()) return make_error(Exit::data, fmt::format("record {} (Image)", r.where()), "no \"reference\"");
-      ref = base + "@" + *digest;
-      continue;
-    }
-    if (auto st = out.forward(r); !st) return st.error();
-  }
+  auto st = filter_records(in, out, [&](const Record& r) -> Result<bool> {
+    if (r.kind != "Image" || !ref.empty()) return false;
+    auto reference = r.string_field("reference");
+    auto digest = r.required_string("digest");
+    if (!digest) return digest.error();
+    std::string base = reference && *reference ? **reference : "";
+    base = base.substr(0, base.find('@'));
+    if (base.empty()) return make_error(Exit::data, fmt::format("record {} (Image)", r.where()), "no \"reference\"");
+    ref = base + "@" + *digest;
+    return true;
+  });
+  if (!st) return st.error();
   if (ref.empty()) return usage_error("boot --backend apple", "no Image record on stdin; give --image REF@DIGEST");
   return ref;
 }

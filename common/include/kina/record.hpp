@@ -218,6 +218,22 @@ class RecordWriter {
   size_t written_ = 0;
 };
 
+// The filter rule in one place: reads every record from `in`; `consume(rec)`
+// returns true when it took the record, false to have it forwarded to `out`
+// unchanged (an error stops the stream).
+template <class Fn>
+Status filter_records(RecordReader& in, RecordWriter& out, Fn&& consume) {
+  for (;;) {
+    auto r = in.next();
+    if (!r) return r.error();
+    if (!r->has_value()) return {};
+    Result<bool> took = consume(**r);
+    if (!took) return took.error();
+    if (!*took)
+      if (auto st = out.forward(**r); !st) return st;
+  }
+}
+
 // Starts a record: {"apiVersion":"kina/v1alpha1","kind":KIND, ... (caller adds
 // fields and calls end_object()).
 inline json::Writer begin_record(std::string_view kind) {
