@@ -20,6 +20,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -109,6 +110,11 @@ struct Session {
   int status = 0;
   std::string pending_in;
   bool close_in_after = false;
+  // Flow control (docs/agent.md): bytes of output frames the host has not
+  // credited back yet; the command's output is not read while this reaches
+  // kWindow. unlimited: the host stopped counting (its client is gone).
+  size_t unacked = 0;
+  bool unlimited = false;
   // put
   std::string root;
   int file = -1;
@@ -177,6 +183,7 @@ void start_exec(uint32_t id, const std::string& payload) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);  // the agent ignores it; commands get the default back
     if (req->tty) {
       ::ioctl(slave, TIOCSCTTY, 0);
       ::dup2(slave, 0);
@@ -435,6 +442,15 @@ void handle(const Frame& f) {
     case Type::put: return start_put(f.session, f.payload);
     case Type::get: return do_get(f.session, f.payload);
     case Type::poweroff: return poweroff();
+    case Type::credit:
+      if (it != g_sessions.end()) {
+        Decoder d(f.payload);
+        uint32_t n = d.u32();
+        if (d.failed()) return;
+        if (n == 0xffffffffu) it->second.unlimited = true;
+        it->second.unacked -= std::min<size_t>(n, it->second.unacked);
+      }
+      return;
     case Type::stdin_data:
       if (it != g_sessions.end() && it->second.kind == Session::exec) {
         it->second.pending_in += f.payload;
@@ -516,8 +532,12 @@ int agent_main(int port) {
     fds.push_back({sfd, POLLIN, 0});
     for (auto& [id, s] : g_sessions) {
       if (s.kind != Session::exec) continue;
-      if (s.out >= 0) fds.push_back({s.out, static_cast<short>(POLLIN | (s.tty && !s.pending_in.empty() ? POLLOUT : 0)), 0}), owners.emplace_back(id, 0);
-      if (s.err >= 0) fds.push_back({s.err, POLLIN, 0}), owners.emplace_back(id, 1);
+      // A session whose window is full is not read: its command blocks on a
+      // full pipe until the host grants credit.
+      bool can_send = s.unlimited || s.unacked < kWindow;
+      short out_ev = static_cast<short>((can_send ? POLLIN : 0) | (s.tty && !s.pending_in.empty() ? POLLOUT : 0));
+      if (s.out >= 0 && out_ev) fds.push_back({s.out, out_ev, 0}), owners.emplace_back(id, 0);
+      if (s.err >= 0 && can_send) fds.push_back({s.err, POLLIN, 0}), owners.emplace_back(id, 1);
       if (!s.tty && s.in >= 0 && !s.pending_in.empty()) fds.push_back({s.in, POLLOUT, 0}), owners.emplace_back(id, 2);
     }
     if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -552,8 +572,10 @@ int agent_main(int port) {
       if (which == 2) continue;
       int& fd = which == 0 ? s.out : s.err;
       if (fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (!s.unlimited && s.unacked >= kWindow) continue;
       ssize_t n = ::read(fd, buf.data(), std::min(buf.size(), kChunk));
       if (n > 0) {
+        if (!s.unlimited) s.unacked += kHeader + static_cast<size_t>(n);
         send(which == 0 ? Type::stdout_data : Type::stderr_data, id, std::string_view(buf.data(), static_cast<size_t>(n)));
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         if (s.tty) s.in = -1;  // same fd as out

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -14,7 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -89,7 +93,7 @@ class Supervisor {
     }
     for (size_t i = 0; i < spec->mounts.size(); ++i) {
       auto m = parse_mount(spec->mounts[i]);
-      if (!m || !start_virtiofsd(spec->virtiofsd, i, m->host)) return 71;
+      if (!m || !start_virtiofsd(spec->virtiofsd, i, m->host, m->read_only)) return 71;
     }
     if (!start_qemu(spec->qemu_argv)) return 71;
     loop();
@@ -103,6 +107,10 @@ class Supervisor {
     std::string out;
     uint32_t session = 0;
     bool close_after_flush = false;
+    // Flow control: bytes of the session's output frames queued in out and
+    // not yet credited to the agent (owed), and taken by the client but not
+    // yet granted back (grant; sent in batches of kCreditBatch).
+    size_t owed = 0, grant = 0;
   };
 
   void log(const std::string& msg) {
@@ -111,7 +119,10 @@ class Supervisor {
   }
 
   // One virtiofsd per --mount, serving vfsN.sock; QEMU connects at start-up.
-  bool start_virtiofsd(const std::string& path, size_t i, const std::string& dir) {
+  // A read-only mount is enforced on the host: that virtiofsd runs in its own
+  // mount namespace where the shared directory is a read-only bind mount, so
+  // a guest that remounts its side read-write still cannot write.
+  bool start_virtiofsd(const std::string& path, size_t i, const std::string& dir, bool read_only) {
     std::string sock = fmt::format("vfs{}.sock", i);
     ::unlink(sock.c_str());
     pid_t pid = ::fork();
@@ -125,6 +136,11 @@ class Supervisor {
       int null = ::open("/dev/null", O_RDONLY);
       int out = ::open("virtiofsd.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
       ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
+      if (read_only && !private_read_only(dir)) {
+        std::string msg = fmt::format("kina-vm supervisor: cannot make {} read-only for virtiofsd: {}\n", dir, std::strerror(errno));
+        (void)!::write(2, msg.data(), msg.size());
+        ::_exit(126);
+      }
       std::string sp = "--socket-path=" + sock, src = "source=" + dir;
       const char* argv[] = {path.c_str(), sp.c_str(), "-o", src.c_str(), "-o", "cache=auto", "-o", "sandbox=chroot", nullptr};
       ::execv(path.c_str(), const_cast<char**>(argv));
@@ -140,6 +156,28 @@ class Supervisor {
     }
     log(fmt::format("virtiofsd for {} did not start (see virtiofsd.log)", dir));
     return false;
+  }
+
+  // In a new mount namespace (nothing propagates back to the host), makes dir
+  // a read-only bind mount of itself, recursively (submounts too).
+  static bool private_read_only(const std::string& dir) {
+    if (::unshare(CLONE_NEWNS) != 0) return false;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+    if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) return false;
+    if (::mount(nullptr, dir.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) return false;
+    // Submounts under dir keep their own flags: make each read-only as well.
+    if (FILE* f = std::fopen("/proc/self/mountinfo", "re")) {
+      char line[4096];
+      std::string prefix = dir.back() == '/' ? dir : dir + "/";
+      while (std::fgets(line, sizeof line, f)) {
+        char mp[4096];
+        if (std::sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1) continue;
+        if (std::strncmp(mp, prefix.c_str(), prefix.size()) != 0) continue;
+        ::mount(nullptr, mp, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
+      }
+      std::fclose(f);
+    }
+    return true;
   }
 
   bool start_qemu(const std::vector<std::string>& argv) {
@@ -177,8 +215,10 @@ class Supervisor {
     auto it = clients_.find(fd);
     if (it == clients_.end()) return;
     if (it->second.session) {
-      // The client went away mid-session: end what it started.
+      // The client went away mid-session: end what it started. Unlimited
+      // credit lets the agent drain (and drop) what the command still writes.
       sessions_.erase(it->second.session);
+      queue_agent(wire::Type::credit, it->second.session, wire::Encoder().u32(0xffffffffu).take());
       queue_agent(wire::Type::stdin_close, it->second.session, {});
       queue_agent(wire::Type::signal, it->second.session, wire::Encoder().u32(SIGKILL).take());
     }
@@ -234,6 +274,7 @@ class Supervisor {
     auto c = clients_.find(it->second);
     if (c == clients_.end()) return;
     c->second.out += wire::encode(f.type, 0, f.payload);
+    if (f.type == Type::stdout_data || f.type == Type::stderr_data) c->second.owed += wire::kHeader + f.payload.size();
     if (f.type == Type::exit || f.type == Type::error || f.type == Type::end) {
       sessions_.erase(it);
       c->second.session = 0;
@@ -251,6 +292,21 @@ class Supervisor {
       out.erase(0, static_cast<size_t>(n));
     }
     return true;
+  }
+
+  // Sends what the client can take now and grants the agent credit for the
+  // output bytes among them; false when the client is gone.
+  bool flush_client(Client& c) {
+    size_t before = c.out.size();
+    bool ok = flush(c.fd, c.out);
+    size_t taken = std::min(before - c.out.size(), c.owed);
+    c.owed -= taken;
+    c.grant += taken;
+    if (c.session && c.grant > 0 && (c.grant >= wire::kCreditBatch || c.out.empty())) {
+      queue_agent(wire::Type::credit, c.session, wire::Encoder().u32(static_cast<uint32_t>(c.grant)).take());
+      c.grant = 0;
+    }
+    return ok;
   }
 
   void try_agent() {
@@ -295,7 +351,11 @@ class Supervisor {
       fds.push_back({sfd_, POLLIN, 0});
       fds.push_back({listen_, POLLIN, 0});
       fds.push_back({agent_, static_cast<short>(agent_ >= 0 ? (POLLIN | (agent_out_.empty() ? 0 : POLLOUT)) : 0), 0});
-      for (auto& [fd, c] : clients_) fds.push_back({fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+      // Backpressure towards clients: while the agent channel is backed up,
+      // their stdin and transfer frames are left in their sockets.
+      bool take_input = agent_out_.size() < wire::kAgentQueueCap;
+      for (auto& [fd, c] : clients_)
+        fds.push_back({fd, static_cast<short>((take_input ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
       int timeout = agent_ < 0 ? 50 : (!ready_ ? 100 : -1);
       if (kill_pending) timeout = 100;
       ::poll(fds.data(), fds.size(), timeout);
@@ -359,7 +419,7 @@ class Supervisor {
         if (it == clients_.end() || !fds[i].revents) continue;
         Client& c = it->second;
         bool gone = false;
-        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if ((fds[i].revents & POLLIN) || ((fds[i].revents & (POLLHUP | POLLERR)) && agent_out_.size() < wire::kAgentQueueCap)) {
           ssize_t n = ::read(fd, buf.data(), buf.size());
           if (n > 0) {
             c.in.append(buf.data(), static_cast<size_t>(n));
@@ -369,14 +429,14 @@ class Supervisor {
             gone = true;
           }
         }
-        if (!gone && !flush(fd, c.out)) gone = true;
+        if (!gone && !flush_client(c)) gone = true;
         if (gone) drop_client(fd);
       }
       // Opportunistic flushes of what was queued this round.
       if (agent_ >= 0 && !agent_out_.empty()) flush(agent_, agent_out_);
       for (auto it = clients_.begin(); it != clients_.end();) {
         Client& c = it->second;
-        flush(c.fd, c.out);
+        flush_client(c);
         if (c.close_after_flush && c.out.empty()) {
           ::shutdown(c.fd, SHUT_WR);
           c.close_after_flush = false;

@@ -45,6 +45,22 @@ expect_exit 1 kina-vm exec n1 -- sh -c 'echo x > /mnt/ro/x'
 assert_contains "$ERR" "Read-only file system"
 [ ! -e "$TEST_TMP/ro/x" ] || fail "a write through the :ro mount reached the host"
 ok "--mount rw and ro"
+# :ro is enforced on the host: guest root remounting its side read-write
+# still cannot write through virtiofsd.
+expect_exit 0 kina-vm exec n1 -- sh -c 'mount -o remount,rw /mnt/ro && grep " /mnt/ro " /proc/mounts'
+assert_contains "$OUT" " rw" "the guest remounted /mnt/ro read-write"
+expect_exit 1 kina-vm exec n1 -- sh -c 'echo changed > /mnt/ro/r.txt'
+expect_exit 1 kina-vm exec n1 -- sh -c 'echo x > /mnt/ro/x'
+expect_exit 1 kina-vm exec n1 -- rm /mnt/ro/r.txt
+expect_exit 1 kina-vm exec n1 -- mkdir /mnt/ro/d
+assert_eq "$(cat "$TEST_TMP/ro/r.txt")" "read only" "host file behind the :ro mount"
+assert_eq "$(ls -A "$TEST_TMP/ro")" "r.txt" "host directory behind the :ro mount"
+expect_exit 0 kina-vm exec n1 -- cat /mnt/ro/r.txt
+assert_eq "$OUT" "read only"
+# The read-only bind mount lives only in virtiofsd's mount namespace.
+touch "$TEST_TMP/ro/host-can-write" || fail "the host directory became read-only on the host"
+rm "$TEST_TMP/ro/host-can-write"
+ok ":ro holds after a read-write remount in the guest"
 
 # The guest clock came from the host.
 expect_exit 0 kina-vm exec n1 -- date +%s
