@@ -976,18 +976,7 @@ Status network_create_apple(const Options& o) {
     return usage_error(fmt::format("network {}", o.name),
                        fmt::format("the container network id {} is longer than 63 characters", n.container));
   if (auto st = apple::check_system(); !st) return st;
-  auto cdir = cluster_dir(o.cluster);
-  if (!cdir) return cdir.error();
-  if (auto st = ensure_dir(*cdir / "networks", 0700); !st) return st;
-  {
-    auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm network create");
-    if (!lock) return lock.error();
-    if (::mkdir(dir->c_str(), 0700) != 0) {
-      if (errno == EEXIST)
-        return make_error(Exit::cant_create, fmt::format("network {}", o.name), fmt::format("it exists in cluster {}", o.cluster));
-      return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
-    }
-  }
+  if (auto st = claim_network_dir(o.cluster, o.name, *dir); !st) return st;
   bool created = false;
   auto fail = [&](Error e) {
     if (created) (void)apple::run_container({"container", "network", "delete", n.container}, std::chrono::seconds(60));
@@ -1017,18 +1006,7 @@ Status cmd_network_create(const Options& o) {
   auto dir = network_dir(o.cluster, o.name);
   if (!dir) return dir.error();
   if (which("vde_switch").empty()) return make_error(Exit::unavailable, "vde_switch not found", "install vde2");
-  auto cdir = cluster_dir(o.cluster);
-  if (!cdir) return cdir.error();
-  if (auto st = ensure_dir(*cdir / "networks", 0700); !st) return st;
-  {
-    auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm network create");
-    if (!lock) return lock.error();
-    if (::mkdir(dir->c_str(), 0700) != 0) {
-      if (errno == EEXIST)
-        return make_error(Exit::cant_create, fmt::format("network {}", o.name), fmt::format("it exists in cluster {}", o.cluster));
-      return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
-    }
-  }
+  if (auto st = claim_network_dir(o.cluster, o.name, *dir); !st) return st;
   Network n{o.name, o.cluster, *subnet, *dir};
   auto fail = [&](Error e) {
     stop_switch(n);

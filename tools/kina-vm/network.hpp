@@ -55,16 +55,38 @@ inline Result<fsys::path> network_dir(const std::string& cluster, const std::str
   return *c / "networks" / name;
 }
 
-inline Result<Network> load_network(const std::string& cluster, const std::string& name) {
+// Creates a network's directory under the cluster lock; an existing one is 73.
+inline Status claim_network_dir(const std::string& cluster, const std::string& name, const fsys::path& dir) {
+  auto cdir = cluster_dir(cluster);
+  if (!cdir) return cdir.error();
+  if (auto st = ensure_dir(*cdir / "networks", 0700); !st) return st;
+  auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm network create");
+  if (!lock) return lock.error();
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST)
+      return make_error(Exit::cant_create, fmt::format("network {}", name), fmt::format("it exists in cluster {}", cluster));
+    return os_error(fmt::format("creating {}", dir.string()), errno, Exit::cant_create);
+  }
+  return {};
+}
+
+// network.json of a network; a missing one is 66 with the command that creates it.
+inline Result<std::string> read_network_json(const std::string& cluster, const std::string& name,
+                                             std::string_view create_flags) {
   auto dir = network_dir(cluster, name);
   if (!dir) return dir.error();
   auto text = read_file(*dir / "network.json", 1 << 16);
-  if (!text) {
-    if (text.error().exit == Exit::no_input)
-      return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
-                        fmt::format("create it with: kina-vm network create {} --cluster {}", name, cluster));
-    return text.error();
-  }
+  if (!text && text.error().exit == Exit::no_input)
+    return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
+                      fmt::format("create it with: kina-vm network create {} --cluster {}{}", name, cluster, create_flags));
+  return text;
+}
+
+inline Result<Network> load_network(const std::string& cluster, const std::string& name) {
+  auto dir = network_dir(cluster, name);
+  if (!dir) return dir.error();
+  auto text = read_network_json(cluster, name, "");
+  if (!text) return text.error();
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   std::string_view subnet;
@@ -111,13 +133,8 @@ inline std::string network_backend(const fsys::path& dir) {
 inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const std::string& name) {
   auto dir = network_dir(cluster, name);
   if (!dir) return dir.error();
-  auto text = read_file(*dir / "network.json", 1 << 16);
-  if (!text) {
-    if (text.error().exit == Exit::no_input)
-      return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
-                        fmt::format("create it with: kina-vm network create {} --cluster {} --backend apple", name, cluster));
-    return text.error();
-  }
+  auto text = read_network_json(cluster, name, " --backend apple");
+  if (!text) return text.error();
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   std::string_view backend, container, subnet, gateway;
