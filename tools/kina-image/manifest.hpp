@@ -154,19 +154,29 @@ inline Result<Descriptor> parse_descriptor(element e, const std::string& where) 
   }
   return d;
 }
+// A JSON document of at most `limit` bytes whose top level is an object; the
+// object lives as long as `parser`.
+inline Result<simdjson::dom::object> parse_object(simdjson::dom::parser& parser, std::string_view bytes,
+                                                  std::string_view where, size_t limit) {
+  auto bad = [&](std::string why) { return make_error(Exit::data, std::string(where), why); };
+  if (bytes.size() > limit) return bad(fmt::format("larger than {} bytes", limit));
+  simdjson::dom::element root;
+  if (auto err = parser.parse(bytes.data(), bytes.size()).get(root); err != simdjson::SUCCESS)
+    return bad(fmt::format("invalid JSON: {}", simdjson::error_message(err)));
+  simdjson::dom::object o;
+  if (root.get(o) != simdjson::SUCCESS) return bad("not a JSON object");
+  return o;
+}
 }  // namespace detail
 
 // Parses a manifest or an index. `content_type` (from a registry; empty for
 // local files) must agree with the document's own mediaType.
 inline Result<Document> parse_document(std::string_view bytes, std::string_view where, std::string_view content_type = {}) {
   auto bad = [&](std::string why) { return make_error(Exit::data, std::string(where), why); };
-  if (bytes.size() > kMaxManifestBytes) return bad(fmt::format("larger than {} bytes", kMaxManifestBytes));
   simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (auto err = parser.parse(bytes.data(), bytes.size()).get(root); err != simdjson::SUCCESS)
-    return bad(fmt::format("invalid JSON: {}", simdjson::error_message(err)));
-  simdjson::dom::object o;
-  if (root.get(o) != simdjson::SUCCESS) return bad("not a JSON object");
+  auto parsed = detail::parse_object(parser, bytes, where, kMaxManifestBytes);
+  if (!parsed) return parsed.error();
+  simdjson::dom::object o = *parsed;
   int64_t schema = 0;
   if (o["schemaVersion"].get(schema) != simdjson::SUCCESS) return bad("missing integer \"schemaVersion\"");
   std::string_view mt;
@@ -262,13 +272,10 @@ struct ImageConfig {
 
 inline Result<ImageConfig> parse_config(std::string_view bytes, std::string_view where) {
   auto bad = [&](std::string why) { return make_error(Exit::data, std::string(where), why); };
-  if (bytes.size() > kMaxConfigBytes) return bad(fmt::format("larger than {} bytes", kMaxConfigBytes));
   simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (auto err = parser.parse(bytes.data(), bytes.size()).get(root); err != simdjson::SUCCESS)
-    return bad(fmt::format("invalid JSON: {}", simdjson::error_message(err)));
-  simdjson::dom::object o;
-  if (root.get(o) != simdjson::SUCCESS) return bad("not a JSON object");
+  auto parsed = detail::parse_object(parser, bytes, where, kMaxConfigBytes);
+  if (!parsed) return parsed.error();
+  simdjson::dom::object o = *parsed;
   ImageConfig c;
   std::string_view s;
   if (o["os"].get(s) == simdjson::SUCCESS) c.platform.os = std::string(s);

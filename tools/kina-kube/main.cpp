@@ -147,6 +147,14 @@ Result<LoadedCa> load_ca(const fsys::path& cdir, const std::string& cluster, std
   return ca;
 }
 
+// A new leaf key: --algorithm when given, else the CA's own algorithm.
+Result<x509::Key> leaf_key(const Options& o, const LoadedCa& ca) {
+  auto alg = o.algorithm.empty() ? x509::key_algorithm(ca.key.get()).value_or(x509::Algorithm::ecdsa_p256)
+                                 : x509::parse_algorithm(o.algorithm);
+  if (!alg) return alg.error();
+  return x509::generate_key(*alg);
+}
+
 // A TTL as milliseconds, refused when it would outlive the CA.
 Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::string_view ca_name) {
   auto ms = parse_duration(ttl);
@@ -468,10 +476,7 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
   if (!ca) return ca.error();
   auto end = leaf_not_after(o.ttl.empty() ? "365d" : o.ttl, *ca, o.ca);
   if (!end) return end.error();
-  auto alg = o.algorithm.empty() ? x509::key_algorithm(ca->key.get()).value_or(x509::Algorithm::ecdsa_p256)
-                                 : x509::parse_algorithm(o.algorithm);
-  if (!alg) return alg.error();
-  auto key = x509::generate_key(*alg);
+  auto key = leaf_key(o, *ca);
   if (!key) return key.error();
   x509::Request req;
   req.cn = o.cn;
@@ -501,7 +506,7 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
   if (usages & x509::usage_server) us.emplace_back("server");
   if (usages & x509::usage_client) us.emplace_back("client");
   w.string_array("usages", us);
-  w.field("algorithm", x509::algorithm_name(*alg)).field("serial", x509::serial_hex(cert->get()));
+  w.field("algorithm", x509::algorithm_name(x509::key_algorithm(key->get()).value_or(x509::Algorithm::ecdsa_p256))).field("serial", x509::serial_hex(cert->get()));
   w.field("notBefore", format_utc_ms(x509::not_before_ms(cert->get())))
       .field("notAfter", format_utc_ms(x509::not_after_ms(cert->get())));
   w.field("cert", crt.string()).field("key", kf.string()).field("caCert", ca->cert_path.string());
@@ -560,10 +565,7 @@ Status cmd_sign(const Options& o, std::string& target) {
     if (!s) return s.error();
     server = *s;
   }
-  auto alg = o.algorithm.empty() ? x509::key_algorithm(ca->key.get()).value_or(x509::Algorithm::ecdsa_p256)
-                                 : x509::parse_algorithm(o.algorithm);
-  if (!alg) return alg.error();
-  auto key = x509::generate_key(*alg);
+  auto key = leaf_key(o, *ca);
   if (!key) return key.error();
   x509::Request req;
   req.cn = o.user;
