@@ -74,7 +74,7 @@ expect_exit 0 kina-audit verify-proof --proof "$TEST_TMP/proof.json"
 assert_eq "$(jq_field "$OUT" .valid)" "true"
 expect_exit 0 sh -c "kina-audit prove 4 | kina-audit verify-proof"
 # Tampered proofs fail: a path element, the entry, the leaf index.
-printf '%s\n' "$proof" | jq -c '.path[0] = ("00" + .path[0][2:])' > "$TEST_TMP/bad1.json"
+printf '%s\n' "$proof" | jq -c '.path[0] |= ((if startswith("00") then "ff" else "00" end) + .[2:])' > "$TEST_TMP/bad1.json"
 expect_exit 1 kina-audit verify-proof --proof "$TEST_TMP/bad1.json"
 assert_eq "$(jq_field "$OUT" .valid)" "false"
 printf '%s\n' "$proof" | jq -c '.entry |= sub("a2"; "zz")' > "$TEST_TMP/bad2.json"
