@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/vm/bench.sh BUILD_DIR: kina-vm boot-to-agent-ready time against a bare
-# qemu-system-x86_64 boot of the same kernel with a minimal initramfs that
+# qemu-system-x86_64 boot of the same kernel and machine type with a minimal initramfs that
 # powers off at once (same run, same accel: TCG), exec round trip, and the
 # host memory (RSS) of an idle VM's QEMU and of its supervisor.
 # Prints numbers and ratios; asserts nothing.
@@ -37,7 +37,7 @@ kina-vm rm -f warm
 # Interleaved, so load from elsewhere hits both sides alike.
 for i in $(seq "$RUNS"); do
   t0=$(now)
-  qemu-system-x86_64 -M pc -accel tcg -m 512M -display none -nodefaults -no-user-config -no-reboot \
+  qemu-system-x86_64 -M q35,sata=off,smbus=off -accel tcg -m 512M -display none -nodefaults -no-user-config -no-reboot \
     -kernel "$KERNEL" -initrd "$TMP/min.cpio" -append "console=ttyS0 quiet panic=-1" </dev/null
   t1=$(now)
   echo "$t1 - $t0" | bc -l >> "$TMP/bare.txt"

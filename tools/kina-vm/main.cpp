@@ -34,6 +34,10 @@ namespace {
 using namespace kina;
 using namespace kina::vm;
 constexpr std::string_view kTool = "kina-vm";
+// q35 rather than pc (i440fx): on pc every virtio-pci probe evaluates ACPI
+// interrupt-link methods, about 90 ms per device under TCG (0.45 s of a 2.5 s
+// boot); on q35 all five probes take 15 ms. No SATA or SMBus: nothing uses them.
+constexpr const char* kMachine = "q35,sata=off,smbus=off";
 
 struct Options {
   std::vector<std::string> argv;  // ours, for the audit log
@@ -202,7 +206,7 @@ Result<Accel> choose_accel(const Options& o, const Kernel& k, const fsys::path& 
   bool works = false;
   if (st) {
     ProcessSpec spec;
-    spec.argv = {"qemu-system-x86_64", "-M", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-display", "none",
+    spec.argv = {"qemu-system-x86_64", "-M", kMachine, "-accel", "kvm", "-cpu", "host", "-m", "256", "-display", "none",
                  "-nodefaults", "-no-user-config", "-no-reboot", "-kernel", k.path.string(), "-initrd",
                  (tmp / "probe.cpio").string(), "-append", "console=ttyS0 quiet panic=-1"};
     spec.timeout = std::chrono::seconds(4);
@@ -426,7 +430,7 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
   std::string append = fmt::format("console=ttyS0 quiet panic=-1 kina.time={}", now_ms());
   for (const auto& a : o.kernel_args) append += " " + a;
   auto& q = s.qemu_argv;
-  q = {"qemu-system-x86_64", "-name", qemu_tag(dir), "-M", "pc", "-accel", accel};
+  q = {"qemu-system-x86_64", "-name", qemu_tag(dir), "-M", kMachine, "-accel", accel};
   if (s.accel == "kvm") q.insert(q.end(), {"-cpu", "host"});
   q.insert(q.end(), {"-smp", std::to_string(s.cpus), "-m", fmt::format("{}M", s.memory_mib), "-display", "none",
                      "-nodefaults", "-no-user-config", "-no-reboot", "-kernel", k.path.string(), "-initrd",
