@@ -102,25 +102,31 @@ bool find_account(const std::string& spec, Account& acct, std::string& err) {
 }
 
 struct Session {
-  enum Kind { exec, put } kind = exec;
+  enum Kind { exec, put, get } kind = exec;
   pid_t pid = -1;
   int in = -1, out = -1, err = -1;  // tty: in == out == pty master, err == -1
   bool tty = false;
   bool exited = false;
   int status = 0;
+  // stdin frames not yet written to the command (at most about kWindow: the
+  // host sends no more until credited), and bytes written but not credited yet.
   std::string pending_in;
+  size_t in_done = 0;
   bool close_in_after = false;
-  // Flow control (docs/agent.md): bytes of output frames the host has not
-  // credited back yet; the command's output is not read while this reaches
-  // kWindow. unlimited: the host stopped counting (its client is gone).
+  // Flow control (docs/agent.md): bytes of output frames (stdout/stderr, or a
+  // get's entry/data) the host has not credited back yet; no more output is
+  // read or sent for the session while this reaches kWindow. unlimited: the
+  // host stopped counting (its client is gone).
   size_t unacked = 0;
   bool unlimited = false;
-  // put
+  // put and get
   std::string root;
   int file = -1;
   uint64_t remaining = 0;
-  std::vector<std::pair<std::string, Entry>> dirs;  // modes applied at the end
+  std::vector<std::pair<std::string, Entry>> dirs;  // put: modes applied at the end
   bool failed = false;
+  // get: (guest path, path in the transfer) still to send, last one next
+  std::vector<std::pair<std::string, std::string>> todo;
 };
 
 std::map<uint32_t, Session> g_sessions;
@@ -265,16 +271,24 @@ void finish_if_done(uint32_t id) {
   g_sessions.erase(it);
 }
 
-void flush_stdin(Session& s) {
-  while (!s.pending_in.empty() && s.in >= 0) {
-    ssize_t n = ::write(s.in, s.pending_in.data(), s.pending_in.size());
+// Writes pending stdin to the command and credits the host for what the
+// command took (or what was dropped because nobody reads it any more).
+void flush_stdin(uint32_t id, Session& s) {
+  size_t done = 0;
+  while (!s.pending_in.empty()) {
+    ssize_t n = s.in >= 0 ? ::write(s.in, s.pending_in.data(), s.pending_in.size()) : (errno = EPIPE, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) return;
-      s.pending_in.clear();  // the reader is gone (EPIPE): drop the rest
-      break;
+      if (errno == EAGAIN) break;
+      n = static_cast<ssize_t>(s.pending_in.size());  // the reader is gone (EPIPE): drop the rest
     }
+    done += static_cast<size_t>(n);
     s.pending_in.erase(0, static_cast<size_t>(n));
+  }
+  s.in_done += done;
+  if (s.in_done > 0 && (s.in_done >= kCreditBatch || s.pending_in.empty())) {
+    send(Type::credit, id, Encoder().u32(static_cast<uint32_t>(s.in_done)).take());
+    s.in_done = 0;
   }
   if (s.pending_in.empty() && s.close_in_after && !s.tty) close_fd(s.in);
 }
@@ -339,72 +353,92 @@ void start_put(uint32_t id, const std::string& payload) {
   g_sessions[id] = std::move(s);
 }
 
-bool send_tree(uint32_t id, const std::string& abs, const std::string& rel) {
-  struct stat st {};
-  if (::lstat(abs.c_str(), &st) != 0) {
-    send_error(id, abs + ": " + std::strerror(errno));
-    return false;
-  }
-  Entry e;
-  e.mode = st.st_mode & 07777;
-  e.uid = st.st_uid;
-  e.gid = st.st_gid;
-  e.path = rel;
-  if (S_ISDIR(st.st_mode)) {
-    e.kind = Entry::dir;
-    send(Type::entry, id, e.encode());
-    DIR* d = ::opendir(abs.c_str());
-    if (!d) {
-      send_error(id, abs + ": " + std::strerror(errno));
-      return false;
-    }
-    std::vector<std::string> names;
-    while (dirent* de = ::readdir(d)) {
-      std::string n = de->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    ::closedir(d);
-    for (const auto& n : names)
-      if (!send_tree(id, abs + "/" + n, rel.empty() ? n : rel + "/" + n)) return false;
-    return true;
-  }
-  if (S_ISLNK(st.st_mode)) {
-    char buf[4096];
-    ssize_t n = ::readlink(abs.c_str(), buf, sizeof buf);
-    if (n < 0) return send_error(id, abs + ": " + std::strerror(errno)), false;
-    e.kind = Entry::symlink;
-    e.link.assign(buf, static_cast<size_t>(n));
-    send(Type::entry, id, e.encode());
-    return true;
-  }
-  if (!S_ISREG(st.st_mode)) return true;  // devices, sockets, fifos are skipped
-  int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return send_error(id, abs + ": " + std::strerror(errno)), false;
-  e.kind = Entry::file;
-  e.size = static_cast<uint64_t>(st.st_size);
-  send(Type::entry, id, e.encode());
-  std::string buf(kChunk, '\0');
-  uint64_t left = e.size;
-  while (left > 0) {
-    ssize_t n = ::read(fd, buf.data(), std::min<uint64_t>(left, buf.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      send_error(id, abs + ": file shrank while being read");
-      return false;
-    }
-    send(Type::data, id, std::string_view(buf.data(), static_cast<size_t>(n)));
-    left -= static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  return true;
-}
-
-void do_get(uint32_t id, const std::string& payload) {
+// A get is a session like an exec: its entry and data frames count against
+// the window, and get_step sends what the window allows each time round the
+// main loop, so a slow client holds back only its own transfer.
+void start_get(uint32_t id, const std::string& payload) {
   Decoder d(payload);
   std::string src = d.str();
   if (d.failed() || src.empty()) return send_error(id, "malformed get request");
-  if (send_tree(id, src, "")) send(Type::end, id);
+  Session s;
+  s.kind = Session::get;
+  s.todo.emplace_back(src, "");
+  g_sessions[id] = std::move(s);
+}
+
+bool get_blocked(const Session& s) { return !s.unlimited && s.unacked >= kWindow; }
+
+void get_send(uint32_t id, Session& s, Type t, std::string_view payload) {
+  s.unacked += kHeader + payload.size();
+  send(t, id, payload);
+}
+
+// Sends up to about one window of the transfer; false when the session ended.
+bool get_step(uint32_t id, Session& s, std::vector<char>& buf) {
+  auto fail = [&](const std::string& msg) {
+    close_fd(s.file);
+    send_error(id, msg);
+    return false;
+  };
+  size_t budget = kWindow;
+  while (!get_blocked(s) && budget > 0) {
+    if (s.file >= 0) {
+      if (s.remaining == 0) {
+        close_fd(s.file);
+        continue;
+      }
+      ssize_t n = ::read(s.file, buf.data(), std::min<uint64_t>(s.remaining, std::min(buf.size(), kChunk)));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail(s.root + ": file shrank while being read");
+      get_send(id, s, Type::data, std::string_view(buf.data(), static_cast<size_t>(n)));
+      s.remaining -= static_cast<uint64_t>(n);
+      budget -= std::min(budget, static_cast<size_t>(n));
+      continue;
+    }
+    if (s.todo.empty()) {
+      send(Type::end, id);
+      return false;
+    }
+    auto [abs, rel] = std::move(s.todo.back());
+    s.todo.pop_back();
+    struct stat st {};
+    if (::lstat(abs.c_str(), &st) != 0) return fail(abs + ": " + std::strerror(errno));
+    Entry e;
+    e.mode = st.st_mode & 07777;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.path = rel;
+    if (S_ISDIR(st.st_mode)) {
+      DIR* dir = ::opendir(abs.c_str());
+      if (!dir) return fail(abs + ": " + std::strerror(errno));
+      std::vector<std::string> names;
+      while (dirent* de = ::readdir(dir)) {
+        std::string n = de->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+      }
+      ::closedir(dir);
+      e.kind = Entry::dir;
+      get_send(id, s, Type::entry, e.encode());
+      for (auto it = names.rbegin(); it != names.rend(); ++it)
+        s.todo.emplace_back(abs + "/" + *it, rel.empty() ? *it : rel + "/" + *it);
+    } else if (S_ISLNK(st.st_mode)) {
+      char link[4096];
+      ssize_t n = ::readlink(abs.c_str(), link, sizeof link);
+      if (n < 0) return fail(abs + ": " + std::strerror(errno));
+      e.kind = Entry::symlink;
+      e.link.assign(link, static_cast<size_t>(n));
+      get_send(id, s, Type::entry, e.encode());
+    } else if (S_ISREG(st.st_mode)) {
+      s.file = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (s.file < 0) return fail(abs + ": " + std::strerror(errno));
+      s.root = abs;
+      s.remaining = static_cast<uint64_t>(st.st_size);
+      e.kind = Entry::file;
+      e.size = s.remaining;
+      get_send(id, s, Type::entry, e.encode());
+    }  // devices, sockets, fifos are skipped
+  }
+  return true;
 }
 
 // --- poweroff ------------------------------------------------------------------------
@@ -440,13 +474,18 @@ void handle(const Frame& f) {
     case Type::ping: return hello();
     case Type::exec: return start_exec(f.session, f.payload);
     case Type::put: return start_put(f.session, f.payload);
-    case Type::get: return do_get(f.session, f.payload);
+    case Type::get: return start_get(f.session, f.payload);
     case Type::poweroff: return poweroff();
     case Type::credit:
       if (it != g_sessions.end()) {
         Decoder d(f.payload);
         uint32_t n = d.u32();
         if (d.failed()) return;
+        if (n == 0xffffffffu && it->second.kind == Session::get) {
+          close_fd(it->second.file);  // nobody takes the rest of the transfer
+          g_sessions.erase(it);
+          return;
+        }
         if (n == 0xffffffffu) it->second.unlimited = true;
         it->second.unacked -= std::min<size_t>(n, it->second.unacked);
       }
@@ -454,13 +493,13 @@ void handle(const Frame& f) {
     case Type::stdin_data:
       if (it != g_sessions.end() && it->second.kind == Session::exec) {
         it->second.pending_in += f.payload;
-        flush_stdin(it->second);
+        flush_stdin(f.session, it->second);
       }
       return;
     case Type::stdin_close:
       if (it != g_sessions.end() && it->second.kind == Session::exec) {
         it->second.close_in_after = true;
-        flush_stdin(it->second);
+        flush_stdin(f.session, it->second);
       }
       return;
     case Type::signal:
@@ -530,7 +569,9 @@ int agent_main(int port) {
     std::vector<std::pair<uint32_t, int>> owners;  // (session, which: 0 out, 1 err, 2 in)
     fds.push_back({port, POLLIN, 0});
     fds.push_back({sfd, POLLIN, 0});
+    bool get_ready = false;
     for (auto& [id, s] : g_sessions) {
+      if (s.kind == Session::get) get_ready = get_ready || !get_blocked(s);
       if (s.kind != Session::exec) continue;
       // A session whose window is full is not read: its command blocks on a
       // full pipe until the host grants credit.
@@ -540,7 +581,8 @@ int agent_main(int port) {
       if (s.err >= 0 && can_send) fds.push_back({s.err, POLLIN, 0}), owners.emplace_back(id, 1);
       if (!s.tty && s.in >= 0 && !s.pending_in.empty()) fds.push_back({s.in, POLLOUT, 0}), owners.emplace_back(id, 2);
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    // A get that may send does not wait: it goes on after this round's input.
+    if (::poll(fds.data(), fds.size(), get_ready ? 0 : -1) < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
@@ -568,7 +610,7 @@ int agent_main(int port) {
       auto it = g_sessions.find(id);
       if (it == g_sessions.end()) continue;
       Session& s = it->second;
-      if (which == 2 || (which == 0 && s.tty && (fds[i].revents & POLLOUT))) flush_stdin(s);
+      if (which == 2 || (which == 0 && s.tty && (fds[i].revents & POLLOUT))) flush_stdin(id, s);
       if (which == 2) continue;
       int& fd = which == 0 ? s.out : s.err;
       if (fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -583,9 +625,18 @@ int agent_main(int port) {
       }
     }
     reap();
-    // Sessions whose streams closed after their process was reaped.
+    // Sessions whose streams closed after their process was reaped; gets
+    // that may send.
     std::vector<uint32_t> ids;
     for (auto& [id, s] : g_sessions) ids.push_back(id);
-    for (uint32_t id : ids) finish_if_done(id);
+    for (uint32_t id : ids) {
+      auto it = g_sessions.find(id);
+      if (it == g_sessions.end()) continue;
+      if (it->second.kind == Session::get) {
+        if (!get_blocked(it->second) && !get_step(id, it->second, buf)) g_sessions.erase(id);
+      } else {
+        finish_if_done(id);
+      }
+    }
   }
 }

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "machine.hpp"
@@ -43,6 +44,29 @@ class AgentConnection {
   Status send(wire::Type t, std::string_view payload = {}) {
     if (!wire::write_fully(fd_.get(), wire::encode(t, 0, payload)))
       return os_error(fmt::format("talking to machine {}", name_), errno, Exit::unavailable);
+    return {};
+  }
+
+  // Queues a frame to be sent by flush_queued() without blocking: an exec
+  // keeps taking its output while the supervisor holds its input back.
+  // Returns the stream offset at which the frame is completely sent.
+  uint64_t queue(wire::Type t, std::string_view payload = {}) {
+    out_ += wire::encode(t, 0, payload);
+    return sent_ + out_.size();
+  }
+  size_t queued() const { return out_.size(); }
+  uint64_t sent() const { return sent_; }
+  Status flush_queued() {
+    while (!out_.empty()) {
+      ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
+        return os_error(fmt::format("talking to machine {}", name_), errno, Exit::unavailable);
+      }
+      out_.erase(0, static_cast<size_t>(n));
+      sent_ += static_cast<uint64_t>(n);
+    }
     return {};
   }
 
@@ -81,6 +105,8 @@ class AgentConnection {
   UniqueFd fd_;
   std::string name_;
   wire::FrameBuffer in_;
+  std::string out_;
+  uint64_t sent_ = 0;
   bool eof_ = false;
 };
 
@@ -133,6 +159,7 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
   if (local_tty) raw.emplace(0);
 
   bool stdin_open = interactive;
+  uint64_t signal_sent_at = 0;  // stream offset at which the last signal frame is sent
   std::vector<char> buf(wire::kChunk);
   for (;;) {
     while (auto f = conn.buffered()) {
@@ -155,9 +182,14 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
     }
     if (conn.eof())
       return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed before the command ended");
-    pollfd fds[3] = {{conn.fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    // Stdin is read only while little waits to be sent: the supervisor stops
+    // taking it while the command has a window of unread input.
+    bool take_stdin = stdin_open && conn.queued() < 2 * wire::kChunk;
+    pollfd fds[3] = {{conn.fd(), static_cast<short>(POLLIN | (conn.queued() ? POLLOUT : 0)), 0},
+                     {sfd.get(), POLLIN, 0},
+                     {take_stdin ? 0 : -1, POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0 && errno != EINTR) return os_error("poll");
-    if (fds[0].revents) {
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (auto st = conn.fill(); !st) return st;
     }
     if (fds[1].revents & POLLIN) {
@@ -166,22 +198,31 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
         if (si.ssi_signo == SIGWINCH) {
           winsize ws{};
           if (::ioctl(0, TIOCGWINSZ, &ws) == 0)
-            (void)conn.send(wire::Type::resize, wire::Encoder().u16(ws.ws_row).u16(ws.ws_col).take());
+            conn.queue(wire::Type::resize, wire::Encoder().u16(ws.ws_row).u16(ws.ws_col).take());
+        } else if (signal_sent_at > conn.sent()) {
+          // The previous signal is still queued behind input the command does
+          // not read: give up the session. Disconnecting makes the supervisor
+          // kill the command.
+          warn("kina-vm", fmt::format("exec on {}: signal {} could not be delivered (the command is not reading its "
+                                      "input); disconnecting, which kills the command",
+                                      conn.name(), si.ssi_signo));
+          *status = 128 + static_cast<int>(si.ssi_signo);
+          return {};
         } else {
-          (void)conn.send(wire::Type::signal, wire::Encoder().u32(si.ssi_signo).take());
+          signal_sent_at = conn.queue(wire::Type::signal, wire::Encoder().u32(si.ssi_signo).take());
         }
       }
     }
-    if (stdin_open && fds[2].revents) {
+    if (take_stdin && fds[2].revents) {
       ssize_t n = ::read(0, buf.data(), buf.size());
       if (n > 0) {
-        if (auto st = conn.send(wire::Type::stdin_data, std::string_view(buf.data(), static_cast<size_t>(n))); !st)
-          return st;
+        conn.queue(wire::Type::stdin_data, std::string_view(buf.data(), static_cast<size_t>(n)));
       } else if (n == 0 || errno != EINTR) {
         stdin_open = false;
-        if (auto st = conn.send(wire::Type::stdin_close); !st) return st;
+        conn.queue(wire::Type::stdin_close);
       }
     }
+    if (auto st = conn.flush_queued(); !st) return st;
   }
 }
 

@@ -109,8 +109,10 @@ class Supervisor {
     bool close_after_flush = false;
     // Flow control: bytes of the session's output frames queued in out and
     // not yet credited to the agent (owed), and taken by the client but not
-    // yet granted back (grant; sent in batches of kCreditBatch).
-    size_t owed = 0, grant = 0;
+    // yet granted back (grant; sent in batches of kCreditBatch). in_unacked:
+    // stdin bytes passed to the agent that it has not credited back; the
+    // client is not read while that reaches kWindow.
+    size_t owed = 0, grant = 0, in_unacked = 0;
   };
 
   void log(const std::string& msg) {
@@ -251,7 +253,9 @@ class Supervisor {
         queue_agent(f.type, c.session, f.payload);
         return;
       default:
-        if (c.session) queue_agent(f.type, c.session, f.payload);
+        if (!c.session) return;
+        if (f.type == Type::stdin_data) c.in_unacked += f.payload.size();
+        queue_agent(f.type, c.session, f.payload);
         return;
     }
   }
@@ -273,11 +277,19 @@ class Supervisor {
     if (it == sessions_.end()) return;
     auto c = clients_.find(it->second);
     if (c == clients_.end()) return;
+    if (f.type == Type::credit) {  // the command took that much of its stdin
+      wire::Decoder d(f.payload);
+      uint32_t n = d.u32();
+      if (!d.failed()) c->second.in_unacked -= std::min<size_t>(n, c->second.in_unacked);
+      return;
+    }
     c->second.out += wire::encode(f.type, 0, f.payload);
-    if (f.type == Type::stdout_data || f.type == Type::stderr_data) c->second.owed += wire::kHeader + f.payload.size();
+    if (f.type == Type::stdout_data || f.type == Type::stderr_data || f.type == Type::entry || f.type == Type::data)
+      c->second.owed += wire::kHeader + f.payload.size();
     if (f.type == Type::exit || f.type == Type::error || f.type == Type::end) {
       sessions_.erase(it);
       c->second.session = 0;
+      c->second.in_unacked = 0;
       c->second.close_after_flush = true;
     }
   }
@@ -352,10 +364,12 @@ class Supervisor {
       fds.push_back({listen_, POLLIN, 0});
       fds.push_back({agent_, static_cast<short>(agent_ >= 0 ? (POLLIN | (agent_out_.empty() ? 0 : POLLOUT)) : 0), 0});
       // Backpressure towards clients: while the agent channel is backed up,
-      // their stdin and transfer frames are left in their sockets.
-      bool take_input = agent_out_.size() < wire::kAgentQueueCap;
+      // or a session's command has a window of stdin not taken yet, their
+      // frames are left in their sockets.
+      bool queue_room = agent_out_.size() < wire::kAgentQueueCap;
+      auto take_input = [&](const Client& c) { return queue_room && c.in_unacked < wire::kWindow; };
       for (auto& [fd, c] : clients_)
-        fds.push_back({fd, static_cast<short>((take_input ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
+        fds.push_back({fd, static_cast<short>((take_input(c) ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
       int timeout = agent_ < 0 ? 50 : (!ready_ ? 100 : -1);
       if (kill_pending) timeout = 100;
       ::poll(fds.data(), fds.size(), timeout);
@@ -419,7 +433,11 @@ class Supervisor {
         if (it == clients_.end() || !fds[i].revents) continue;
         Client& c = it->second;
         bool gone = false;
-        if ((fds[i].revents & POLLIN) || ((fds[i].revents & (POLLHUP | POLLERR)) && agent_out_.size() < wire::kAgentQueueCap)) {
+        bool hup = fds[i].revents & (POLLHUP | POLLERR);
+        // A client that hung up while its input is held back is dropped at
+        // once (its session is killed either way), not polled in a busy loop.
+        if (hup && !take_input(c)) gone = true;
+        else if ((fds[i].revents & POLLIN) || hup) {
           ssize_t n = ::read(fd, buf.data(), buf.size());
           if (n > 0) {
             c.in.append(buf.data(), static_cast<size_t>(n));

@@ -19,9 +19,12 @@ namespace kina::wire {
 inline constexpr size_t kHeader = 4 + 1 + 4;
 inline constexpr uint32_t kMaxFrame = 1u << 20;  // payload + 5
 inline constexpr size_t kChunk = 60u * 1024;     // data chunk size for streams
-// Flow control: the agent keeps at most kWindow bytes (whole frames, header
-// included) of a session's stdout/stderr frames unacknowledged; the supervisor
-// grants them back with credit frames as its client takes them.
+// Flow control (docs/agent.md): the agent keeps at most kWindow bytes (whole
+// frames, header included) of a session's output frames (stdout/stderr, a
+// get's entry/data) unacknowledged; the supervisor grants them back with
+// credit frames as its client takes them. The other way, the supervisor passes
+// at most about kWindow bytes of a session's stdin payloads that the agent has
+// not credited back (the agent credits as the command takes them).
 inline constexpr size_t kWindow = 512u * 1024;
 // The supervisor grants credit in batches of at least this many bytes (or
 // whatever is owed when the client has taken everything queued for it).
@@ -41,7 +44,7 @@ enum class Type : uint8_t {
   get = 7,          // str source path; the guest answers with entry/data/end frames
   poweroff = 8,     // clean shutdown of the guest
   ping = 9,         // the guest answers hello
-  credit = 10,      // u32 bytes: the client took that many bytes of the session's output frames
+  credit = 10,      // u32 bytes; host -> guest: output taken by the client; guest -> host: stdin taken by the command
   // guest -> host
   hello = 20,       // str kernel release, str hostname
   stdout_data = 21,

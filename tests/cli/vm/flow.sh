@@ -1,6 +1,7 @@
-# vm-flow: per-session flow control. An exec whose client stops reading must
-# not make the supervisor buffer without bound; its output arrives complete
-# once the client resumes, and other sessions keep working meanwhile.
+# vm-flow: per-session flow control. An exec or cp whose client stops reading
+# must not make the supervisor buffer without bound; its output arrives
+# complete once the client resumes, and other sessions keep working meanwhile.
+# Input a command does not read is held back in the client, not buffered.
 source "$KINA_CLI_LIB"
 source "$KINA_VM_TESTLIB"
 
@@ -59,6 +60,66 @@ kill -STOP "$ypid"; sleep 1; kill -KILL "$ypid"; wait "$ypid" 2>/dev/null || tru
 expect_exit 0 timeout 30 kina-vm exec f1 -- sh -c 'sleep 1; pgrep -x yes || echo gone'
 assert_eq "$OUT" "gone" "the abandoned command was killed"
 ok "abandoned stream ends"
+
+# cp out of the guest: the transfer has the same window. A stopped cp client
+# holds back only its own transfer; the copy is complete when it resumes.
+expect_exit 0 kina-vm exec f1 -- sh -c "mkdir -p /big/sub && $GEN > /big/sub/stream && echo small > /big/a"
+rss0=$(rss_kib "$SUP")
+mkdir "$TEST_TMP/cpout"
+kina-vm cp f1:/big "$TEST_TMP/cpout" 2> "$TEST_TMP/cp.err" &
+cpid=$!
+track_pid "$cpid"
+for _ in $(seq 100); do [ -s "$TEST_TMP/cpout/big/sub/stream" ] && break; sleep 0.1; done
+[ -s "$TEST_TMP/cpout/big/sub/stream" ] || fail "the cp transfer did not start"
+kill -STOP "$cpid"
+max=0
+for _ in $(seq 10); do
+  sleep 0.5
+  r=$(rss_kib "$SUP")
+  [ "$r" -gt "$max" ] && max=$r
+done
+expect_exit 0 timeout 30 kina-vm exec f1 -- echo served during cp
+assert_eq "$OUT" "served during cp" "an exec while a cp client is stopped"
+got_while_stopped=$(stat -c %s "$TEST_TMP/cpout/big/sub/stream")
+kill -CONT "$cpid"
+rc=0; wait "$cpid" || rc=$?
+assert_eq "$rc" "0" "exit status of cp (stderr: $(cat "$TEST_TMP/cp.err"))"
+assert_eq "$(sha256sum < "$TEST_TMP/cpout/big/sub/stream" | cut -d' ' -f1)" "$want" "checksum of the copied file"
+assert_eq "$(cat "$TEST_TMP/cpout/big/a")" "small"
+growth=$((max - rss0))
+echo "cp out: supervisor VmRSS +${growth} KiB while the client was stopped; it had ${got_while_stopped} of ${SIZE} bytes"
+[ "$growth" -lt 8192 ] || fail "supervisor RSS grew by ${growth} KiB while a cp client was stopped"
+ok "stopped cp client: supervisor RSS bounded (+${growth} KiB), copy complete and correct, other sessions served"
+
+# stdin into a command that does not read it yet: the client reads its input
+# only as the command takes it (a window in the agent, socket buffers), and
+# everything arrives once the command reads.
+head -c "$SIZE" /dev/zero > "$TEST_TMP/zeros"
+kina-vm exec -i f1 -- sh -c 'sleep 4; wc -c' < "$TEST_TMP/zeros" > "$TEST_TMP/wc.out" 2> "$TEST_TMP/wc.err" &
+cpid=$!
+track_pid "$cpid"
+sleep 2.5
+pos=$(awk '/^pos:/ {print $2}' "/proc/$cpid/fdinfo/0" 2>/dev/null || echo gone)
+rc=0; wait "$cpid" || rc=$?
+assert_eq "$rc" "0" "exit status of the stdin exec (stderr: $(cat "$TEST_TMP/wc.err"))"
+assert_eq "$(tr -d ' ' < "$TEST_TMP/wc.out")" "$SIZE" "bytes the command read"
+echo "stdin: the client had read ${pos} of ${SIZE} bytes of its input while the command slept"
+[ "$pos" != gone ] && [ "$pos" -lt $((8 * 1024 * 1024)) ] || fail "the client read ${pos} bytes of input the command had not taken"
+ok "stdin held back until the command reads (${pos} bytes in flight), then complete"
+
+# A client whose input is held back and that is interrupted twice gives up and
+# disconnects; the command is killed.
+kina-vm exec -i f1 -- sleep 300 < "$TEST_TMP/zeros" 2> "$TEST_TMP/int.err" &
+cpid=$!
+track_pid "$cpid"
+sleep 2
+kill -TERM "$cpid"; sleep 0.5; kill -TERM "$cpid"
+rc=0; timeout 10 tail --pid="$cpid" -f /dev/null || rc=$?
+assert_eq "$rc" "0" "the client ended after the second signal"
+assert_contains "$(cat "$TEST_TMP/int.err")" "could not be delivered"
+expect_exit 0 timeout 30 kina-vm exec f1 -- sh -c 'sleep 1; pgrep -x sleep || echo gone'
+assert_eq "$OUT" "gone" "the command of the abandoned session was killed"
+ok "signal behind held-back input: the client disconnects, the command is killed"
 
 expect_exit 0 kina-vm rm -f f1
 assert_eq "$(leftovers)" "" "processes left"

@@ -93,3 +93,26 @@ BOOST_AUTO_TEST_CASE(transfer_paths_stay_inside_the_root) {
   BOOST_TEST(!safe_relative("a/./b"));
   BOOST_TEST(!safe_relative("a/"));
 }
+
+BOOST_AUTO_TEST_CASE(credit_frames_and_window_invariants) {
+  // A credit carries a u32 byte count for one session; 0xffffffff means "stop counting".
+  FrameBuffer fb;
+  std::string s = encode(Type::credit, 42, Encoder().u32(kCreditBatch).take()) +
+                  encode(Type::credit, 43, Encoder().u32(0xffffffffu).take());
+  fb.append(s.data(), s.size());
+  auto a = fb.next(), b = fb.next();
+  BOOST_REQUIRE(a && b);
+  BOOST_TEST((a->type == Type::credit));
+  BOOST_TEST(a->session == 42u);
+  BOOST_TEST(a->payload.size() == 4u);
+  BOOST_TEST(Decoder(a->payload).u32() == kCreditBatch);
+  BOOST_TEST(Decoder(b->payload).u32() == 0xffffffffu);
+  Decoder shortd(std::string("\x01\x02", 2));
+  (void)shortd.u32();
+  BOOST_TEST(shortd.failed());  // a truncated credit is ignored, not misread
+  // A whole data frame fits in one window and credits are granted before the
+  // window is used up, or a session would stall for good.
+  BOOST_TEST(kHeader + kChunk <= kWindow);
+  BOOST_TEST(kCreditBatch < kWindow);
+  BOOST_TEST(kWindow <= kAgentQueueCap);
+}
