@@ -89,24 +89,109 @@ inline std::string join(const std::vector<std::string>& comps, size_t n) {
   return s.empty() ? "." : s;
 }
 
+// The names in the directory open at fd ("." and ".." left out).
+inline bool list_dir(int fd, std::vector<std::string>& names) {
+  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return false;
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return false;
+  }
+  errno = 0;
+  while (dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) names.emplace_back(de->d_name);
+  }
+  bool ok = errno == 0;
+  ::closedir(d);
+  return ok;
+}
+
+// Walks the tree below the directory `dirfd` depth first, never following
+// symlinks, with one directory descriptor open at a time: the way back up is
+// "..", and what is left to visit is a stack of names, so a layer's 2048
+// levels of nesting cannot run out of descriptors. The tree must be one kina
+// owns (nobody moves its directories meanwhile). enter(parent_fd, name, st)
+// returns 1 to descend into a directory, 0 to go on, -1 on an error (the walk
+// goes on, the result is -1); leave(parent_fd, name) runs after a directory's
+// contents. Returns 0, or -1 with errno of the first failure.
+template <class Enter, class Leave>
+int walk_tree(int dirfd, Enter&& enter, Leave&& leave) {
+  struct Level {
+    std::vector<std::string> names;
+    size_t next = 0;
+    std::string name;  // of this directory in its parent
+  };
+  int cur = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cur < 0) return -1;
+  int rc = 0, first_errno = 0;
+  auto failed = [&] {
+    if (rc == 0) first_errno = errno;
+    rc = -1;
+  };
+  std::vector<Level> stack(1);
+  if (!list_dir(cur, stack.back().names)) failed();
+  while (!stack.empty()) {
+    Level& top = stack.back();
+    if (top.next == top.names.size()) {
+      std::string name = std::move(top.name);
+      stack.pop_back();
+      if (stack.empty()) break;
+      int up = ::openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ::close(cur);
+      cur = up;
+      if (cur < 0) {
+        failed();
+        break;
+      }
+      if (leave(cur, name.c_str()) != 0) failed();
+      continue;
+    }
+    std::string name = top.names[top.next++];
+    struct stat sb {};
+    if (::fstatat(cur, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT) failed();
+      continue;
+    }
+    int r = enter(cur, name.c_str(), sb);
+    if (r < 0) failed();
+    if (r <= 0) continue;
+    int sub = ::openat(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) {
+      failed();
+      continue;
+    }
+    ::close(cur);
+    cur = sub;
+    Level l;
+    l.name = std::move(name);
+    if (!list_dir(cur, l.names)) failed();
+    stack.push_back(std::move(l));
+  }
+  if (cur >= 0) ::close(cur);
+  if (rc != 0) errno = first_errno;
+  return rc;
+}
+
 // Removes `name` under dirfd: a file, a symlink (never followed) or a whole tree.
 inline int remove_at(int dirfd, const char* name) {
   if (::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
   if (errno != EISDIR && errno != EPERM) return -1;
   int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return -1;
+  int rc = walk_tree(
+      fd,
+      [](int parent, const char* n, const struct stat& st) {
+        if (S_ISDIR(st.st_mode)) return 1;
+        return ::unlinkat(parent, n, 0) == 0 || errno == ENOENT ? 0 : -1;
+      },
+      [](int parent, const char* n) { return ::unlinkat(parent, n, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1; });
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) {
+    errno = saved;
+    return rc;
   }
-  int rc = 0;
-  while (dirent* de = ::readdir(d)) {
-    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-    if (remove_at(::dirfd(d), de->d_name) != 0) rc = -1;
-  }
-  ::closedir(d);
-  if (rc != 0) return rc;
   return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
 }
 
@@ -622,7 +707,11 @@ class LayerApplier {
       return bad(path, fmt::format("hardlink target {} does not exist", shown(target)));
     if (S_ISDIR(sb.st_mode)) return bad(path, fmt::format("hardlink target {} is a directory", shown(target)));
     // flags 0: a link to a symlink links the symlink itself, never its target.
-    if (::linkat(tparent->get(), t->back().c_str(), pfd, name, 0) != 0) return os_fail(path, "creating the hardlink");
+    if (::linkat(tparent->get(), t->back().c_str(), pfd, name, 0) != 0) {
+      if (errno == EMLINK)  // the layer asks for more links to one file than the filesystem holds
+        return bad(path, fmt::format("too many hard links to {} for the target filesystem", shown(target)));
+      return os_fail(path, "creating the hardlink");
+    }
     return {};
   }
 

@@ -270,6 +270,9 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
   } else {
     rootfs = store.root() / "rootfs" / img.manifest.hex();
   }
+  // Blobs stay while they are read: a concurrent rm's collection waits.
+  auto guard = store.gc_guard(false);
+  if (!guard) return guard.error();
   auto r = unpack_rootfs(store, img, rootfs, *limits);
   if (!r) {
     if (temp_rootfs) remove_tree(private_dir);
@@ -343,6 +346,8 @@ Status cmd_export(const Options& o) {
   auto want = want_platform(o);
   if (!want) return want.error();
   return audited(o, "export", o.target, [&]() -> Status {
+    auto guard = store->gc_guard(false);  // blobs stay while they are read
+    if (!guard) return guard.error();
     auto img = find_image(*store, o.target, *want);
     if (!img) return img.error();
     if (auto st = export_image(*store, *img, fsys::absolute(o.out), o.format == "docker"); !st) return st;

@@ -26,28 +26,14 @@ struct TreeStats {
 };
 
 inline void tree_stats(int dirfd, TreeStats& st, std::unordered_set<uint64_t>& seen) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return;
-  }
-  while (dirent* de = ::readdir(d)) {
-    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-    struct stat sb {};
-    if (::fstatat(::dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    ++st.files;
-    if (S_ISREG(sb.st_mode) && seen.insert(static_cast<uint64_t>(sb.st_ino)).second) st.bytes += static_cast<uint64_t>(sb.st_size);
-    if (S_ISDIR(sb.st_mode)) {
-      int sub = ::openat(::dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) {
-        tree_stats(sub, st, seen);
-        ::close(sub);
-      }
-    }
-  }
-  ::closedir(d);
+  (void)detail::walk_tree(
+      dirfd,
+      [&](int, const char*, const struct stat& sb) {
+        ++st.files;
+        if (S_ISREG(sb.st_mode) && seen.insert(static_cast<uint64_t>(sb.st_ino)).second) st.bytes += static_cast<uint64_t>(sb.st_size);
+        return S_ISDIR(sb.st_mode) ? 1 : 0;
+      },
+      [](int, const char*) { return 0; });
 }
 
 // Removes a directory tree we created (never following symlinks).

@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -124,4 +125,47 @@ BOOST_AUTO_TEST_CASE(regress_disk_temporary_is_private) {
   auto names = names_in(t.path);
   std::sort(names.begin(), names.end());
   BOOST_TEST((names == std::vector<std::string>{".d.img.kina-tmp", "d.img", "root"}));
+}
+
+// A layer may nest 2048 directories (PATH_MAX); counting and removing such a
+// tree must not hold a descriptor per level.
+BOOST_AUTO_TEST_CASE(deep_trees_are_counted_and_removed_with_few_descriptors) {
+  char tmpl[] = "/tmp/kina-deep-XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(tmpl));
+  fsys::path root = fsys::path(tmpl) / "tree";
+  BOOST_REQUIRE(::mkdir(root.c_str(), 0700) == 0);
+  const int depth = 3000;
+  {
+    UniqueFd cur(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    for (int i = 0; i < depth; ++i) {
+      UniqueFd f(::openat(cur.get(), "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+      BOOST_REQUIRE(f.valid());
+      BOOST_REQUIRE(::write(f.get(), "xy", 2) == 2);
+      BOOST_REQUIRE(::symlinkat("/etc", cur.get(), "l") == 0);  // never followed
+      BOOST_REQUIRE(::mkdirat(cur.get(), "d", 0700) == 0);
+      UniqueFd next(::openat(cur.get(), "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      BOOST_REQUIRE(next.valid());
+      cur = std::move(next);
+    }
+  }
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  TreeStats st;
+  std::unordered_set<uint64_t> seen;
+  {
+    UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    BOOST_REQUIRE(fd.valid());
+    tree_stats(fd.get(), st, seen);
+  }
+  remove_tree(root);
+  bool gone = !fsys::exists(root);
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  BOOST_TEST(st.files == 3u * depth);
+  BOOST_TEST(st.bytes == 2u * depth);
+  BOOST_TEST(gone);
+  BOOST_TEST(fsys::exists("/etc/passwd"));
+  fsys::remove_all(tmpl);
 }
