@@ -11,6 +11,19 @@ boot_vm f1 --rootfs "$TEST_TMP/rootfs" --cpus 2 --memory 256Mi -- "${IDLE[@]}"
 DIR=$(jq_field "$OUT" .dir)
 SUP=$(cat "$DIR/supervisor.pid")
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# stop_client_when_started PID FILE: once FILE has data, stops PID and samples
+# the supervisor's RSS for 5 s; the peak is left in $max.
+stop_client_when_started() {
+  for _ in $(seq 100); do [ -s "$2" ] && break; sleep 0.1; done
+  [ -s "$2" ] || fail "the transfer into $2 did not start"
+  kill -STOP "$1"
+  max=0
+  for _ in $(seq 10); do
+    sleep 0.5
+    r=$(rss_kib "$SUP")
+    if [ "$r" -gt "$max" ]; then max=$r; fi
+  done
+}
 
 # A known stream: 48 MiB of "0123456789abcdef\n" lines, checksummed on both ends.
 SIZE=$((48 * 1024 * 1024))
@@ -23,15 +36,7 @@ kina-vm exec f1 -- sh -c "$GEN" > "$TEST_TMP/big.out" 2> "$TEST_TMP/big.err" &
 cpid=$!
 track_pid "$cpid"
 # Let the stream start, then stop the client for a few seconds.
-for _ in $(seq 100); do [ -s "$TEST_TMP/big.out" ] && break; sleep 0.1; done
-[ -s "$TEST_TMP/big.out" ] || fail "the stream did not start"
-kill -STOP "$cpid"
-max=0
-for _ in $(seq 10); do
-  sleep 0.5
-  r=$(rss_kib "$SUP")
-  [ "$r" -gt "$max" ] && max=$r
-done
+stop_client_when_started "$cpid" "$TEST_TMP/big.out"
 # Other sessions are not held up by the stopped one.
 expect_exit 0 timeout 30 kina-vm exec f1 -- echo still here
 assert_eq "$OUT" "still here" "a second session while the first client is stopped"
@@ -69,15 +74,7 @@ mkdir "$TEST_TMP/cpout"
 kina-vm cp f1:/big "$TEST_TMP/cpout" 2> "$TEST_TMP/cp.err" &
 cpid=$!
 track_pid "$cpid"
-for _ in $(seq 100); do [ -s "$TEST_TMP/cpout/big/sub/stream" ] && break; sleep 0.1; done
-[ -s "$TEST_TMP/cpout/big/sub/stream" ] || fail "the cp transfer did not start"
-kill -STOP "$cpid"
-max=0
-for _ in $(seq 10); do
-  sleep 0.5
-  r=$(rss_kib "$SUP")
-  [ "$r" -gt "$max" ] && max=$r
-done
+stop_client_when_started "$cpid" "$TEST_TMP/cpout/big/sub/stream"
 expect_exit 0 timeout 30 kina-vm exec f1 -- echo served during cp
 assert_eq "$OUT" "served during cp" "an exec while a cp client is stopped"
 got_while_stopped=$(stat -c %s "$TEST_TMP/cpout/big/sub/stream")
