@@ -81,7 +81,17 @@ Status audited(const Options& o, std::string_view action, const std::string& tar
   return st;
 }
 
-Status print(const std::string& record) { return RecordWriter().write_line(record); }
+// While a boot of several machines runs, their records are held back and
+// printed only once all of them are up (a failure removes them all).
+std::vector<std::string>* g_held_records = nullptr;
+
+Status print(const std::string& record) {
+  if (g_held_records) {
+    g_held_records->push_back(record);
+    return {};
+  }
+  return RecordWriter().write_line(record);
+}
 
 // --- kernel ----------------------------------------------------------------------------
 
@@ -230,12 +240,12 @@ struct RootfsInput {
   std::string workdir;
 };
 
-// Rootfs records (and the Image they came from) on stdin; others forwarded.
-Result<std::optional<RootfsInput>> rootfs_from_stdin() {
-  if (!stdin_has_records()) return std::optional<RootfsInput>{};
+// Rootfs records (and the Images they came from) on stdin; others forwarded.
+Result<std::vector<RootfsInput>> rootfs_from_stdin() {
+  std::vector<RootfsInput> found;
+  if (!stdin_has_records()) return found;
   RecordReader in(0);
   RecordWriter out;
-  std::optional<RootfsInput> found;
   std::map<std::string, std::tuple<std::vector<std::string>, std::vector<std::string>, std::string>> images;
   auto strings = [](const Record& r, const char* key) {
     std::vector<std::string> v;
@@ -258,9 +268,6 @@ Result<std::optional<RootfsInput>> rootfs_from_stdin() {
       }
     }
     if (r.kind != "Rootfs") return false;  // the Image is read and forwarded too
-    if (found)
-      return make_error(Exit::usage, fmt::format("record {} (Rootfs)", r.where()),
-                        "boot takes one Rootfs record per machine; split the stream or use --rootfs");
     RootfsInput ri;
     auto path = r.string_field("path");
     if (!path) return path.error();
@@ -273,15 +280,16 @@ Result<std::optional<RootfsInput>> rootfs_from_stdin() {
     if (*img) ri.image = **img;
     if (ri.dir.empty() && ri.disk.empty())
       return make_error(Exit::data, fmt::format("record {} (Rootfs)", r.where()), "neither \"path\" nor \"disk\"");
-    found = ri;
+    found.push_back(ri);
     return true;
   });
   if (!st) return st.error();
-  if (found && images.count(found->image)) {
-    auto& [cmd, env, wd] = images[found->image];
-    found->command = cmd;
-    found->env = env;
-    found->workdir = wd;
+  for (auto& f : found) {
+    if (!images.count(f.image)) continue;
+    auto& [cmd, env, wd] = images[f.image];
+    f.command = cmd;
+    f.env = env;
+    f.workdir = wd;
   }
   return found;
 }
@@ -625,6 +633,9 @@ Status exec_apple(Options& o, const Spec& s) {
   return {};
 }
 
+Status boot_one(Options& o, const std::string& name, const RootfsInput& in, uint64_t mem, const std::vector<Mount>& mounts,
+                const std::string& virtiofsd, const Kernel& k, const fsys::path& init, BootPlan& plan);
+
 Status cmd_boot(Options& o) {
   // Validate everything before creating anything.
   if (o.name.empty()) return usage_error("boot", "--name is required");
@@ -678,23 +689,34 @@ Status cmd_boot(Options& o) {
   }
   if (!o.rootfs.empty() && !o.disk.empty()) return usage_error("boot", "--rootfs and --disk are exclusive");
 
-  RootfsInput in;
+  std::vector<RootfsInput> inputs(1);
   if (!o.rootfs.empty()) {
-    in.dir = fsys::absolute(o.rootfs);
-    if (!fsys::is_directory(in.dir))
+    inputs[0].dir = fsys::absolute(o.rootfs);
+    if (!fsys::is_directory(inputs[0].dir))
       return make_error(Exit::no_input, fmt::format("rootfs {}", o.rootfs), "no such directory");
   } else if (!o.disk.empty()) {
-    in.disk = fsys::absolute(o.disk);
-    if (!fsys::is_regular_file(in.disk)) return make_error(Exit::no_input, fmt::format("disk {}", o.disk), "no such file");
+    inputs[0].disk = fsys::absolute(o.disk);
+    if (!fsys::is_regular_file(inputs[0].disk))
+      return make_error(Exit::no_input, fmt::format("disk {}", o.disk), "no such file");
   } else {
     auto r = rootfs_from_stdin();
     if (!r) return r.error();
-    if (!*r) return usage_error("boot", "give --rootfs DIR or --disk FILE, or pipe a Rootfs record to stdin");
-    in = **r;
-    if (!in.disk.empty() && !fsys::is_regular_file(in.disk))
-      return make_error(Exit::no_input, fmt::format("disk {}", in.disk.string()), "no such file");
-    if (in.disk.empty() && !fsys::is_directory(in.dir))
-      return make_error(Exit::no_input, fmt::format("rootfs {}", in.dir.string()), "no such directory");
+    if (r->empty()) return usage_error("boot", "give --rootfs DIR or --disk FILE, or pipe a Rootfs record to stdin");
+    inputs = std::move(*r);
+    for (const auto& in : inputs) {
+      if (!in.disk.empty() && !fsys::is_regular_file(in.disk))
+        return make_error(Exit::no_input, fmt::format("disk {}", in.disk.string()), "no such file");
+      if (in.disk.empty() && !fsys::is_directory(in.dir))
+        return make_error(Exit::no_input, fmt::format("rootfs {}", in.dir.string()), "no such directory");
+    }
+  }
+  // Several Rootfs records boot several machines: NAME, NAME2, NAME3, ...
+  // (kind's worker, worker2). All or nothing: a failure removes the ones
+  // this command booted.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    names.push_back(i == 0 ? o.name : fmt::format("{}{}", o.name, i + 1));
+    if (auto st = validate_name("machine name", names.back()); !st) return st;
   }
   auto k = load_kernel();
   if (!k) return k.error();
@@ -703,15 +725,43 @@ Status cmd_boot(Options& o) {
   if (which("qemu-system-x86_64").empty())
     return make_error(Exit::unavailable, "qemu-system-x86_64 not found", "install qemu-system-x86");
 
-  BootPlan plan;
+  std::vector<BootPlan> booted;
+  std::vector<std::string> held;
+  g_held_records = &held;
+  auto undo = [](const BootPlan& plan) {
+    kill_machine(plan.dir, std::chrono::seconds(3));
+    if (plan.net) release_ip(*plan.net, plan.spec.name);
+    remove_machine_dir(plan.dir);
+  };
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    BootPlan plan;
+    auto st = boot_one(o, names[i], inputs[i], *mem, mounts, virtiofsd, *k, *init, plan);
+    if (!st) {
+      g_held_records = nullptr;
+      if (!plan.dir.empty()) undo(plan);
+      for (auto it = booted.rbegin(); it != booted.rend(); ++it) undo(*it);
+      return st;
+    }
+    booted.push_back(std::move(plan));
+  }
+  g_held_records = nullptr;
+  for (const auto& r : held)
+    if (auto st = print(r); !st) return st;
+  return {};
+}
+
+// One machine of a boot: plan.dir is set once its directory exists (the
+// caller removes it on failure).
+Status boot_one(Options& o, const std::string& name, const RootfsInput& in, uint64_t mem, const std::vector<Mount>& mounts,
+                const std::string& virtiofsd, const Kernel& k, const fsys::path& init, BootPlan& plan) {
   Spec& s = plan.spec;
-  s.name = o.name;
+  s.name = name;
   s.cluster = o.cluster;
   s.cpus = o.cpus;
-  s.memory_mib = (*mem + (1u << 20) - 1) >> 20;
+  s.memory_mib = (mem + (1u << 20) - 1) >> 20;
   s.publish = o.publish;
   s.image = in.image;
-  s.kernel_version = k->version;
+  s.kernel_version = k.version;
   s.created_ms = now_ms();
   for (const auto& m : mounts) s.mounts.push_back(m.str());
   s.virtiofsd = virtiofsd;
@@ -731,27 +781,21 @@ Status cmd_boot(Options& o) {
   auto cdir = cluster_dir(o.cluster);
   if (!cdir) return cdir.error();
   if (auto st = ensure_dir(*cdir / "machines", 0700); !st) return st;
-  auto dir = machine_dir(o.cluster, o.name);
+  auto dir = machine_dir(o.cluster, name);
   if (!dir) return dir.error();
-  plan.dir = *dir;
   {
     auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm boot");
     if (!lock) return lock.error();
     if (::mkdir(dir->c_str(), 0700) != 0) {
       if (errno == EEXIST)
-        return make_error(Exit::cant_create, fmt::format("machine {}", o.name),
+        return make_error(Exit::cant_create, fmt::format("machine {}", name),
                           fmt::format("the name is taken in cluster {}", o.cluster),
-                          fmt::format("pick another --name, or remove it: kina-vm rm -f {}", o.name));
+                          fmt::format("pick another --name, or remove it: kina-vm rm -f {}", name));
       return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
     }
   }
-  auto st = boot_machine(o, plan, *k, in, *init);
-  if (!st) {
-    kill_machine(*dir, std::chrono::seconds(3));
-    if (plan.net) release_ip(*plan.net, s.name);
-    remove_machine_dir(*dir);
-  }
-  return st;
+  plan.dir = *dir;
+  return boot_machine(o, plan, k, in, init);
 }
 
 // --- lookups ---------------------------------------------------------------------------
@@ -1148,7 +1192,7 @@ int main(int argc, char** argv) {
     kernel->add_option("--kernel", o.kernel_path, "A bzImage to use instead")->type_name("PATH");
     kernel->add_option("--modules", o.modules_dir, "Its lib/modules/<version> directory")->type_name("DIR");
 
-    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once its agent answers");
+    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once its agent answers; without --rootfs/--disk, one machine per Rootfs record on stdin (NAME, NAME2, ...; all or nothing)");
     boot->add_option("--name", o.name, "Machine name (DNS label)")->required();
     add_cluster(boot);
     boot->add_option("--network", o.network, "Attach to this network of the cluster (kina-vm network create)");
@@ -1158,7 +1202,7 @@ int main(int argc, char** argv) {
     boot->add_option("--cpus", o.cpus, "Virtual CPUs (default 1)");
     boot->add_option("--memory", o.memory, "Memory (default 512Mi; M is 10^6 bytes, Mi 2^20)");
     boot->add_option("--publish", o.publish, "[ADDR:]HOSTPORT:GUESTPORT[/tcp|udp] (ADDR defaults to 127.0.0.1)")->allow_extra_args(false);
-    boot->add_option("--mount", o.mounts, "HOSTDIR:GUESTDIR[:ro]: a host directory in the guest (qemu: virtiofs; :ro is enforced by the guest's mount)")->allow_extra_args(false);
+    boot->add_option("--mount", o.mounts, "HOSTDIR:GUESTDIR[:ro]: a host directory in the guest (qemu: virtiofs; :ro is enforced on the host)")->allow_extra_args(false);
     boot->add_option("--env", o.env, "K=V for the workload")->allow_extra_args(false);
     boot->add_option("--kernel-arg", o.kernel_args, "Add to the kernel command line")->allow_extra_args(false);
     boot->add_option("--backend", o.backend, "auto, qemu or apple")->check(CLI::IsMember({"auto", "qemu", "apple"}));

@@ -78,3 +78,26 @@ assert_eq "$(jq_field "$OUT" .reason)" "the supervisor is gone"
 expect_exit 0 kina-vm rm n1
 nothing_left "rm after the supervisor died"
 ok "supervisor killed"
+
+# Several Rootfs records on stdin boot one machine each (NAME, NAME2), with
+# their records printed once all answer; all or nothing.
+rootfs_rec() { printf '{"apiVersion":"kina/v1alpha1","kind":"Rootfs","image":"sha256:%s","path":"%s"}\n' "$1" "$TEST_TMP/rootfs"; }
+{ rootfs_rec aaaa; rootfs_rec bbbb; } > "$TEST_TMP/two"
+expect_exit 0 kina-vm boot --name w --accel tcg -- "${IDLE[@]}" < "$TEST_TMP/two"
+for n in w w2; do track_pid "$(cat "$KINA_HOME/clusters/default/machines/$n/supervisor.pid")"; done
+assert_eq "$(printf '%s\n' "$OUT" | jq -r .name | tr '\n' ' ')" "w w2 " "Machine records"
+expect_exit 0 kina-vm exec w2 -- hostname
+assert_eq "$OUT" "w2"
+expect_exit 0 kina-vm rm -f w
+expect_exit 0 kina-vm rm -f w2
+nothing_left "two machines from two records"
+# The second name is taken: the first machine is removed again, the taken one untouched.
+boot_vm q2 --rootfs "$TEST_TMP/rootfs" -- "${IDLE[@]}"
+expect_exit 73 kina-vm boot --name q --accel tcg -- "${IDLE[@]}" < "$TEST_TMP/two"
+assert_contains "$ERR" "machine q2: the name is taken"
+assert_eq "$OUT" "" "no Machine record printed"
+assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "q2" "machines after the failed boot"
+expect_exit 0 kina-vm exec q2 -- true
+expect_exit 0 kina-vm rm -f q2
+nothing_left "a failed boot of two"
+ok "several Rootfs records: one machine each, all or nothing"
