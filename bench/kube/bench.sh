@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/kube/bench.sh [BUILD_DIR]: time `kina-kube pki init` and `kina-kube sign`
 # (ECDSA P-256 and RSA 2048) against openssl doing the same work in the same run:
-#   pki init  = 3 x (openssl genpkey + openssl req -x509) + 1 x openssl genpkey (the SA pair)
+#   pki init  = 3 x (openssl genpkey + openssl req -x509) + 1 x openssl genpkey RSA-2048 (the SA pair: always RSA, as kubeadm)
 #   sign      = openssl genpkey + openssl req -new + openssl x509 -req with the CA (+ base64 into a file)
 # kina's keys are sealed with the machine key (no passphrase: Argon2 would dominate).
 # Prints mean times and the ratio kina/openssl. Uses hyperfine when installed.
@@ -28,7 +28,7 @@ for pair in "ca kubernetes" "front-proxy-ca front-proxy-ca" "etcd/ca etcd-ca"; d
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
     -out "$d/$f.crt" 2>/dev/null
 done
-openssl genpkey $ALG -out "$d/sa.key" 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/sa.key" 2>/dev/null
 openssl pkey -in "$d/sa.key" -pubout -out "$d/sa.pub"
 SH
 cat > "$W/openssl-sign.sh" <<'SH'

@@ -89,9 +89,10 @@ inline std::string join(const std::vector<std::string>& comps, size_t n) {
   return s.empty() ? "." : s;
 }
 
-// The names in the directory open at fd ("." and ".." left out).
+// The names in the directory open at fd ("." and ".." left out); fd must be
+// freshly opened (its duplicate is read from fd's offset).
 inline bool list_dir(int fd, std::vector<std::string>& names) {
-  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return false;
   DIR* d = ::fdopendir(dup);
   if (!d) {

@@ -349,8 +349,10 @@ Status cmd_pki_init(const Options& o, std::string& target) {
         .end_object();
   }
   w.end_array();
-  // The service-account signing pair (kubeadm's sa.key / sa.pub).
-  auto sa = x509::generate_key(*alg);
+  // The service-account signing pair (kubeadm's sa.key / sa.pub): RSA-2048
+  // whatever --algorithm says, as kubeadm makes it. kubeadm v1.20's check
+  // before `join --control-plane` refuses an sa.key that is not RSA.
+  auto sa = x509::generate_key(x509::Algorithm::rsa_2048);
   if (!sa) return cleanup(sa.error());
   auto sa_pub = x509::public_key_pem(sa->get());
   if (!sa_pub) return cleanup(sa_pub.error());
@@ -417,7 +419,12 @@ Status cmd_pki_export(const Options& o, std::string& target) {
   }
   auto sa_pub = read_file(*cdir / "pki" / "sa.pub", 1u << 20);
   if (!sa_pub) return sa_pub.error();
-  auto sa_key = keystore::load(*cdir / "pki" / "sa.key.sealed");
+  auto sa_sealed = keystore::load(*cdir / "pki" / "sa.key.sealed");
+  if (!sa_sealed) return sa_sealed.error();
+  // Re-encoded, so a PKI made before the key format changed exports alike.
+  auto sa = x509::parse_private_key(sa_sealed->view(), "the service-account key");
+  if (!sa) return sa.error();
+  auto sa_key = x509::private_key_pem(sa->get());
   if (!sa_key) return sa_key.error();
   certs.emplace_back(dir / "sa.pub", *sa_pub);
   keys.emplace_back(dir / "sa.key", std::move(*sa_key));
@@ -1196,7 +1203,7 @@ int main(int argc, char** argv) {
     auto* init = pki->add_subcommand("init", "Create the cluster CA (CN kubernetes), front-proxy CA, etcd CA (CN etcd-ca) "
                                              "and the service-account key pair; prints a PKI record");
     init->add_option("--cluster", o.cluster, "Cluster name")->required();
-    init->add_option("--algorithm", o.algorithm, "ecdsa-p256 (default) or rsa-2048");
+    init->add_option("--algorithm", o.algorithm, "Key algorithm of the three CAs: ecdsa-p256 (default) or rsa-2048 (the service-account key is always RSA-2048, as kubeadm requires)");
     init->add_option("--ca-ttl", o.ca_ttl, "CA validity (default 10y)");
     init->add_flag("--force", o.force, "Replace an existing PKI (everything it signed stops being trusted)");
 

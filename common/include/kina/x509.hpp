@@ -84,11 +84,15 @@ inline std::string bio_string(BIO* b) {
   return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
 }
 
-// A private key as unencrypted PKCS#8 PEM, built in OpenSSL's secure heap and
-// handed over in a Secret (so the clear key only ever sits in guarded memory).
+// A private key as unencrypted PEM in the form kubeadm writes and every
+// kubeadm code path reads: `EC PRIVATE KEY` (SEC1) or `RSA PRIVATE KEY`
+// (PKCS#1). kubeadm v1.20's control-plane certificate download rejects a
+// PKCS#8 `PRIVATE KEY` holding an ECDSA key. Built in OpenSSL's secure heap
+// and handed over in a Secret (so the clear key only ever sits in guarded
+// memory).
 inline Result<Secret> private_key_pem(EVP_PKEY* k) {
   Bio b(BIO_new(BIO_s_secmem()));
-  if (!b || !PEM_write_bio_PrivateKey(b.get(), k, nullptr, nullptr, 0, nullptr, nullptr))
+  if (!b || !PEM_write_bio_PrivateKey_traditional(b.get(), k, nullptr, nullptr, 0, nullptr, nullptr))
     return make_error(Exit::internal, "encoding a private key", ssl_error());
   char* data = nullptr;
   long n = BIO_get_mem_data(b.get(), &data);

@@ -74,6 +74,7 @@ assert_eq "$(stat -c %a "$TEST_TMP/pki/sa.key")" 600
 assert_eq "$(openssl pkey -in "$TEST_TMP/pki/sa.key" -pubout)" "$(cat "$TEST_TMP/pki/sa.pub")" "sa pair"
 ok "export"
 
+
 # Opening the sealed keys needs the same passphrase.
 KINA_PASSPHRASE=wrong expect_exit 80 kina-kube pki export --cluster c1 --dir "$TEST_TMP/pki2"
 assert_contains "$ERR" 'wrong passphrase'
@@ -84,6 +85,22 @@ log="$KINA_HOME/audit/log.jsonl"
 assert_eq "$(jq -r 'select(.tool=="kina-kube" and .action=="pki-init") | .outcome' "$log" | sort | uniq -c | tr -s ' ' | xargs)" "5 error 2 ok"
 assert_eq "$(jq -r 'select(.action=="pki-export" and .outcome=="ok") | .target' "$log")" "$TEST_TMP/pki"
 ok "audit"
+
+# Key PEM types as kubeadm writes them (its v1.20 certificate download refuses
+# PKCS#8 ECDSA keys), and an RSA service-account key whatever the CAs' algorithm
+# (its check before join --control-plane refuses any other); checked against a
+# real kubeadm v1.20.2 by bench/kube/kubeadm-check.sh.
+expect_exit 0 kina-kube pki init --cluster e1 --algorithm ecdsa-p256
+expect_exit 0 kina-kube pki export --cluster e1 --dir "$TEST_TMP/e1"
+for f in ca front-proxy-ca etcd/ca; do
+  assert_eq "$(head -n1 "$TEST_TMP/e1/$f.key")" "-----BEGIN EC PRIVATE KEY-----" "$f.key of an ecdsa-p256 PKI"
+  assert_eq "$(head -n1 "$TEST_TMP/pki/$f.key")" "-----BEGIN RSA PRIVATE KEY-----" "$f.key of an rsa-2048 PKI"
+done
+for d in e1 pki; do
+  assert_eq "$(head -n1 "$TEST_TMP/$d/sa.key")" "-----BEGIN RSA PRIVATE KEY-----" "sa.key ($d)"
+  assert_contains "$(openssl pkey -in "$TEST_TMP/$d/sa.key" -noout -text)" "Private-Key: (2048 bit" "sa.key size ($d)"
+done
+ok "key formats: SEC1/PKCS#1 as kubeadm writes them, RSA service-account key"
 
 # Export is all or nothing (regression: it wrote file by file, so a failure
 # midway left the certificates without their keys).

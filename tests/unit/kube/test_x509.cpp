@@ -88,7 +88,14 @@ BOOST_AUTO_TEST_CASE(pem_round_trip) {
   BOOST_TEST(x509::fingerprint_sha256(back->get()) == x509::fingerprint_sha256(ca.cert.get()));
   auto kpem = x509::private_key_pem(ca.key.get());
   BOOST_REQUIRE(kpem.ok());
-  BOOST_TEST(kpem->view().find("-----BEGIN PRIVATE KEY-----") == 0);
+  BOOST_TEST(kpem->view().find("-----BEGIN EC PRIVATE KEY-----") == 0);  // SEC1, as kubeadm writes it
+  Ca rsa = make_ca(x509::Algorithm::rsa_2048, "kubernetes");
+  auto rpem = x509::private_key_pem(rsa.key.get());
+  BOOST_REQUIRE(rpem.ok());
+  BOOST_TEST(rpem->view().find("-----BEGIN RSA PRIVATE KEY-----") == 0);  // PKCS#1
+  auto rback = x509::parse_private_key(rpem->view(), "test");
+  BOOST_REQUIRE(rback.ok());
+  BOOST_TEST(EVP_PKEY_eq(rback->get(), rsa.key.get()) == 1);
   auto kback = x509::parse_private_key(kpem->view(), "test");
   BOOST_REQUIRE(kback.ok());
   BOOST_TEST(EVP_PKEY_eq(kback->get(), ca.key.get()) == 1);
