@@ -9,6 +9,7 @@
 set -eu -o pipefail
 build=$(realpath "${1:?usage: run.sh BUILD_DIR [ROOTFS]}")
 kina="$build/tools/kina-image/kina-image"
+src=$(cd "$(dirname "$0")/../.." && pwd)  # before the cd below: $0 may be relative
 work=$(mktemp -d /var/tmp/kina-bench-image.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
@@ -52,7 +53,7 @@ best tar "rm -rf tarout; mkdir tarout" tar -xzf "$blob" -C tarout --numeric-owne
 best umoci "rm -rf ubundle" umoci unpack --image oci:deb ubundle
 best kina "rm -rf kroot" "$kina" unpack bench/deb:1 --rootfs "$work/kroot"
 best disk "rm -f disk.ext4" "$kina" unpack bench/deb:1 --disk "$work/disk.ext4"
-python3 "${KINA_SRC:-$(dirname "$0")/../..}/tests/cli/image/treecmp.py" kroot ubundle/rootfs >/dev/null || echo "WARNING: kina and umoci trees differ" >&2
+python3 "${KINA_SRC:-$src}/tests/cli/image/treecmp.py" kroot ubundle/rootfs >/dev/null || echo "WARNING: kina and umoci trees differ" >&2
 
 # Pull from a local registry.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
