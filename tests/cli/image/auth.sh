@@ -7,8 +7,7 @@ source "$KINA_SRC/tests/cli/image/helpers.sh"
 cd "$TEST_TMP"
 
 build_rich_image "$TEST_TMP/oci" img
-port=$(free_port)
-blobport=$(free_port)
+{ read -r port; read -r blobport; } < <(free_ports 2)
 reg="127.0.0.1:$port"
 python3 "$HERE/fake_registry.py" oci "$port" "$blobport" "$TEST_TMP/server.log" &
 track_pid $!
@@ -93,8 +92,7 @@ ok "no presigned URL query in errors"
 # The real thing: Debian's docker-registry configured for token auth, with
 # the token service above signing JWTs; images pushed with skopeo.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 1 -subj /CN=kina-token 2>/dev/null
-tport=$(free_port)
-rport=$(free_port)
+{ read -r tport; read -r rport; } < <(free_ports 2)
 treg="127.0.0.1:$rport"
 python3 "$HERE/token_server.py" "$tport" tok.key tok.crt "$TEST_TMP/token.log" &
 track_pid $!

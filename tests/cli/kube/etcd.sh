@@ -16,8 +16,7 @@ iss --cluster c2 --ca etcd --cn kube-apiserver-etcd-client --usage client --name
 iss --cluster c1 --ca cluster --cn kube-apiserver-etcd-client --usage client --name wrong-ca
 iss --cluster c1 --ca etcd --cn not-a-client --usage server --name server-only
 
-cport=$(free_port); pport=$(free_port)
-while [ "$pport" = "$cport" ]; do pport=$(free_port); done
+{ read -r cport; read -r pport; } < <(free_ports 2)
 etcd --name n1 --data-dir "$TEST_TMP/etcd" \
   --listen-client-urls "https://127.0.0.1:$cport" --advertise-client-urls "https://127.0.0.1:$cport" \
   --listen-peer-urls "https://127.0.0.1:$pport" --initial-advertise-peer-urls "https://127.0.0.1:$pport" \
