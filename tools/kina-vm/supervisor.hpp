@@ -120,6 +120,20 @@ class Supervisor {
     (void)!::write(2, line.data(), line.size());
   }
 
+  // In a forked child before exec: the default signal mask (the supervisor
+  // blocks some), killed with the supervisor whatever kills it, stdin from
+  // /dev/null, stdout and stderr appended to `log`.
+  static void child_prologue(const char* log) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) ::_exit(127);  // the supervisor died before the prctl
+    int null = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
+  }
+
   // One virtiofsd per --mount, serving vfsN.sock; QEMU connects at start-up.
   // A read-only mount is enforced on the host: that virtiofsd runs in its own
   // mount namespace where the shared directory is a read-only bind mount, so
@@ -130,14 +144,7 @@ class Supervisor {
     pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() == 1) ::_exit(127);
-      int null = ::open("/dev/null", O_RDONLY);
-      int out = ::open("virtiofsd.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
+      child_prologue("virtiofsd.log");
       if (read_only && !private_read_only(dir)) {
         std::string msg = fmt::format("kina-vm supervisor: cannot make {} read-only for virtiofsd: {}\n", dir, std::strerror(errno));
         (void)!::write(2, msg.data(), msg.size());
@@ -186,16 +193,8 @@ class Supervisor {
     pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      child_prologue(file::qemu_log);  // QEMU never outlives its supervisor
       ::signal(SIGPIPE, SIG_DFL);
-      // QEMU never outlives its supervisor, whatever kills the supervisor.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() == 1) ::_exit(127);
-      int null = ::open("/dev/null", O_RDONLY);
-      int out = ::open(file::qemu_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
       std::vector<char*> a;
       for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
       a.push_back(nullptr);
