@@ -25,9 +25,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "transfer.hpp"
 #include "wire.hpp"
 
 namespace {
@@ -119,14 +121,8 @@ struct Session {
   // host stopped counting (its client is gone).
   size_t unacked = 0;
   bool unlimited = false;
-  // put and get
-  std::string root;
-  int file = -1;
-  uint64_t remaining = 0;
-  std::vector<std::pair<std::string, Entry>> dirs;  // put: modes applied at the end
-  bool failed = false;
-  // get: (guest path, path in the transfer) still to send, last one next
-  std::vector<std::pair<std::string, std::string>> todo;
+  std::unique_ptr<TreeSink> sink;      // put
+  std::unique_ptr<TreeSource> source;  // get
 };
 
 std::map<uint32_t, Session> g_sessions;
@@ -295,45 +291,12 @@ void flush_stdin(uint32_t id, Session& s) {
 
 // --- file transfer -----------------------------------------------------------------
 
-std::string join(const std::string& root, const std::string& rel) { return rel.empty() ? root : root + "/" + rel; }
-
-void put_entry(Session& s, const std::string& payload) {
-  if (s.failed) return;
-  auto e = Entry::decode(payload);
-  if (!e || !safe_relative(e->path)) {
-    s.failed = true;
-    return;
-  }
-  close_fd(s.file);
-  std::string p = join(s.root, e->path);
-  bool ok = true;
-  if (e->kind == Entry::dir) {
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) ok = ::mkdir(p.c_str(), 0700) == 0;
-    if (ok) s.dirs.emplace_back(p, *e);
-  } else if (e->kind == Entry::symlink) {
-    ::unlink(p.c_str());
-    ok = ::symlink(e->link.c_str(), p.c_str()) == 0 && (::lchown(p.c_str(), e->uid, e->gid) == 0 || true);
-  } else {
-    ::unlink(p.c_str());
-    s.file = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    ok = s.file >= 0 && ::fchown(s.file, e->uid, e->gid) == 0 && ::fchmod(s.file, e->mode & 07777) == 0;
-    s.remaining = e->size;
-  }
-  if (!ok) s.failed = true;
-}
-
 void put_end(uint32_t id, Session& s) {
-  close_fd(s.file);
-  for (auto it = s.dirs.rbegin(); it != s.dirs.rend(); ++it) {
-    if (::chown(it->first.c_str(), it->second.uid, it->second.gid) != 0 ||
-        ::chmod(it->first.c_str(), it->second.mode & 07777) != 0)
-      s.failed = true;
-  }
-  if (s.failed) {
-    send_error(id, std::string("writing ") + s.root + ": " + std::strerror(errno ? errno : EIO));
-  } else {
+  if (s.sink->finish()) {
     send(Type::exit, id, Encoder().i32(0).take());
+  } else {
+    int err = s.sink->failed_errno() ? s.sink->failed_errno() : EIO;
+    send_error(id, std::string("writing ") + s.sink->root() + ": " + std::strerror(err));
   }
   g_sessions.erase(id);
 }
@@ -349,7 +312,7 @@ void start_put(uint32_t id, const std::string& payload) {
   if (::stat(dest.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && !base.empty()) root = dest + "/" + base;
   Session s;
   s.kind = Session::put;
-  s.root = root;
+  s.sink = std::make_unique<TreeSink>(root, true);
   g_sessions[id] = std::move(s);
 }
 
@@ -362,7 +325,7 @@ void start_get(uint32_t id, const std::string& payload) {
   if (d.failed() || src.empty()) return send_error(id, "malformed get request");
   Session s;
   s.kind = Session::get;
-  s.todo.emplace_back(src, "");
+  s.source = std::make_unique<TreeSource>(src);
   g_sessions[id] = std::move(s);
 }
 
@@ -374,69 +337,20 @@ void get_send(uint32_t id, Session& s, Type t, std::string_view payload) {
 }
 
 // Sends up to about one window of the transfer; false when the session ended.
-bool get_step(uint32_t id, Session& s, std::vector<char>& buf) {
-  auto fail = [&](const std::string& msg) {
-    close_fd(s.file);
-    send_error(id, msg);
-    return false;
-  };
+bool get_step(uint32_t id, Session& s) {
   size_t budget = kWindow;
   while (!get_blocked(s) && budget > 0) {
-    if (s.file >= 0) {
-      if (s.remaining == 0) {
-        close_fd(s.file);
-        continue;
-      }
-      ssize_t n = ::read(s.file, buf.data(), std::min<uint64_t>(s.remaining, std::min(buf.size(), kChunk)));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return fail(s.root + ": file shrank while being read");
-      get_send(id, s, Type::data, std::string_view(buf.data(), static_cast<size_t>(n)));
-      s.remaining -= static_cast<uint64_t>(n);
-      budget -= std::min(budget, static_cast<size_t>(n));
-      continue;
-    }
-    if (s.todo.empty()) {
+    auto step = s.source->next();
+    if (step.kind == TreeSource::Step::done) {
       send(Type::end, id);
       return false;
     }
-    auto [abs, rel] = std::move(s.todo.back());
-    s.todo.pop_back();
-    struct stat st {};
-    if (::lstat(abs.c_str(), &st) != 0) return fail(abs + ": " + std::strerror(errno));
-    Entry e;
-    e.mode = st.st_mode & 07777;
-    e.uid = st.st_uid;
-    e.gid = st.st_gid;
-    e.path = rel;
-    if (S_ISDIR(st.st_mode)) {
-      DIR* dir = ::opendir(abs.c_str());
-      if (!dir) return fail(abs + ": " + std::strerror(errno));
-      std::vector<std::string> names;
-      while (dirent* de = ::readdir(dir)) {
-        std::string n = de->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-      }
-      ::closedir(dir);
-      e.kind = Entry::dir;
-      get_send(id, s, Type::entry, e.encode());
-      for (auto it = names.rbegin(); it != names.rend(); ++it)
-        s.todo.emplace_back(abs + "/" + *it, rel.empty() ? *it : rel + "/" + *it);
-    } else if (S_ISLNK(st.st_mode)) {
-      char link[4096];
-      ssize_t n = ::readlink(abs.c_str(), link, sizeof link);
-      if (n < 0) return fail(abs + ": " + std::strerror(errno));
-      e.kind = Entry::symlink;
-      e.link.assign(link, static_cast<size_t>(n));
-      get_send(id, s, Type::entry, e.encode());
-    } else if (S_ISREG(st.st_mode)) {
-      s.file = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (s.file < 0) return fail(abs + ": " + std::strerror(errno));
-      s.root = abs;
-      s.remaining = static_cast<uint64_t>(st.st_size);
-      e.kind = Entry::file;
-      e.size = s.remaining;
-      get_send(id, s, Type::entry, e.encode());
-    }  // devices, sockets, fifos are skipped
+    if (step.kind == TreeSource::Step::failed) {
+      send_error(id, step.path + ": " + (step.err ? std::strerror(step.err) : "file shrank while being read"));
+      return false;
+    }
+    if (step.type == Type::data) budget -= std::min(budget, step.payload.size());
+    get_send(id, s, step.type, step.payload);
   }
   return true;
 }
@@ -482,8 +396,7 @@ void handle(const Frame& f) {
         uint32_t n = d.u32();
         if (d.failed()) return;
         if (n == 0xffffffffu && it->second.kind == Session::get) {
-          close_fd(it->second.file);  // nobody takes the rest of the transfer
-          g_sessions.erase(it);
+          g_sessions.erase(it);  // nobody takes the rest of the transfer
           return;
         }
         if (n == 0xffffffffu) it->second.unlimited = true;
@@ -519,14 +432,10 @@ void handle(const Frame& f) {
       }
       return;
     case Type::entry:
-      if (it != g_sessions.end() && it->second.kind == Session::put) put_entry(it->second, f.payload);
+      if (it != g_sessions.end() && it->second.kind == Session::put) (void)it->second.sink->entry(f.payload);
       return;
     case Type::data:
-      if (it != g_sessions.end() && it->second.kind == Session::put && !it->second.failed) {
-        Session& s = it->second;
-        if (s.file < 0 || f.payload.size() > s.remaining || !write_fully(s.file, f.payload)) s.failed = true;
-        else s.remaining -= f.payload.size();
-      }
+      if (it != g_sessions.end() && it->second.kind == Session::put) (void)it->second.sink->data(f.payload);
       return;
     case Type::end:
       if (it != g_sessions.end() && it->second.kind == Session::put) put_end(f.session, it->second);
@@ -633,7 +542,7 @@ int agent_main(int port) {
       auto it = g_sessions.find(id);
       if (it == g_sessions.end()) continue;
       if (it->second.kind == Session::get) {
-        if (!get_blocked(it->second) && !get_step(id, it->second, buf)) g_sessions.erase(id);
+        if (!get_blocked(it->second) && !get_step(id, it->second)) g_sessions.erase(id);
       } else {
         finish_if_done(id);
       }

@@ -21,6 +21,7 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "machine.hpp"
+#include "transfer.hpp"
 #include "wire.hpp"
 
 namespace kina::vm {
@@ -228,50 +229,21 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
 
 // --- cp ------------------------------------------------------------------------------------
 
-inline Status send_local_tree(AgentConnection& conn, const fsys::path& abs, const std::string& rel) {
-  struct stat st {};
-  if (::lstat(abs.c_str(), &st) != 0) return os_error(fmt::format("reading {}", abs.string()), errno, Exit::no_input);
-  wire::Entry e;
-  e.mode = st.st_mode & 07777;
-  e.uid = st.st_uid;
-  e.gid = st.st_gid;
-  e.path = rel;
-  if (S_ISDIR(st.st_mode)) {
-    e.kind = wire::Entry::dir;
-    if (auto s = conn.send(wire::Type::entry, e.encode()); !s) return s;
-    std::vector<std::string> names;
-    std::error_code ec;
-    for (const auto& de : fsys::directory_iterator(abs, ec)) names.push_back(de.path().filename().string());
-    if (ec) return os_error(fmt::format("reading {}", abs.string()), ec.value(), Exit::io);
-    std::sort(names.begin(), names.end());
-    for (const auto& n : names)
-      if (auto s = send_local_tree(conn, abs / n, rel.empty() ? n : rel + "/" + n); !s) return s;
-    return {};
+// Sends the tree at src as entry/data frames.
+inline Status send_local_tree(AgentConnection& conn, const fsys::path& src) {
+  wire::TreeSource source(src.string());
+  for (;;) {
+    auto step = source.next();
+    if (step.kind == wire::TreeSource::Step::done) return {};
+    if (step.kind == wire::TreeSource::Step::failed) {
+      std::string what = fmt::format("reading {}", step.path);
+      if (step.op == wire::TreeSource::Step::read && step.err == 0)
+        return make_error(Exit::io, what, "file shrank while being read");
+      bool missing = step.op == wire::TreeSource::Step::stat || step.op == wire::TreeSource::Step::open;
+      return os_error(what, step.err, missing ? Exit::no_input : Exit::io);
+    }
+    if (auto s = conn.send(step.type, step.payload); !s) return s;
   }
-  if (S_ISLNK(st.st_mode)) {
-    std::error_code ec;
-    auto target = fsys::read_symlink(abs, ec);
-    if (ec) return os_error(fmt::format("reading {}", abs.string()), ec.value(), Exit::io);
-    e.kind = wire::Entry::symlink;
-    e.link = target.string();
-    return conn.send(wire::Type::entry, e.encode());
-  }
-  if (!S_ISREG(st.st_mode)) return {};
-  UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) return os_error(fmt::format("reading {}", abs.string()), errno, Exit::no_input);
-  e.kind = wire::Entry::file;
-  e.size = static_cast<uint64_t>(st.st_size);
-  if (auto s = conn.send(wire::Type::entry, e.encode()); !s) return s;
-  std::string buf(wire::kChunk, '\0');
-  uint64_t left = e.size;
-  while (left > 0) {
-    ssize_t n = ::read(fd.get(), buf.data(), std::min<uint64_t>(left, buf.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return make_error(Exit::io, fmt::format("reading {}", abs.string()), "file shrank while being read");
-    if (auto s = conn.send(wire::Type::data, std::string_view(buf.data(), static_cast<size_t>(n))); !s) return s;
-    left -= static_cast<uint64_t>(n);
-  }
-  return {};
 }
 
 inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::string& dst) {
@@ -280,7 +252,7 @@ inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::s
   std::string base = fsys::absolute(src).lexically_normal().filename().string();
   if (base.empty()) base = fsys::absolute(src).lexically_normal().parent_path().filename().string();
   if (auto s = conn.send(wire::Type::put, wire::Encoder().str(dst).str(base).take()); !s) return s;
-  if (auto s = send_local_tree(conn, src, ""); !s) return s;
+  if (auto s = send_local_tree(conn, src); !s) return s;
   if (auto s = conn.send(wire::Type::end); !s) return s;
   for (;;) {
     auto f = conn.next();
@@ -303,11 +275,12 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
   std::string base = fsys::path(src).lexically_normal().filename().string();
   if (fsys::is_directory(dst, ec) && !base.empty()) root = dst / base;
   if (auto s = conn.send(wire::Type::get, wire::Encoder().str(src).take()); !s) return s;
-  UniqueFd cur;
-  uint64_t remaining = 0;
-  std::vector<std::pair<fsys::path, wire::Entry>> dirs;
-  bool root_user = ::geteuid() == 0;
-  auto fail = [&](const fsys::path& p, int err) { return os_error(fmt::format("cp: writing {}", p.string()), err, Exit::cant_create); };
+  wire::TreeSink sink(root.string(), ::geteuid() == 0);
+  std::string what = fmt::format("cp from {}:{}", conn.name(), src);
+  auto failed = [&](std::string_view protocol_why) -> Error {
+    if (sink.failure() == wire::TreeSink::Failure::protocol) return make_error(Exit::data, what, std::string(protocol_why));
+    return os_error(fmt::format("cp: writing {}", sink.failed_path()), sink.failed_errno(), Exit::cant_create);
+  };
   for (;;) {
     auto f = conn.next();
     if (!f) return f.error();
@@ -317,42 +290,18 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
     if (fr.type == wire::Type::error || fr.type == wire::Type::not_ready) {
       Error e = session_error(conn.name(), fr);
       e.exit = Exit::no_input;
-      e.what = fmt::format("cp from {}:{}", conn.name(), src);
+      e.what = what;
       return e;
     }
     if (fr.type == wire::Type::entry) {
-      cur.reset();
-      auto e = wire::Entry::decode(fr.payload);
-      if (!e || !wire::safe_relative(e->path))
-        return make_error(Exit::data, fmt::format("cp from {}:{}", conn.name(), src), "malformed entry from the guest");
-      fsys::path p = e->path.empty() ? root : root / e->path;
-      if (e->kind == wire::Entry::dir) {
-        struct stat st {};
-        if ((::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) && ::mkdir(p.c_str(), 0700) != 0) return fail(p, errno);
-        dirs.emplace_back(p, *e);
-      } else if (e->kind == wire::Entry::symlink) {
-        ::unlink(p.c_str());
-        if (::symlink(e->link.c_str(), p.c_str()) != 0) return fail(p, errno);
-        if (root_user) (void)!::lchown(p.c_str(), e->uid, e->gid);
-      } else {
-        ::unlink(p.c_str());
-        cur.reset(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!cur.valid()) return fail(p, errno);
-        if (root_user && ::fchown(cur.get(), e->uid, e->gid) != 0) return fail(p, errno);
-        if (::fchmod(cur.get(), e->mode & 07777) != 0) return fail(p, errno);
-        remaining = e->size;
-      }
+      if (!sink.entry(fr.payload)) return failed("malformed entry from the guest");
     } else if (fr.type == wire::Type::data) {
-      if (!cur.valid() || fr.payload.size() > remaining)
-        return make_error(Exit::data, fmt::format("cp from {}:{}", conn.name(), src), "unexpected data from the guest");
-      if (auto s = write_all(cur.get(), fr.payload, "cp"); !s) return s;
-      remaining -= fr.payload.size();
-    } else if (fr.type == wire::Type::end) {
-      cur.reset();
-      for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
-        if (root_user && ::chown(it->first.c_str(), it->second.uid, it->second.gid) != 0) return fail(it->first, errno);
-        if (::chmod(it->first.c_str(), it->second.mode & 07777) != 0) return fail(it->first, errno);
+      if (!sink.data(fr.payload)) {
+        if (sink.failure() == wire::TreeSink::Failure::os) return os_error("cp", sink.failed_errno(), Exit::io);
+        return failed("unexpected data from the guest");
       }
+    } else if (fr.type == wire::Type::end) {
+      if (!sink.finish()) return failed("");
       return {};
     }
   }
