@@ -9,62 +9,13 @@
 #include <fstream>
 
 #include "layer.hpp"
+#include "tar_builder.hpp"
 
 using namespace kina;
 using namespace kina::image;
+using kina::image::test::Tar;
 
 namespace {
-
-// A tar built in memory, entry by entry.
-class Tar {
- public:
-  Tar& file(const std::string& path, const std::string& data, mode_t mode = 0644) { return add(path, AE_IFREG, mode, data, ""); }
-  Tar& dir(const std::string& path, mode_t mode = 0755) { return add(path, AE_IFDIR, mode, "", ""); }
-  Tar& symlink(const std::string& path, const std::string& target) { return add(path, AE_IFLNK, 0777, "", target); }
-  Tar& hardlink(const std::string& path, const std::string& target) { return add(path, 0, 0644, "", "", target); }
-  std::string bytes() {
-    std::string out;
-    archive* a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_open(a, &out, nullptr, &Tar::write_cb, nullptr);
-    for (auto& e : entries_) {
-      archive_entry* ae = archive_entry_new();
-      archive_entry_set_pathname(ae, e.path.c_str());
-      if (!e.hardlink.empty()) {
-        archive_entry_set_hardlink(ae, e.hardlink.c_str());
-      } else {
-        archive_entry_set_filetype(ae, e.type);
-      }
-      archive_entry_set_perm(ae, e.mode);
-      archive_entry_set_size(ae, static_cast<la_int64_t>(e.data.size()));
-      if (!e.target.empty()) archive_entry_set_symlink(ae, e.target.c_str());
-      archive_write_header(a, ae);
-      if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
-      archive_entry_free(ae);
-    }
-    archive_write_close(a);
-    archive_write_free(a);
-    return out;
-  }
-
- private:
-  struct E {
-    std::string path;
-    unsigned type;
-    mode_t mode;
-    std::string data, target, hardlink;
-  };
-  Tar& add(const std::string& p, unsigned type, mode_t mode, const std::string& data, const std::string& target,
-           const std::string& hl = "") {
-    entries_.push_back({p, type, mode, data, target, hl});
-    return *this;
-  }
-  static la_ssize_t write_cb(archive*, void* ud, const void* buf, size_t n) {
-    static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
-    return static_cast<la_ssize_t>(n);
-  }
-  std::vector<E> entries_;
-};
 
 struct Sandbox {
   std::string base, root, outside;
@@ -216,23 +167,23 @@ BOOST_AUTO_TEST_CASE(caps) {
   std::string f = s.base + "/l.tar";
   std::ofstream(f, std::ios::binary) << Tar().file("a", std::string(100000, 'x')).file("b", "y").file("c", "z").bytes();
   RootResolver res(r.get());
-  {
-    Limits lim;
-    lim.max_entries = 2;
+  auto apply = [&](const Limits& lim) {
     ApplyCounters c;
     RootMeta m;
     UniqueFd fd(::open(f.c_str(), O_RDONLY));
-    auto h = LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+    return LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+  };
+  {
+    Limits lim;
+    lim.max_entries = 2;
+    auto h = apply(lim);
     BOOST_TEST_REQUIRE(!h.ok());
     BOOST_TEST(h.error().message() == "layer L: more than 2 entries in total (limit; see --max-entries)");
   }
   {
     Limits lim;
     lim.max_bytes = 50000;
-    ApplyCounters c;
-    RootMeta m;
-    UniqueFd fd(::open(f.c_str(), O_RDONLY));
-    auto h = LayerApplier(res, lim, c, m).apply(fd.get(), "L");
+    auto h = apply(lim);
     BOOST_TEST_REQUIRE(!h.ok());
     BOOST_TEST(h.error().why == "more than 50000 uncompressed bytes in total (limit; see --max-bytes)");
   }
@@ -245,12 +196,7 @@ std::string sparse_tar(const std::string& path, int64_t apparent, int64_t data_o
   std::string out;
   archive* a = archive_write_new();
   archive_write_set_format_pax(a);
-  archive_write_open(a, &out, nullptr,
-                     [](archive*, void* ud, const void* buf, size_t n) -> la_ssize_t {
-                       static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
-                       return static_cast<la_ssize_t>(n);
-                     },
-                     nullptr);
+  archive_write_open(a, &out, nullptr, &test::append_to_string, nullptr);
   archive_entry* e = archive_entry_new();
   archive_entry_set_pathname(e, path.c_str());
   archive_entry_set_filetype(e, AE_IFREG);

@@ -11,35 +11,13 @@
 #include <fstream>
 #include <thread>
 
+#include "tar_builder.hpp"
 #include "unpack.hpp"
 
 using namespace kina;
 using namespace kina::image;
 
 namespace {
-
-std::string one_file_tar(const std::string& path, const std::string& data) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  archive_write_open(a, &out, nullptr,
-                     [](archive*, void* ud, const void* buf, size_t n) -> la_ssize_t {
-                       static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
-                       return static_cast<la_ssize_t>(n);
-                     },
-                     nullptr);
-  archive_entry* e = archive_entry_new();
-  archive_entry_set_pathname(e, path.c_str());
-  archive_entry_set_filetype(e, AE_IFREG);
-  archive_entry_set_perm(e, 0644);
-  archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-  archive_write_header(a, e);
-  archive_write_data(a, data.data(), data.size());
-  archive_entry_free(e);
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
 
 struct TempDir {
   std::string path;
@@ -66,7 +44,7 @@ BOOST_AUTO_TEST_CASE(regress_rootfs_created_while_unpacking_is_not_replaced) {
   TempDir t;
   auto store = Store::open(t.path + "/store");
   BOOST_TEST_REQUIRE(store.ok());
-  std::string tar = one_file_tar("hello", "world");
+  std::string tar = test::Tar().file("hello", "world").bytes();
   Digest d = Digest::of_data(tar);
   // The layer blob is a FIFO: the unpack blocks reading it until the helper
   // thread has created the output directory, so the race is deterministic.

@@ -1,0 +1,66 @@
+// tar_builder.hpp: tars built in memory for the kina-image unit tests.
+#pragma once
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace kina::image::test {
+
+// libarchive write callback appending to the std::string given as client data.
+inline la_ssize_t append_to_string(archive*, void* ud, const void* buf, size_t n) {
+  static_cast<std::string*>(ud)->append(static_cast<const char*>(buf), n);
+  return static_cast<la_ssize_t>(n);
+}
+
+// A tar built in memory, entry by entry.
+class Tar {
+ public:
+  Tar& file(const std::string& path, const std::string& data, mode_t mode = 0644) { return add(path, AE_IFREG, mode, data, ""); }
+  Tar& dir(const std::string& path, mode_t mode = 0755) { return add(path, AE_IFDIR, mode, "", ""); }
+  Tar& symlink(const std::string& path, const std::string& target) { return add(path, AE_IFLNK, 0777, "", target); }
+  Tar& hardlink(const std::string& path, const std::string& target) { return add(path, 0, 0644, "", "", target); }
+  std::string bytes() {
+    std::string out;
+    archive* a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open(a, &out, nullptr, &append_to_string, nullptr);
+    for (auto& e : entries_) {
+      archive_entry* ae = archive_entry_new();
+      archive_entry_set_pathname(ae, e.path.c_str());
+      if (!e.hardlink.empty()) {
+        archive_entry_set_hardlink(ae, e.hardlink.c_str());
+      } else {
+        archive_entry_set_filetype(ae, e.type);
+      }
+      archive_entry_set_perm(ae, e.mode);
+      archive_entry_set_size(ae, static_cast<la_int64_t>(e.data.size()));
+      if (!e.target.empty()) archive_entry_set_symlink(ae, e.target.c_str());
+      archive_write_header(a, ae);
+      if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
+      archive_entry_free(ae);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    return out;
+  }
+
+ private:
+  struct E {
+    std::string path;
+    unsigned type;
+    mode_t mode;
+    std::string data, target, hardlink;
+  };
+  Tar& add(const std::string& p, unsigned type, mode_t mode, const std::string& data, const std::string& target,
+           const std::string& hl = "") {
+    entries_.push_back({p, type, mode, data, target, hl});
+    return *this;
+  }
+  std::vector<E> entries_;
+};
+
+}  // namespace kina::image::test
