@@ -81,17 +81,7 @@ Status audited(const Options& o, std::string_view action, const std::string& tar
   return st;
 }
 
-// While a boot of several machines runs, their records are held back and
-// printed only once all of them are up (a failure removes them all).
-std::vector<std::string>* g_held_records = nullptr;
-
-Status print(const std::string& record) {
-  if (g_held_records) {
-    g_held_records->push_back(record);
-    return {};
-  }
-  return RecordWriter().write_line(record);
-}
+Status print(const std::string& record) { return RecordWriter().write_line(record); }
 
 // --- kernel ----------------------------------------------------------------------------
 
@@ -304,6 +294,7 @@ struct BootPlan {
   Spec spec;
   fsys::path dir;
   std::optional<Network> net;
+  std::string record;  // the Machine record, once the agent answered
 };
 
 void remove_machine_dir(const fsys::path& dir) {
@@ -492,7 +483,10 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
       auto conn = AgentConnection::open(dir, s.name);
       if (conn && conn->send(wire::Type::ping)) {
         auto f = conn->next(5000);
-        if (f && f->has_value() && (*f)->type == wire::Type::hello) return print(machine_record(dir, s, st));
+        if (f && f->has_value() && (*f)->type == wire::Type::hello) {
+          plan.record = machine_record(dir, s, st);
+          return {};
+        }
       }
     }
     bool started = fsys::exists(dir / file::supervisor_pid);
@@ -725,9 +719,8 @@ Status cmd_boot(Options& o) {
   if (which("qemu-system-x86_64").empty())
     return make_error(Exit::unavailable, "qemu-system-x86_64 not found", "install qemu-system-x86");
 
+  // The records are printed once every machine answers.
   std::vector<BootPlan> booted;
-  std::vector<std::string> held;
-  g_held_records = &held;
   auto undo = [](const BootPlan& plan) {
     kill_machine(plan.dir, std::chrono::seconds(3));
     if (plan.net) release_ip(*plan.net, plan.spec.name);
@@ -737,16 +730,14 @@ Status cmd_boot(Options& o) {
     BootPlan plan;
     auto st = boot_one(o, names[i], inputs[i], *mem, mounts, virtiofsd, *k, *init, plan);
     if (!st) {
-      g_held_records = nullptr;
       if (!plan.dir.empty()) undo(plan);
       for (auto it = booted.rbegin(); it != booted.rend(); ++it) undo(*it);
       return st;
     }
     booted.push_back(std::move(plan));
   }
-  g_held_records = nullptr;
-  for (const auto& r : held)
-    if (auto st = print(r); !st) return st;
+  for (const auto& plan : booted)
+    if (auto st = print(plan.record); !st) return st;
   return {};
 }
 
