@@ -65,8 +65,6 @@ assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
 # jq_field JSON FILTER: one value from a record (jq is a test dependency).
 jq_field() { printf '%s\n' "$1" | jq -r "$2"; }
 
-# A free TCP port on 127.0.0.1.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 # free_ports N: N distinct free ports on 127.0.0.1, one per line (bound at
 # once, so two calls of free_port cannot hand out the same port twice).
 free_ports() {
@@ -75,3 +73,5 @@ ss=[socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss: s.bind(("127.0.0.1",0))
 print("\n".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
+# A free TCP port on 127.0.0.1.
+free_port() { free_ports 1; }
