@@ -17,6 +17,7 @@
 #include "image.hpp"
 #include "kina/fs.hpp"
 #include "noreplace.hpp"
+#include "temp.hpp"
 
 namespace kina::image {
 
@@ -62,23 +63,26 @@ inline Status tar_add_blob(archive* a, const Store& store, const Digest& d, cons
 
 // Exports the platform manifest of `img` with its config and layers.
 inline Status export_image(const Store& store, const ImageInfo& img, const fsys::path& out, bool docker) {
+  const Interrupts* intr = store.interrupts();
   std::string what = fmt::format("writing {}", out.string());
   struct stat sb {};
   if (::lstat(out.c_str(), &sb) == 0) return make_error(Exit::cant_create, what, "it already exists");
   // A fresh file of our own (O_EXCL, random name): never another process's
   // temporary, never a symlink planted at a predictable name.
   fsys::path parent = out.parent_path().empty() ? fsys::path(".") : out.parent_path();
-  std::string tmp = (parent / ("." + out.filename().string() + ".kina-tmp.XXXXXX")).string();
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd.valid()) return os_error(what, errno, Exit::cant_create);
+  // What a killed export left next to the same output goes first.
+  std::string prefix = "." + out.filename().string() + ".kina-tmp.";
+  sweep_stale(parent, prefix);
+  auto tmp = Temp::make(parent, prefix, false, intr);
+  if (!tmp) return tmp.error();
+  int fd = tmp->fd();
   std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
   auto fail = [&](Error e) {
     a.reset();
-    ::unlink(tmp.c_str());
     return e;
   };
   archive_write_set_format_pax_restricted(a.get());
-  if (archive_write_open_fd(a.get(), fd.get()) != ARCHIVE_OK) return fail(make_error(Exit::cant_create, what, archive_error(a.get())));
+  if (archive_write_open_fd(a.get(), fd) != ARCHIVE_OK) return fail(make_error(Exit::cant_create, what, archive_error(a.get())));
   auto manifest = store.read_blob(img.manifest, kMaxManifestBytes);
   if (!manifest) return fail(manifest.error());
   std::set<std::string> done;
@@ -113,11 +117,9 @@ inline Status export_image(const Store& store, const ImageInfo& img, const fsys:
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK) return fail(make_error(Exit::io, what, archive_error(a.get())));
   a.reset();
-  if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0) return fail(os_error(what, errno, Exit::io));
-  fd.reset();
-  if (rename_noreplace(tmp, out, false) != 0) {
+  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) return fail(os_error(what, errno, Exit::io));
+  if (tmp->keep_as(out, intr) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
     if (err == EEXIST) return make_error(Exit::cant_create, what, "it was created meanwhile");
     return os_error(what, err, Exit::cant_create);
   }

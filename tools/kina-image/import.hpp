@@ -22,30 +22,48 @@
 #include "image.hpp"
 #include "kina/fs.hpp"
 #include "store.hpp"
+#include "temp.hpp"
 
 namespace kina::image {
 
-// A blob being written into the store's ingest directory, hashed as it goes.
+// A blob being written into the store's ingest directory, hashed as it goes:
+// either a locked temporary file of its own, or a file inside a locked
+// temporary directory (an import of many members: its descriptor is closed
+// once written, so members never hold one descriptor each).
 class BlobWriter {
  public:
   static Result<BlobWriter> create(const Store& store) {
+    auto t = Temp::make(store.root() / "ingest", "import.", false, store.interrupts());
+    if (!t) return t.error();
     BlobWriter w;
-    w.path_ = (store.root() / "ingest" / "import.XXXXXX").string();
-    int fd = ::mkostemp(w.path_.data(), O_CLOEXEC);
-    if (fd < 0) return os_error("creating a file in the store", errno, Exit::cant_create);
-    w.fd_.reset(fd);
+    w.own_ = std::move(*t);
+    w.fd_ = w.own_.fd();
+    return w;
+  }
+  static Result<BlobWriter> create_in(const Temp& dir, std::string name) {
+    BlobWriter w;
+    w.dirfd_ = dir.fd();
+    w.name_ = std::move(name);
+    w.in_dir_.reset(::openat(w.dirfd_, w.name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!w.in_dir_.valid()) return os_error(fmt::format("creating a file in {}", dir.path().string()), errno, Exit::cant_create);
+    w.fd_ = w.in_dir_.get();
     return w;
   }
   BlobWriter() = default;
   BlobWriter(BlobWriter&&) = default;
   BlobWriter& operator=(BlobWriter&&) = default;
-  ~BlobWriter() {
-    if (!path_.empty() && !committed_) ::unlink(path_.c_str());
-  }
   Status write(const void* p, size_t n) {
     hash_->update(p, n);
     size_ += n;
-    return write_all(fd_.get(), std::string_view(static_cast<const char*>(p), n), "writing into the store");
+    return write_all(fd_, std::string_view(static_cast<const char*>(p), n), "writing into the store");
+  }
+  // Everything written: synced, and (inside a directory) its descriptor closed.
+  Status finish() {
+    if (finished_) return {};
+    if (::fsync(fd_) != 0) return os_error("syncing a blob", errno, Exit::io);
+    if (in_dir_.valid()) in_dir_.reset();
+    finished_ = true;
+    return {};
   }
   Digest digest() {
     if (!done_) {
@@ -60,22 +78,51 @@ class BlobWriter {
     Digest d = digest();
     if (expect && !(d == *expect))
       return make_error(Exit::data, what, fmt::format("content has digest {}, expected {}", d.str(), expect->str()));
-    if (::fsync(fd_.get()) != 0) return os_error("syncing a blob", errno, Exit::io);
-    fd_.reset();
+    if (auto st = finish(); !st) return st;
     if (store.has_blob(d, static_cast<int64_t>(size_))) return {};
-    if (auto st = store.commit_file(path_, d); !st) return st;
-    committed_ = true;
-    return {};
+    int rc = own_ ? own_.keep_as(store.blob_path(d), store.interrupts(), true)
+                  : ::renameat(dirfd_, name_.c_str(), AT_FDCWD, store.blob_path(d).c_str());
+    if (rc != 0) return os_error(fmt::format("storing blob {}", d.str()), errno, Exit::cant_create);
+    return fsync_dir(store.blob_path(d).parent_path());
   }
 
  private:
-  std::string path_;
-  UniqueFd fd_;
+  Temp own_;
+  int dirfd_ = -1;
+  std::string name_;
+  UniqueFd in_dir_;
+  int fd_ = -1;
   std::unique_ptr<Sha256> hash_ = std::make_unique<Sha256>();
   uint64_t size_ = 0;
   Digest digest_;
-  bool done_ = false, committed_ = false;
+  bool done_ = false, finished_ = false;
 };
+
+// Opens a file of an OCI layout for reading: regular files only (never a FIFO
+// or device, which would block or never end), no symlink on the way.
+inline Result<UniqueFd> open_layout_file(const fsys::path& dir, const std::vector<std::string>& parts) {
+  fsys::path shown_path = dir;
+  for (const auto& p : parts) shown_path /= p;
+  std::string what = fmt::format("reading {}", shown_path.string());
+  UniqueFd cur(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur.valid()) return os_error(what, errno, errno == ENOENT ? Exit::no_input : Exit::os);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bool last = i + 1 == parts.size();
+    UniqueFd next(::openat(cur.get(), parts[i].c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (last ? 0 : O_DIRECTORY)));
+    if (!next.valid()) {
+      int e = errno;
+      if (e == ELOOP || e == ENOTDIR) return make_error(Exit::data, what, "a symlink or not a directory on the way (layouts hold regular files only)");
+      return os_error(what, e, e == ENOENT ? Exit::no_input : Exit::os);
+    }
+    cur = std::move(next);
+  }
+  struct stat sb {};
+  if (::fstat(cur.get(), &sb) != 0) return os_error(what);
+  if (!S_ISREG(sb.st_mode)) return make_error(Exit::data, what, "not a regular file (layouts hold regular files only)");
+  int fl = ::fcntl(cur.get(), F_GETFL);
+  if (fl >= 0) ::fcntl(cur.get(), F_SETFL, fl & ~O_NONBLOCK);
+  return cur;
+}
 
 // Where an import reads a blob from. A source may store the blob itself and
 // return an invalid descriptor (the tar import does).
@@ -98,6 +145,9 @@ inline Status copy_blob(const Store& store, const BlobSource& src, const Digest&
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return os_error(fmt::format("reading blob {}", d.str()), errno, Exit::io);
     if (n == 0) break;
+    // Never more than the descriptor says: a file that grows stops here.
+    if (size >= 0 && w->size() + static_cast<uint64_t>(n) > static_cast<uint64_t>(size))
+      return make_error(Exit::data, fmt::format("blob {}", d.str()), fmt::format("larger than the {} bytes its descriptor says", size));
     if (auto st = w->write(buf.data(), static_cast<size_t>(n)); !st) return st;
   }
   if (size >= 0 && static_cast<int64_t>(w->size()) != size)
@@ -132,7 +182,24 @@ struct ImportedRef {
 };
 
 // The entries of an OCI layout's index.json, with the names they carry.
-inline Result<std::vector<ImportedRef>> parse_layout_index(std::string_view bytes, const std::string& where) {
+// The grammar of org.opencontainers.image.ref.name (OCI image-spec,
+// annotations): components of [A-Za-z0-9] joined by one of -._:@+/ or "--".
+inline bool valid_oci_ref_name(std::string_view n) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (n.empty() || !alnum(n.front()) || !alnum(n.back())) return false;
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (alnum(n[i])) continue;
+    if (std::string_view("-._:@+/").find(n[i]) == std::string_view::npos) return false;
+    bool dashes = n[i] == '-' && n[i + 1] == '-';
+    size_t next = i + (dashes ? 2 : 1);
+    if (!alnum(n[next])) return false;
+    i = next - 1;
+  }
+  return true;
+}
+
+// `use_names`: the names entries carry become references (false with --tag).
+inline Result<std::vector<ImportedRef>> parse_layout_index(std::string_view bytes, const std::string& where, bool use_names = true) {
   auto doc = parse_document(bytes, where);
   if (!doc) return doc.error();
   if (!doc->index) return make_error(Exit::data, where, "index.json is not an image index");
@@ -154,11 +221,26 @@ inline Result<std::vector<ImportedRef>> parse_layout_index(std::string_view byte
       if (m.digest.str() == dg) d = &m;
     if (!d) continue;
     ImportedRef r{*d, {}};
-    std::string_view name;
-    if (e["annotations"]["io.containerd.image.name"].get(name) == simdjson::SUCCESS ||
-        (e["annotations"]["org.opencontainers.image.ref.name"].get(name) == simdjson::SUCCESS &&
-         (name.find('/') != std::string_view::npos || name.find(':') != std::string_view::npos))) {
-      if (auto ref = parse_reference(name); ref) r.reference = ref->str();
+    if (use_names) {
+      // A name the archive carries but that is not a reference would leave the
+      // image untagged without a word: refuse it, naming it.
+      std::string_view name;
+      bool full = false;
+      if (e["annotations"]["io.containerd.image.name"].get(name) == simdjson::SUCCESS) {
+        full = true;
+      } else if (e["annotations"]["org.opencontainers.image.ref.name"].get(name) == simdjson::SUCCESS) {
+        full = name.find('/') != std::string_view::npos || name.find(':') != std::string_view::npos;
+        if (!full && !valid_oci_ref_name(name))
+          return make_error(Exit::data, where, fmt::format("manifest {}: invalid org.opencontainers.image.ref.name {}", dg, shown(name)),
+                            "fix the name, or import with --tag REF");
+      }
+      if (full) {
+        auto ref = parse_reference(name);
+        if (!ref)
+          return make_error(Exit::data, where, fmt::format("manifest {}: invalid image name {}: {}", dg, shown(name), ref.error().why),
+                            "fix the name, or import with --tag REF");
+        r.reference = ref->str();
+      }
     }
     out.push_back(std::move(r));
     ++i;
@@ -167,17 +249,25 @@ inline Result<std::vector<ImportedRef>> parse_layout_index(std::string_view byte
   return out;
 }
 
-inline Result<std::vector<ImportedRef>> import_layout_dir(const Store& store, const fsys::path& dir) {
-  auto layout = read_file(dir / "oci-layout", 4096);
-  if (!layout) return make_error(Exit::data, fmt::format("importing {}", dir.string()), "not an OCI layout (no oci-layout file)");
-  auto idx = read_file(dir / "index.json", kMaxManifestBytes);
+inline Result<std::vector<ImportedRef>> import_layout_dir(const Store& store, const fsys::path& dir, bool use_names = true) {
+  std::string where = fmt::format("importing {}", dir.string());
+  auto small = [&](const std::string& name, size_t max) -> Result<std::string> {
+    auto fd = open_layout_file(dir, {name});
+    if (!fd) return fd.error();
+    return read_fd(fd->get(), fmt::format("reading {}", (dir / name).string()), max);
+  };
+  auto layout = small("oci-layout", 4096);
+  if (!layout) {
+    if (layout.error().exit == Exit::no_input) return make_error(Exit::data, where, "not an OCI layout (no oci-layout file)");
+    return layout.error();
+  }
+  auto idx = small("index.json", kMaxManifestBytes);
   if (!idx) return idx.error();
-  auto refs = parse_layout_index(*idx, (dir / "index.json").string());
+  auto refs = parse_layout_index(*idx, (dir / "index.json").string(), use_names);
   if (!refs) return refs;
   BlobSource src = [&](const Digest& d) -> Result<UniqueFd> {
-    fsys::path p = dir / "blobs" / "sha256" / d.hex();
-    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd.valid()) return os_error(fmt::format("reading {}", p.string()), errno, errno == ENOENT ? Exit::data : Exit::os);
+    auto fd = open_layout_file(dir, {"blobs", "sha256", d.hex()});
+    if (!fd && fd.error().exit == Exit::no_input) return make_error(Exit::data, fd.error().what, "missing");
     return fd;
   };
   for (const auto& r : *refs)
@@ -187,15 +277,27 @@ inline Result<std::vector<ImportedRef>> import_layout_dir(const Store& store, co
 
 // Reads a tar (OCI layout or docker save) once: every member goes to the
 // ingest directory, hashed; then the referenced ones are committed.
-inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsys::path& file) {
+inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsys::path& file, bool use_names = true) {
   std::string where = fmt::format("importing {}", file.string());
+  // A regular file only: a FIFO would block, a device would never end.
+  UniqueFd in(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!in.valid()) return os_error(where, errno, errno == ENOENT ? Exit::no_input : Exit::os);
+  struct stat sb {};
+  if (::fstat(in.get(), &sb) != 0) return os_error(where);
+  if (!S_ISREG(sb.st_mode)) return make_error(Exit::data, where, "not a regular file or directory");
+  ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) & ~O_NONBLOCK);
+  // Members are written into one locked temporary directory, each closed once
+  // written: one open descriptor however many members the archive has.
+  auto tmp = Temp::make(store.root() / "ingest", "import.", true, store.interrupts());
+  if (!tmp) return tmp.error();
+  size_t serial = 0;
   std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
   archive_read_support_filter_gzip(a.get());
   archive_read_support_filter_zstd(a.get());
   archive_read_support_filter_none(a.get());
-  if (archive_read_open_filename(a.get(), file.c_str(), 1 << 17) != ARCHIVE_OK)
+  if (archive_read_open_fd(a.get(), in.get(), 1 << 17) != ARCHIVE_OK)
     return make_error(Exit::data, where, fmt::format("not a tar archive: {}", archive_error(a.get())));
   struct Member {
     std::unique_ptr<BlobWriter> blob;
@@ -229,7 +331,7 @@ inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsy
       small[name] = std::move(data);
       continue;
     }
-    auto w = BlobWriter::create(store);
+    auto w = BlobWriter::create_in(*tmp, std::to_string(serial++));
     if (!w) return w.error();
     auto bw = std::make_unique<BlobWriter>(std::move(*w));
     for (;;) {
@@ -238,6 +340,7 @@ inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsy
       if (n == 0) break;
       if (auto st = bw->write(buf.data(), static_cast<size_t>(n)); !st) return st.error();
     }
+    if (auto st = bw->finish(); !st) return st.error();
     members[name].blob = std::move(bw);
   }
   // A member by name, following symlinks between members (docker save dedups layers that way).
@@ -263,7 +366,7 @@ inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsy
     return b->commit(store, nullptr, what);
   };
   if (small.count("oci-layout") && small.count("index.json")) {
-    auto refs = parse_layout_index(small["index.json"], where + ": index.json");
+    auto refs = parse_layout_index(small["index.json"], where + ": index.json", use_names);
     if (!refs) return refs;
     // Every blob member must be stored under its own digest.
     for (auto& [n, m] : members) {
@@ -319,14 +422,17 @@ inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsy
     if (!d) return d.error();
     ImportedRef r{Descriptor{std::string(media::kOciManifest), *d, static_cast<int64_t>(manifest.size()), {}}, {}};
     simdjson::dom::array tags;
-    if (item["RepoTags"].get(tags) == simdjson::SUCCESS) {
+    if (use_names && item["RepoTags"].get(tags) == simdjson::SUCCESS) {
       for (auto t : tags) {
         std::string_view ts;
-        if (t.get(ts) == simdjson::SUCCESS)
-          if (auto ref = parse_reference(ts); ref) {
-            r.reference = ref->str();
-            break;
-          }
+        if (t.get(ts) != simdjson::SUCCESS)
+          return make_error(Exit::data, where, "manifest.json: a RepoTags entry is not a string");
+        if (ts == "<none>:<none>") continue;  // docker's untagged image
+        auto ref = parse_reference(ts);
+        if (!ref)
+          return make_error(Exit::data, where, fmt::format("manifest.json: invalid RepoTags entry {}: {}", shown(ts), ref.error().why),
+                            "fix the name, or import with --tag REF");
+        if (r.reference.empty()) r.reference = ref->str();
       }
     }
     out.push_back(std::move(r));

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "kina/audit.hpp"
 #include "kina/cli.hpp"
 #include "kina/clock.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
 #include "registry.hpp"
@@ -27,8 +30,52 @@ using namespace kina;
 using namespace kina::image;
 constexpr std::string_view kTool = "kina-image";
 
+// The one audit event of a mutating command's invocation: written by the
+// command when it ends (usage and validation errors included), or by the
+// signal thread when SIGINT/SIGTERM ends it, whichever comes first.
+class AuditEvent {
+ public:
+  explicit AuditEvent(std::vector<std::string> argv) : argv_(std::move(argv)) {}
+  void begin(std::string_view action, std::string target) {
+    std::lock_guard<std::mutex> g(mu_);
+    action_ = std::string(action);
+    target_ = std::move(target);
+  }
+  void set_target(std::string target) {
+    std::lock_guard<std::mutex> g(mu_);
+    target_ = std::move(target);
+  }
+  bool active() {
+    std::lock_guard<std::mutex> g(mu_);
+    return !action_.empty();
+  }
+  void write(int exit_code, std::vector<std::pair<std::string, std::string>> details = {}) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (action_.empty() || written_) return;
+    written_ = true;
+    audit::Event ev;
+    ev.tool = std::string(kTool);
+    ev.action = action_;
+    ev.target = target_;
+    ev.args = argv_;
+    ev.outcome = exit_code == 0 ? "ok" : "error";
+    ev.exit_code = exit_code;
+    ev.details = std::move(details);
+    ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
+    if (auto a = audit::record(ev); !a) warn(kTool, "could not append to the audit log: " + a.error().message());
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> argv_;
+  std::string action_, target_;
+  bool written_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 struct Options {
-  std::vector<std::string> argv;
+  const Interrupts* intr = nullptr;
+  AuditEvent* audit = nullptr;
   std::string store;
   std::string platform;
   std::string target;  // REF, DIGEST or PATH
@@ -40,6 +87,7 @@ struct Options {
   std::string out, format = "oci";
   int jobs = 4;
   bool verify_diff_ids = false;
+  std::string max_download, stall_timeout;
 };
 
 Result<Platform> want_platform(const Options& o) {
@@ -47,23 +95,49 @@ Result<Platform> want_platform(const Options& o) {
   return parse_platform(o.platform);
 }
 
-// Runs a mutating command and appends its audit event, whatever the outcome.
+// Runs a mutating command and appends its one audit event with the real
+// outcome and exit code, whatever happens (a bad argument included).
 Status audited(const Options& o, std::string_view action, const std::string& target, const std::function<Status()>& fn) {
-  auto start = std::chrono::steady_clock::now();
-  Status st = fn();
-  audit::Event ev;
-  ev.tool = std::string(kTool);
-  ev.action = std::string(action);
-  ev.target = target;
-  ev.args = o.argv;
-  ev.outcome = st ? "ok" : "error";
-  ev.exit_code = st ? 0 : code(st.error().exit);
-  ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
-  if (auto a = audit::record(ev); !a) warn(kTool, "could not append to the audit log: " + a.error().message());
+  o.audit->begin(action, target);
+  Status st;
+  try {
+    st = fn();
+  } catch (const std::bad_alloc&) {
+    st = make_error(Exit::os, "out of memory");
+  } catch (const std::exception& e) {
+    st = make_error(Exit::internal, "internal error (a bug)", e.what());
+  }
+  o.audit->write(st ? 0 : code(st.error().exit));
   return st;
 }
 
+Result<Store> open_store(const Options& o) { return Store::open(o.store, o.intr); }
+
 Status emit(RecordWriter& out, const std::string& rec) { return out.write_line(rec); }
+
+// --max-download and --stall-timeout, else KINA_IMAGE_MAX_DOWNLOAD and
+// KINA_IMAGE_STALL_TIMEOUT, else the defaults.
+Status pull_limits(const Options& o, PullOptions& po) {
+  auto pick = [](const std::string& flag, const char* env) -> std::pair<std::string, std::string> {
+    if (!flag.empty()) return {flag, ""};
+    if (const char* v = std::getenv(env); v && *v) return {v, env};
+    return {};
+  };
+  if (auto [v, env] = pick(o.max_download, "KINA_IMAGE_MAX_DOWNLOAD"); !v.empty()) {
+    auto n = parse_size(v);
+    if (!n) return env.empty() ? n.error() : make_error(Exit::usage, fmt::format("{}: {}", env, n.error().what), n.error().why);
+    if (*n == 0) return usage_error(fmt::format("invalid download cap {}", shown(v)), "must be more than 0");
+    po.max_download = *n;
+  }
+  if (auto [v, env] = pick(o.stall_timeout, "KINA_IMAGE_STALL_TIMEOUT"); !v.empty()) {
+    auto ms = parse_duration(v);
+    if (!ms) return env.empty() ? ms.error() : make_error(Exit::usage, fmt::format("{}: {}", env, ms.error().what), ms.error().why);
+    if (*ms < 1000 || *ms > 24LL * 3600 * 1000)
+      return usage_error(fmt::format("invalid stall timeout {}", shown(v)), "must be between 1s and 24h");
+    po.stall_timeout = std::chrono::milliseconds(*ms);
+  }
+  return {};
+}
 
 // Stores ref -> image under the lock and prints its Image record.
 Status tag_and_print(const Store& store, RecordWriter& out, const std::string& reference, const Digest& top, const Platform& want) {
@@ -79,7 +153,7 @@ Status tag_and_print(const Store& store, RecordWriter& out, const std::string& r
 // --- import ----------------------------------------------------------------------
 
 Status cmd_import(const Options& o) {
-  auto store = Store::open(o.store);
+  auto store = open_store(o);
   if (!store) return store.error();
   auto want = want_platform(o);
   if (!want) return want.error();
@@ -89,51 +163,52 @@ Status cmd_import(const Options& o) {
     if (!r) return r.error();
     tag = r->str();
   }
-  return audited(o, "import", o.target, [&]() -> Status {
-    auto guard = store->gc_guard(false);
-    if (!guard) return guard.error();
-    struct stat sb {};
-    if (::stat(o.target.c_str(), &sb) != 0)
-      return os_error(fmt::format("importing {}", o.target), errno, errno == ENOENT ? Exit::no_input : Exit::os);
-    auto refs = S_ISDIR(sb.st_mode) ? import_layout_dir(*store, o.target) : import_tar(*store, o.target);
-    if (!refs) return refs.error();
-    if (!tag.empty() && refs->size() != 1)
-      return usage_error(fmt::format("importing {}", o.target), fmt::format("--tag names one image but the archive has {}", refs->size()));
-    RecordWriter out;
-    for (const auto& r : *refs)
-      if (auto st = tag_and_print(*store, out, tag.empty() ? r.reference : tag, r.desc.digest, *want); !st) return st;
-    return {};
-  });
+  auto guard = store->gc_guard(false);
+  if (!guard) return guard.error();
+  store->sweep_ingest();
+  struct stat sb {};
+  if (::stat(o.target.c_str(), &sb) != 0)
+    return os_error(fmt::format("importing {}", o.target), errno, errno == ENOENT ? Exit::no_input : Exit::os);
+  bool use_names = tag.empty();
+  auto refs = S_ISDIR(sb.st_mode) ? import_layout_dir(*store, o.target, use_names) : import_tar(*store, o.target, use_names);
+  if (!refs) return refs.error();
+  if (!tag.empty() && refs->size() != 1)
+    return usage_error(fmt::format("importing {}", o.target), fmt::format("--tag names one image but the archive has {}", refs->size()));
+  RecordWriter out;
+  for (const auto& r : *refs)
+    if (auto st = tag_and_print(*store, out, tag.empty() ? r.reference : tag, r.desc.digest, *want); !st) return st;
+  return {};
 }
 
 // --- pull ------------------------------------------------------------------------
 
 Status cmd_pull(const Options& o) {
-  auto store = Store::open(o.store);
+  auto ref = parse_reference(o.target);
+  if (!ref) return ref.error();
+  o.audit->set_target(ref->str());
+  PullOptions po;
+  if (auto st = pull_limits(o, po); !st) return st;
+  auto store = open_store(o);
   if (!store) return store.error();
   auto want = want_platform(o);
   if (!want) return want.error();
-  auto ref = parse_reference(o.target);
-  if (!ref) return ref.error();
-  PullOptions po;
   po.platform = *want;
   po.insecure = o.insecure;
   po.jobs = o.jobs;
   po.verify_diff_ids = o.verify_diff_ids;
-  return audited(o, "pull", ref->str(), [&]() -> Status {
-    auto guard = store->gc_guard(false);
-    if (!guard) return guard.error();
-    auto top = pull_image(*store, *ref, po);
-    if (!top) return top.error();
-    RecordWriter out;
-    return tag_and_print(*store, out, ref->str(), *top, *want);
-  });
+  auto guard = store->gc_guard(false);
+  if (!guard) return guard.error();
+  store->sweep_ingest();
+  auto top = pull_image(*store, *ref, po);
+  if (!top) return top.error();
+  RecordWriter out;
+  return tag_and_print(*store, out, ref->str(), *top, *want);
 }
 
 // --- list / inspect / rm -------------------------------------------------------------
 
 Status cmd_list(const Options& o) {
-  auto store = Store::open(o.store);
+  auto store = open_store(o);
   if (!store) return store.error();
   auto idx = store->load_index();
   if (!idx) return idx.error();
@@ -156,7 +231,7 @@ Status cmd_list(const Options& o) {
 }
 
 Status cmd_inspect(const Options& o) {
-  auto store = Store::open(o.store);
+  auto store = open_store(o);
   if (!store) return store.error();
   auto want = want_platform(o);
   if (!want) return want.error();
@@ -184,9 +259,9 @@ void reachable(const Store& store, const Digest& top, std::set<std::string>& kee
 }
 
 Status cmd_rm(const Options& o) {
-  auto store = Store::open(o.store);
+  auto store = open_store(o);
   if (!store) return store.error();
-  return audited(o, "rm", o.target, [&]() -> Status {
+  return [&]() -> Status {
     auto guard = store->gc_guard(true);
     if (!guard) return guard.error();
     auto lock = store->lock();
@@ -226,7 +301,7 @@ Status cmd_rm(const Options& o) {
     }
     info(kTool, fmt::format("removed {} reference(s), {} blob(s)", removed.size(), deleted));
     return {};
-  });
+  }();
 }
 
 // --- unpack ----------------------------------------------------------------------------
@@ -251,8 +326,8 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
     if (!s) return s.error();
     disk_size = *s;
   }
-  fsys::path rootfs, private_dir;
-  bool temp_rootfs = false;
+  fsys::path rootfs;
+  Temp private_dir;
   if (!o.rootfs.empty()) {
     rootfs = fsys::absolute(o.rootfs);
   } else if (!o.disk.empty()) {
@@ -262,27 +337,27 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
     if (fsys::exists(d))
       return make_error(Exit::cant_create, fmt::format("creating disk {}", d.string()), "it already exists");
     if (auto st = ensure_dir(d.parent_path(), 0700); !st) return st;
-    std::string tmpl = (d.parent_path() / ("." + d.filename().string() + ".kina-rootfs.XXXXXX")).string();
-    if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory next to {}", d.string()), errno, Exit::cant_create);
-    private_dir = tmpl;
-    rootfs = private_dir / "rootfs";
-    temp_rootfs = true;
+    std::string prefix = "." + d.filename().string() + ".kina-rootfs.";
+    sweep_stale(d.parent_path(), prefix);
+    auto t = Temp::make(d.parent_path(), prefix, true, o.intr);
+    if (!t) return t.error();
+    private_dir = std::move(*t);
+    rootfs = private_dir.path() / "rootfs";
   } else {
     rootfs = store.root() / "rootfs" / img.manifest.hex();
+    sweep_stale(rootfs.parent_path(), ".");  // kina's own directory: every stale temporary in it
   }
+  bool temp_rootfs = static_cast<bool>(private_dir);
   // Blobs stay while they are read: a concurrent rm's collection waits.
   auto guard = store.gc_guard(false);
   if (!guard) return guard.error();
   auto r = unpack_rootfs(store, img, rootfs, *limits);
-  if (!r) {
-    if (temp_rootfs) remove_tree(private_dir);
-    return r.error();
-  }
+  if (!r) return r.error();
   std::string disk;
   if (!o.disk.empty()) {
     disk = fsys::absolute(o.disk).string();
-    auto st = make_disk(rootfs, disk, disk_size, r->stats);
-    if (temp_rootfs) remove_tree(private_dir);
+    auto st = make_disk(rootfs, disk, disk_size, r->stats, o.intr);
+    private_dir.remove();
     if (!st) return st;
   }
   auto w = begin_record("Rootfs");
@@ -296,17 +371,17 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
 }
 
 Status cmd_unpack(const Options& o) {
-  auto store = Store::open(o.store);
+  auto limits = limits_of(o);
+  if (!limits) return limits.error();
+  auto store = open_store(o);
   if (!store) return store.error();
   auto want = want_platform(o);
   if (!want) return want.error();
   RecordWriter out;
   if (!o.target.empty()) {
-    return audited(o, "unpack", o.target, [&]() -> Status {
-      auto img = find_image(*store, o.target, *want);
-      if (!img) return img.error();
-      return unpack_one(o, *store, *img, out);
-    });
+    auto img = find_image(*store, o.target, *want);
+    if (!img) return img.error();
+    return unpack_one(o, *store, *img, out);
   }
   if (!stdin_has_records()) return usage_error("unpack", "give REF or DIGEST, or pipe Image records to stdin");
   RecordReader in(0);
@@ -323,15 +398,12 @@ Status cmd_unpack(const Options& o) {
     if (!ref) return ref.error();
     // The Image goes on before its Rootfs, so later stages see both.
     if (auto st = out.forward(r); !st) return st.error();
-    auto st = audited(o, "unpack", *md, [&]() -> Status {
-      auto img = load_image(*store, *d, *want);
-      if (!img) return img.error();
-      if (auto top = r.string_field("digest"); top && *top)
-        if (auto td = Digest::parse(**top); td) img->digest = *td;
-      if (*ref) img->reference = **ref;
-      return unpack_one(o, *store, *img, out);
-    });
-    if (!st) return st.error();
+    auto img = load_image(*store, *d, *want);
+    if (!img) return img.error();
+    if (auto top = r.string_field("digest"); top && *top)
+      if (auto td = Digest::parse(**top); td) img->digest = *td;
+    if (*ref) img->reference = **ref;
+    if (auto st = unpack_one(o, *store, *img, out); !st) return st.error();
     return true;
   });
 }
@@ -339,29 +411,46 @@ Status cmd_unpack(const Options& o) {
 // --- export -----------------------------------------------------------------------------
 
 Status cmd_export(const Options& o) {
-  auto store = Store::open(o.store);
-  if (!store) return store.error();
   if (o.format != "oci" && o.format != "docker")
     return usage_error(fmt::format("invalid --format {}", shown(o.format)), "expected oci or docker");
+  auto store = open_store(o);
+  if (!store) return store.error();
   auto want = want_platform(o);
   if (!want) return want.error();
-  return audited(o, "export", o.target, [&]() -> Status {
-    auto guard = store->gc_guard(false);  // blobs stay while they are read
-    if (!guard) return guard.error();
-    auto img = find_image(*store, o.target, *want);
-    if (!img) return img.error();
-    if (auto st = export_image(*store, *img, fsys::absolute(o.out), o.format == "docker"); !st) return st;
-    RecordWriter out;
-    return emit(out, image_record(*img));
-  });
+  auto guard = store->gc_guard(false);  // blobs stay while they are read
+  if (!guard) return guard.error();
+  auto img = find_image(*store, o.target, *want);
+  if (!img) return img.error();
+  if (auto st = export_image(*store, *img, fsys::absolute(o.out), o.format == "docker"); !st) return st;
+  RecordWriter out;
+  return emit(out, image_record(*img));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  AuditEvent audit(std::vector<std::string>(argv + 1, argv + argc));
+  // Before any thread: SIGINT/SIGTERM/SIGHUP remove the command's temporaries
+  // and append its audit event, then end it with 128+signal.
+  Interrupts intr([&audit](int signo) { audit.write(signal_exit(signo), {{"signal", ::sigabbrev_np(signo) ? ::sigabbrev_np(signo) : "?"}}); });
   Options o;
-  for (int i = 1; i < argc; ++i) o.argv.emplace_back(argv[i]);
+  o.intr = &intr;
+  o.audit = &audit;
   std::function<Status()> action = [] { return usage_error("no command", "see kina-image --help"); };
+  // Mutating subcommands: their action runs under audited(), and a command
+  // line CLI11 refuses is audited too.
+  std::vector<std::pair<CLI::App*, std::string>> mutating;
+  auto on_parse_error = [&](const CLI::App&, const Error& e) {
+    for (const auto& [sub, name] : mutating)
+      if (sub->parsed()) {
+        audit.begin(name, o.target);
+        audit.write(code(e.exit));
+      }
+  };
+  auto run = [&](CLI::App* sub, std::string name, Status (*cmd)(const Options&)) {
+    mutating.emplace_back(sub, name);
+    sub->callback([&o, &action, name, cmd] { action = [&o, name, cmd] { return audited(o, name, o.target, [&] { return cmd(o); }); }; });
+  };
   return run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
     app.description("Pull, import, verify and unpack OCI images into root filesystems (directory or ext4 disk).");
     app.add_option("--store", o.store, "Image store directory (default $KINA_HOME/images)");
@@ -374,15 +463,20 @@ int main(int argc, char** argv) {
     add_platform(pull);
     pull->add_option("--insecure-registry", o.insecure, "Allow plain HTTP for this HOST[:PORT] (repeatable)")->allow_extra_args(false);
     pull->add_option("--jobs", o.jobs, "Layers downloaded concurrently")->check(CLI::Range(1, 16));
+    pull->add_option("--max-download", o.max_download,
+                     "Cap on the bytes of the layers to download, from their descriptors, checked before any is fetched "
+                     "(default $KINA_IMAGE_MAX_DOWNLOAD, else 64Gi)");
+    pull->add_option("--stall-timeout", o.stall_timeout,
+                     "Give up a transfer slower than 1 KiB/s for this long, exit 75 (default $KINA_IMAGE_STALL_TIMEOUT, else 60s)");
     pull->add_flag("--verify-diffids", o.verify_diff_ids,
                    "Also decompress every layer now to check its DiffID (unpack always checks it while applying)");
-    pull->callback([&] { action = [&] { return cmd_pull(o); }; });
+    run(pull, "pull", cmd_pull);
 
     auto* imp = app.add_subcommand("import", "Import a docker save archive, an OCI layout directory or an OCI layout tar");
     imp->add_option("PATH", o.target, "Archive or directory")->required();
     imp->add_option("--tag", o.tag, "Reference to store the image under (default: the names the archive carries)");
     add_platform(imp);
-    imp->callback([&] { action = [&] { return cmd_import(o); }; });
+    run(imp, "import", cmd_import);
 
     auto* unp = app.add_subcommand("unpack", "Unpack an image into a root directory and/or an ext4 disk; prints Rootfs records");
     unp->add_option("IMAGE", o.target, "REF or DIGEST (default: every Image record on stdin)");
@@ -392,7 +486,7 @@ int main(int argc, char** argv) {
     unp->add_option("--max-bytes", o.max_bytes, "Cap on uncompressed layer bytes over all layers (default 1 TiB)");
     unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers (default 4194304)");
     add_platform(unp);
-    unp->callback([&] { action = [&] { return cmd_unpack(o); }; });
+    run(unp, "unpack", cmd_unpack);
 
     auto* list = app.add_subcommand("list", "Print an Image record for every reference in the store");
     list->callback([&] { action = [&] { return cmd_list(o); }; });
@@ -404,15 +498,15 @@ int main(int argc, char** argv) {
 
     auto* rm = app.add_subcommand("rm", "Remove REF (or every reference to DIGEST) and the blobs nothing else uses");
     rm->add_option("IMAGE", o.target, "REF or DIGEST")->required();
-    rm->callback([&] { action = [&] { return cmd_rm(o); }; });
+    run(rm, "rm", cmd_rm);
 
     auto* exp = app.add_subcommand("export", "Write REF as an OCI layout tar or a docker save tar (ctr images import reads both)");
     exp->add_option("IMAGE", o.target, "REF or DIGEST")->required();
     exp->add_option("--out", o.out, "Archive to create")->required();
     exp->add_option("--format", o.format, "oci (default) or docker");
     add_platform(exp);
-    exp->callback([&] { action = [&] { return cmd_export(o); }; });
+    run(exp, "export", cmd_export);
 
     return [&action] { return action(); };
-  });
+  }, on_parse_error);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -30,8 +31,10 @@
 #include "kina/process.hpp"
 #include "kina_config.hpp"
 #include "manifest.hpp"
+#include "pool.hpp"
 #include "reference.hpp"
 #include "store.hpp"
+#include "temp.hpp"
 
 namespace kina::image {
 
@@ -40,6 +43,14 @@ struct PullOptions {
   std::vector<std::string> insecure;  // HOST[:PORT] allowed over plain HTTP
   int jobs = 4;
   bool verify_diff_ids = false;  // decompress each layer at pull time (unpack always checks)
+  // Cap on the blobs one pull downloads, summed from their descriptors before
+  // any is fetched (--max-download, KINA_IMAGE_MAX_DOWNLOAD).
+  uint64_t max_download = kDefaultMaxDownload;
+  // A transfer slower than kStallBytesPerSecond for this long is abandoned
+  // (--stall-timeout, KINA_IMAGE_STALL_TIMEOUT).
+  std::chrono::milliseconds stall_timeout = std::chrono::seconds(60);
+  static constexpr uint64_t kDefaultMaxDownload = 64ull << 30;  // 64 GiB
+  static constexpr long kStallBytesPerSecond = 1024;
 };
 
 // Credentials for one registry and where they came from (for messages; the
@@ -438,8 +449,10 @@ class RegistryClient {
     curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+    // A trickle is a stall: under 1 KiB/s for the whole stall timeout ends the transfer.
+    long stall_s = std::max<long>(1, static_cast<long>((opts_.stall_timeout.count() + 999) / 1000));
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, PullOptions::kStallBytesPerSecond);
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, stall_s);
     curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "kina-image/" KINA_VERSION);
     curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, &RegistryClient::on_header);
     curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &t);
@@ -458,6 +471,10 @@ class RegistryClient {
       if (!t.werror.empty()) return make_error(Exit::io, fmt::format("downloading {}", shown(url_for_message(url))), t.werror);
       if (t.body_overflow)
         return make_error(Exit::data, fmt::format("reading {}", shown(url_for_message(url))), fmt::format("answer larger than {} bytes", max_body));
+      if (rc == CURLE_OPERATION_TIMEDOUT)
+        return make_error(Exit::temp_fail, fmt::format("registry {} stalled", url_host(url)),
+                          fmt::format("less than {} bytes/s for {} s", PullOptions::kStallBytesPerSecond, stall_s),
+                          "retry later, or raise --stall-timeout (KINA_IMAGE_STALL_TIMEOUT)");
       bool tls = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
                  rc == CURLE_SSL_CACERT_BADFILE;
       return make_error(Exit::unavailable, fmt::format("registry {} unreachable", url_host(url)), curl_easy_strerror(rc),
@@ -501,38 +518,90 @@ inline Result<std::pair<Digest, Document>> fetch_manifest(RegistryClient& c, con
   return std::pair<Digest, Document>{got, std::move(*doc)};
 }
 
-// Downloads one blob into the store: resumes a partial download with Range,
-// checks size then digest, deletes the partial file on a mismatch.
+// The file a blob is downloaded into, ingest/<hex>.partial, locked (flock on
+// the file itself) by the one pull writing it; a concurrent pull of the same
+// blob waits for it. Removed on every failure and by a signal; a later pull
+// sweeps one a killed pull left.
+class PartialBlob {
+ public:
+  static Result<PartialBlob> open(const Store& store, const Digest& d) {
+    PartialBlob p;
+    p.path_ = store.ingest_path(d);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      p.fd_.reset(::open(p.path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!p.fd_.valid()) return os_error(fmt::format("creating {}", p.path_.string()), errno, Exit::cant_create);
+      int r = detail::lock_current(p.fd_.get(), p.path_, std::chrono::minutes(30));
+      if (r < 0)
+        return errno == EWOULDBLOCK ? make_error(Exit::temp_fail, fmt::format("blob {}", d.str()), "another pull has been downloading it for 30 min")
+                                    : os_error(fmt::format("locking {}", p.path_.string()));
+      if (r == 0) continue;  // its pull removed it (done or failed): start again
+      struct stat sb {};
+      if (::fstat(p.fd_.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
+        return make_error(Exit::cant_create, fmt::format("creating {}", p.path_.string()), "not a regular file");
+      if (const Interrupts* intr = store.interrupts()) p.guard_ = intr->on_signal([path = p.path_] { ::unlink(path.c_str()); });
+      p.owned_ = true;
+      return p;
+    }
+    return make_error(Exit::temp_fail, fmt::format("blob {}", d.str()), "its partial download was removed 8 times meanwhile");
+  }
+  PartialBlob() = default;
+  PartialBlob(PartialBlob&& o) noexcept : path_(std::move(o.path_)), fd_(std::move(o.fd_)), guard_(std::move(o.guard_)), owned_(o.owned_) {
+    o.owned_ = false;
+  }
+  ~PartialBlob() { remove(); }
+  int fd() const { return fd_.get(); }
+  const fsys::path& path() const { return path_; }
+  // Drops what was written (we still hold the lock: the name is ours).
+  void remove() {
+    if (!owned_) return;
+    ::unlink(path_.c_str());
+    owned_ = false;
+    guard_.release();
+    fd_.reset();
+  }
+  // Moves the verified file into the store.
+  Status commit(const Store& store, const Digest& d) {
+    if (::fsync(fd_.get()) != 0) return os_error(fmt::format("syncing {}", path_.string()), errno, Exit::io);
+    auto op = [&]() -> Status {
+      if (auto st = store.commit_file(path_, d); !st) return st;
+      owned_ = false;
+      guard_.release();
+      return {};
+    };
+    Status st = store.interrupts() ? store.interrupts()->critical(op) : op();
+    if (st) fd_.reset();
+    return st;
+  }
+
+ private:
+  fsys::path path_;
+  UniqueFd fd_;
+  Interrupts::Guard guard_;
+  bool owned_ = false;
+};
+
+// Downloads one blob into the store: never more bytes than its descriptor
+// says; a dropped connection is resumed with Range within the pull; size then
+// digest are checked; the partial file goes on any failure.
 inline Status download_blob(RegistryClient& c, const Store& store, const Descriptor& d) {
   if (store.has_blob(d.digest, d.size)) return {};
   std::string what = fmt::format("blob {}", d.digest.str());
-  fsys::path partial = store.ingest_path(d.digest);
-  UniqueFd fd(::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd.valid()) return os_error(fmt::format("creating {}", partial.string()), errno, Exit::cant_create);
-  // A lock per partial blob: a concurrent pull of the same layer waits.
-  auto lk = FileLock::acquire(partial.string() + ".lock", std::chrono::minutes(30), "kina-image pull");
-  if (!lk) return lk.error();
+  auto part = PartialBlob::open(store, d.digest);
+  if (!part) return part.error();
   if (store.has_blob(d.digest, d.size)) return {};
-  // Hash what an earlier attempt left, then ask for the rest.
+  int fd = part->fd();
+  const fsys::path& partial = part->path();
+  // Whatever an earlier attempt left (a kill -9) is swept before we start.
+  if (::ftruncate(fd, 0) != 0) return os_error(fmt::format("truncating {}", partial.string()), errno, Exit::io);
   Sha256 h;
   uint64_t have = 0;
-  {
-    std::vector<char> buf(1 << 17);
-    for (;;) {
-      ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      h.update(buf.data(), static_cast<size_t>(n));
-      have += static_cast<uint64_t>(n);
-    }
-  }
-  if (have > static_cast<uint64_t>(d.size)) {
-    ::ftruncate(fd.get(), 0);
-    ::lseek(fd.get(), 0, SEEK_SET);
+  auto restart = [&]() -> Status {
+    if (::ftruncate(fd, 0) != 0) return os_error(fmt::format("truncating {}", partial.string()), errno, Exit::io);
+    ::lseek(fd, 0, SEEK_SET);
     h.reset();
     have = 0;
-  }
-  ::lseek(fd.get(), 0, SEEK_END);
+    return {};
+  };
   int tries = 0;
   for (;;) {
     RegistryClient::FileSink sink;
@@ -540,61 +609,39 @@ inline Status download_blob(RegistryClient& c, const Store& store, const Descrip
     sink.written = have;
     sink.write = [&](const char* p, size_t n) -> Status {
       h.update(p, n);
-      return write_all(fd.get(), std::string_view(p, n), fmt::format("writing {}", partial.string()));
+      return write_all(fd, std::string_view(p, n), fmt::format("writing {}", partial.string()));
     };
     auto r = c.get(fmt::format("{}/blobs/{}", c.base(), d.digest.str()), {}, &sink, 64u << 10);
     if (!r && sink.range_refused && ++tries < 3) {
       // The server answers Range with the whole blob (libcurl refuses that
-      // transfer): drop the partial and download from the start.
-      if (::ftruncate(fd.get(), 0) != 0) return os_error(fmt::format("truncating {}", partial.string()), errno, Exit::io);
-      ::lseek(fd.get(), 0, SEEK_SET);
-      h.reset();
-      have = 0;
+      // transfer): download from the start.
+      if (auto st = restart(); !st) return st;
       continue;
     }
     if (!r) {
-      if (r.error().exit == Exit::data) ::unlink(partial.c_str());
-      // A dropped connection keeps what arrived; one immediate retry resumes it.
+      // A dropped connection keeps what arrived; a retry resumes it.
       if (r.error().exit == Exit::unavailable && sink.written > have && ++tries < 3) {
         have = sink.written;
         continue;
       }
       return r.error();
     }
-    if (r->status == 200 && have > 0) {
-      // The registry ignored Range and sent the whole blob: what we wrote after
-      // the old bytes is a second copy. Start over without Range.
-      ::ftruncate(fd.get(), 0);
-      ::lseek(fd.get(), 0, SEEK_SET);
-      h.reset();
-      have = 0;
-      if (++tries < 3) continue;
-    }
-    if (r->status == 416) {  // our partial is not a prefix the registry knows: start over
-      ::ftruncate(fd.get(), 0);
-      ::lseek(fd.get(), 0, SEEK_SET);
-      h.reset();
-      have = 0;
+    if ((r->status == 200 && have > 0) || r->status == 416) {
+      // The registry ignored Range and sent the whole blob (what we wrote
+      // after the old bytes is a second copy), or our bytes are not a prefix
+      // it knows: start over without Range.
+      if (auto st = restart(); !st) return st;
       if (++tries < 3) continue;
     }
     if (r->status != 200 && r->status != 206) return c.http_error(*r, what);
     have = sink.written;
     break;
   }
-  if (have != static_cast<uint64_t>(d.size)) {
-    ::unlink(partial.c_str());
+  if (have != static_cast<uint64_t>(d.size))
     return make_error(Exit::data, what, fmt::format("{} bytes received, the descriptor says {}", have, d.size));
-  }
   Digest got = Digest::of(h.finish());
-  if (!(got == d.digest)) {
-    ::unlink(partial.c_str());
-    return make_error(Exit::data, what, fmt::format("content has digest {} (partial download deleted)", got.str()));
-  }
-  if (::fsync(fd.get()) != 0) return os_error(fmt::format("syncing {}", partial.string()), errno, Exit::io);
-  fd.reset();
-  auto st = store.commit_file(partial, d.digest);
-  ::unlink((partial.string() + ".lock").c_str());
-  return st;
+  if (!(got == d.digest)) return make_error(Exit::data, what, fmt::format("content has digest {} (partial download deleted)", got.str()));
+  return part->commit(store, d.digest);
 }
 
 // The digest of a layer blob after decompression (gzip, zstd or none).
@@ -653,43 +700,33 @@ inline Result<Digest> pull_image(const Store& store, const Reference& ref, const
   if (!cfg) return cfg.error();
   if (cfg->diff_ids.size() != doc.layers.size())
     return make_error(Exit::data, what, fmt::format("{} layers but the config lists {} diff_ids", doc.layers.size(), cfg->diff_ids.size()));
-  // Layers: a small pool of threads, each with its own connection.
-  std::atomic<size_t> next{0};
-  std::mutex err_mu;
-  std::optional<Error> first_error;
-  auto worker = [&] {
-    for (;;) {
-      size_t i = next.fetch_add(1);
-      if (i >= doc.layers.size()) return;
-      {
-        std::lock_guard<std::mutex> g(err_mu);
-        if (first_error) return;
-      }
-      Status st = download_blob(c, store, doc.layers[i]);
-      if (st && opts.verify_diff_ids) {
-        // DiffID: the uncompressed stream must be what the config says.
-        auto id = diff_id_of(store.blob_path(doc.layers[i].digest), fmt::format("layer {}", doc.layers[i].digest.str()));
-        if (!id) {
-          st = id.error();
-        } else if (!(*id == cfg->diff_ids[i])) {
-          st = make_error(Exit::data, fmt::format("layer {}", doc.layers[i].digest.str()),
-                          fmt::format("uncompressed content has digest {} but the config says DiffID {}", id->str(),
-                                      cfg->diff_ids[i].str()));
-        }
-      }
-      if (!st) {
-        std::lock_guard<std::mutex> g(err_mu);
-        if (!first_error) first_error = st.error();
-        return;
-      }
+  // The whole download is known before any layer is fetched: refuse it if it
+  // is over the cap (a manifest may declare a petabyte).
+  {
+    uint64_t total = 0;
+    for (const auto& l : doc.layers) {
+      if (store.has_blob(l.digest, l.size)) continue;
+      uint64_t sz = static_cast<uint64_t>(l.size);
+      total = total > UINT64_MAX - sz ? UINT64_MAX : total + sz;
     }
-  };
-  size_t n = std::min<size_t>(static_cast<size_t>(std::max(1, opts.jobs)), std::max<size_t>(1, doc.layers.size()));
-  std::vector<std::thread> pool;
-  for (size_t i = 1; i < n; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (first_error) return *first_error;
+    if (total > opts.max_download)
+      return make_error(Exit::data, what,
+                        fmt::format("its layers total {} bytes, over the download cap of {} bytes", total, opts.max_download),
+                        "raise --max-download (KINA_IMAGE_MAX_DOWNLOAD) if the image is really that large");
+  }
+  // Layers: a small pool of threads, each with its own connection.
+  auto st = run_pool(doc.layers.size(), opts.jobs, [&](size_t i) -> Status {
+    if (auto dl = download_blob(c, store, doc.layers[i]); !dl) return dl;
+    if (!opts.verify_diff_ids) return {};
+    // DiffID: the uncompressed stream must be what the config says.
+    auto id = diff_id_of(store.blob_path(doc.layers[i].digest), fmt::format("layer {}", doc.layers[i].digest.str()));
+    if (!id) return id.error();
+    if (!(*id == cfg->diff_ids[i]))
+      return make_error(Exit::data, fmt::format("layer {}", doc.layers[i].digest.str()),
+                        fmt::format("uncompressed content has digest {} but the config says DiffID {}", id->str(), cfg->diff_ids[i].str()));
+    return {};
+  });
+  if (!st) return st.error();
   return top->first;
 }
 

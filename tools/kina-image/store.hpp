@@ -18,9 +18,11 @@
 #include "digest.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/json.hpp"
 #include "kina/lock.hpp"
 #include "kina/record.hpp"
+#include "temp.hpp"
 
 namespace kina::image {
 
@@ -32,9 +34,11 @@ struct IndexEntry {
 
 class Store {
  public:
-  // --store DIR, else $KINA_HOME/images.
-  static Result<Store> open(const std::string& dir) {
+  // --store DIR, else $KINA_HOME/images. `intr` (optional) removes the
+  // store's temporaries when a signal ends the command.
+  static Result<Store> open(const std::string& dir, const Interrupts* intr = nullptr) {
     Store s;
+    s.intr_ = intr;
     if (!dir.empty()) {
       s.root_ = fsys::absolute(dir);
     } else {
@@ -48,6 +52,7 @@ class Store {
   }
 
   const fsys::path& root() const { return root_; }
+  const Interrupts* interrupts() const { return intr_; }
   fsys::path blob_path(const Digest& d) const { return root_ / "blobs" / "sha256" / d.hex(); }
   fsys::path ingest_path(const Digest& d) const { return root_ / "ingest" / (d.hex() + ".partial"); }
 
@@ -166,8 +171,13 @@ class Store {
     return save_index(*idx);
   }
 
+  // Removes what killed pulls and imports left in ingest/ (files no live
+  // process holds locked).
+  size_t sweep_ingest() const { return sweep_stale(root_ / "ingest", ""); }
+
  private:
   fsys::path root_;
+  const Interrupts* intr_ = nullptr;
 };
 
 }  // namespace kina::image

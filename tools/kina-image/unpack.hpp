@@ -17,6 +17,7 @@
 #include "kina/process.hpp"
 #include "layer.hpp"
 #include "noreplace.hpp"
+#include "temp.hpp"
 
 namespace kina::image {
 
@@ -80,32 +81,29 @@ inline Result<UnpackResult> unpack_rootfs(const Store& store, const ImageInfo& i
   fsys::path parent = out.parent_path();
   if (parent.empty()) parent = ".";
   if (auto st = ensure_dir(parent, 0700); !st) return st.error();
-  std::string tmpl = (parent / ("." + out.filename().string() + ".kina-tmp.XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory next to {}", out.string()), errno, Exit::cant_create);
-  fsys::path tmp = tmpl;  // mkdtemp makes it 0700: nothing inside is reachable by others meanwhile
-  auto fail = [&](Error e) {
-    remove_tree(tmp);
-    return e;
-  };
-  UniqueFd root(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return fail(os_error(fmt::format("opening {}", tmp.string())));
+  // A 0700 directory of our own, locked while we fill it; what a killed
+  // unpack left next to the same target goes first.
+  std::string prefix = "." + out.filename().string() + ".kina-tmp.";
+  sweep_stale(parent, prefix);
+  auto tmp = Temp::make(parent, prefix, true, store.interrupts());
+  if (!tmp) return tmp.error();
+  int root = tmp->fd();
   RootMeta meta;
-  if (auto st = apply_layers(store, img, root.get(), limits, meta); !st) return fail(st.error());
+  if (auto st = apply_layers(store, img, root, limits, meta); !st) return st.error();
   UnpackResult r;
   std::unordered_set<uint64_t> seen;
-  tree_stats(root.get(), r.stats, seen);
-  if (::geteuid() == 0 && meta.seen && ::fchown(root.get(), meta.uid, meta.gid) != 0)
-    return fail(os_error("setting the owner of the root"));
-  if (::fchmod(root.get(), meta.seen ? meta.mode : 0755) != 0) return fail(os_error("setting the mode of the root"));
+  tree_stats(root, r.stats, seen);
+  if (::geteuid() == 0 && meta.seen && ::fchown(root, meta.uid, meta.gid) != 0) return os_error("setting the owner of the root");
+  if (::fchmod(root, meta.seen ? meta.mode : 0755) != 0) return os_error("setting the mode of the root");
   if (meta.seen) {
     timespec t[2] = {meta.mtime, meta.mtime};
-    (void)::futimens(root.get(), t);
+    (void)::futimens(root, t);
   }
-  if (rename_noreplace(tmp, out, true) != 0) {
+  if (tmp->keep_as(out, store.interrupts()) != 0) {
     if (errno == EEXIST || errno == ENOTEMPTY)
-      return fail(make_error(Exit::cant_create, fmt::format("unpacking into {}", out.string()), "it was created while unpacking",
-                             "remove it or choose another --rootfs"));
-    return fail(os_error(fmt::format("renaming into {}", out.string()), errno, Exit::cant_create));
+      return make_error(Exit::cant_create, fmt::format("unpacking into {}", out.string()), "it was created while unpacking",
+                        "remove it or choose another --rootfs");
+    return os_error(fmt::format("renaming into {}", out.string()), errno, Exit::cant_create);
   }
   if (auto st = fsync_dir(parent); !st) return st.error();
   return r;
@@ -113,7 +111,8 @@ inline Result<UnpackResult> unpack_rootfs(const Store& store, const ImageInfo& i
 
 // An ext4 image of a finished root directory: mke2fs -d keeps owners, modes,
 // xattrs, hardlinks and device nodes; e2fsck -fn must find it clean.
-inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64_t size_bytes, const TreeStats& st) {
+inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64_t size_bytes, const TreeStats& st,
+                        const Interrupts* intr = nullptr) {
   struct stat sb {};
   if (::lstat(disk.c_str(), &sb) == 0)
     return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), "it already exists");
@@ -125,23 +124,19 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
   fsys::path parent = disk.parent_path().empty() ? fsys::path(".") : disk.parent_path();
   // A fresh 0600 file of our own (O_EXCL): never a name another process may
   // be using or may have planted a symlink at (mke2fs opens it by name).
-  std::string tmp = (parent / ("." + disk.filename().string() + ".kina-tmp.XXXXXX")).string();
-  {
-    UniqueFd t(::mkostemp(tmp.data(), O_CLOEXEC));
-    if (!t.valid()) return os_error(fmt::format("creating a file next to {}", disk.string()), errno, Exit::cant_create);
-  }
+  std::string prefix = "." + disk.filename().string() + ".kina-tmp.";
+  sweep_stale(parent, prefix);
+  auto tmpf = Temp::make(parent, prefix, false, intr);
+  if (!tmpf) return tmpf.error();
+  std::string tmp = tmpf->path().string();
   ProcessSpec mk;
   uint64_t inodes = st.files + 16384;
   mk.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", std::to_string(inodes), "-E", "root_owner=0:0", "-d", rootfs.string(), tmp,
              std::to_string(size_bytes / 1024) + "k"};
   mk.env = build_env({"PATH"}, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin", "E2FSPROGS_FAKE_TIME="});
   auto r = run_process(mk);
-  if (!r) {
-    ::unlink(tmp.c_str());
-    return r.error();
-  }
+  if (!r) return r.error();
   if (!r->success()) {
-    ::unlink(tmp.c_str());
     return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()),
                       fmt::format("mke2fs {}: {}", r->describe(), kina::detail::one_line(r->err.substr(0, 400))),
                       "give a larger --disk-size");
@@ -150,18 +145,13 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
   ck.argv = {"e2fsck", "-fn", tmp};
   ck.env = mk.env;
   auto c = run_process(ck);
-  if (!c) {
-    ::unlink(tmp.c_str());
-    return c.error();
-  }
+  if (!c) return c.error();
   if (!c->success()) {
-    ::unlink(tmp.c_str());
     return make_error(Exit::internal, fmt::format("checking disk {}", disk.string()),
                       fmt::format("e2fsck -fn {}: {}", c->describe(), kina::detail::one_line(c->out.substr(0, 400))));
   }
-  if (rename_noreplace(tmp, disk, false) != 0) {
+  if (tmpf->keep_as(disk, intr) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
     if (err == EEXIST) return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), "it was created meanwhile");
     return os_error(fmt::format("renaming into {}", disk.string()), err, Exit::cant_create);
   }

@@ -31,8 +31,12 @@ inline void setup_app(CLI::App& app, std::string_view tool) {
 
 // Runs a tool: `build` adds options and subcommands to the app and returns
 // the action to run after parsing. Exit codes per docs/protocol.md.
+// `on_parse_error` (optional) sees a command line CLI11 refused, after the
+// message is printed (a tool audits it there); the app tells which
+// subcommands were parsed.
 inline int run_tool(std::string_view tool, int argc, char** argv,
-                    const std::function<std::function<Status()>(CLI::App&)>& build) {
+                    const std::function<std::function<Status()>(CLI::App&)>& build,
+                    const std::function<void(const CLI::App&, const Error&)>& on_parse_error = {}) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout must be an EPIPE error, not a silent death
   CLI::App app{std::string(tool)};
   setup_app(app, tool);
@@ -53,7 +57,9 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
       std::puts(version_string(tool).c_str());
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::ParseError& e) {
-      report(tool, make_error(Exit::usage, "usage", e.what(), fmt::format("see {} --help", tool)));
+      Error err = make_error(Exit::usage, "usage", e.what(), fmt::format("see {} --help", tool));
+      report(tool, err);
+      if (on_parse_error) on_parse_error(app, err);
       return code(Exit::usage);
     }
     result = action();
