@@ -527,18 +527,36 @@ class PartialBlob {
   static Result<PartialBlob> open(const Store& store, const Digest& d) {
     PartialBlob p;
     p.path_ = store.ingest_path(d);
+    const Interrupts* intr = store.interrupts();
+    auto guard = [&] { return intr ? intr->on_signal([path = p.path_] { ::unlink(path.c_str()); }) : Interrupts::Guard(); };
     for (int attempt = 0; attempt < 8; ++attempt) {
-      p.fd_.reset(::open(p.path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!p.fd_.valid()) return os_error(fmt::format("creating {}", p.path_.string()), errno, Exit::cant_create);
+      // A file we create is ours at once (its removal registered in the same
+      // step); one that exists belongs to another pull until we hold its lock.
+      auto create = [&] {
+        p.fd_.reset(::open(p.path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (p.fd_.valid()) p.guard_ = guard();
+      };
+      intr ? intr->critical(create) : create();
+      if (!p.fd_.valid()) {
+        if (errno != EEXIST) return os_error(fmt::format("creating {}", p.path_.string()), errno, Exit::cant_create);
+        p.fd_.reset(::open(p.path_.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+        if (!p.fd_.valid()) {
+          if (errno == ENOENT) continue;
+          return os_error(fmt::format("opening {}", p.path_.string()), errno, Exit::cant_create);
+        }
+      }
       int r = detail::lock_current(p.fd_.get(), p.path_, std::chrono::minutes(30));
       if (r < 0)
         return errno == EWOULDBLOCK ? make_error(Exit::temp_fail, fmt::format("blob {}", d.str()), "another pull has been downloading it for 30 min")
                                     : os_error(fmt::format("locking {}", p.path_.string()));
-      if (r == 0) continue;  // its pull removed it (done or failed): start again
+      if (r == 0) {  // its pull removed it (done or failed; or a sweep, if we made it): start again
+        p.guard_.release();
+        continue;
+      }
       struct stat sb {};
       if (::fstat(p.fd_.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
         return make_error(Exit::cant_create, fmt::format("creating {}", p.path_.string()), "not a regular file");
-      if (const Interrupts* intr = store.interrupts()) p.guard_ = intr->on_signal([path = p.path_] { ::unlink(path.c_str()); });
+      if (!p.guard_.active()) p.guard_ = guard();
       p.owned_ = true;
       return p;
     }
@@ -691,6 +709,20 @@ inline Result<Digest> pull_image(const Store& store, const Reference& ref, const
     if (!m) return m.error();
     doc = std::move(m->second);
   }
+  // The whole download is known before any layer is fetched: refuse it if it
+  // is over the cap (a manifest may declare a petabyte).
+  {
+    uint64_t total = store.has_blob(doc.config.digest, doc.config.size) ? 0 : static_cast<uint64_t>(doc.config.size);
+    for (const auto& l : doc.layers) {
+      if (store.has_blob(l.digest, l.size)) continue;
+      uint64_t sz = static_cast<uint64_t>(l.size);
+      total = total > UINT64_MAX - sz ? UINT64_MAX : total + sz;
+    }
+    if (total > opts.max_download)
+      return make_error(Exit::data, what,
+                        fmt::format("its config and layers total {} bytes, over the download cap of {} bytes", total, opts.max_download),
+                        "raise --max-download (KINA_IMAGE_MAX_DOWNLOAD) if the image is really that large");
+  }
   if (doc.config.size > static_cast<int64_t>(kMaxConfigBytes))
     return make_error(Exit::data, what, "config larger than 8 MiB");
   if (auto st = download_blob(c, store, doc.config); !st) return st.error();
@@ -700,20 +732,6 @@ inline Result<Digest> pull_image(const Store& store, const Reference& ref, const
   if (!cfg) return cfg.error();
   if (cfg->diff_ids.size() != doc.layers.size())
     return make_error(Exit::data, what, fmt::format("{} layers but the config lists {} diff_ids", doc.layers.size(), cfg->diff_ids.size()));
-  // The whole download is known before any layer is fetched: refuse it if it
-  // is over the cap (a manifest may declare a petabyte).
-  {
-    uint64_t total = 0;
-    for (const auto& l : doc.layers) {
-      if (store.has_blob(l.digest, l.size)) continue;
-      uint64_t sz = static_cast<uint64_t>(l.size);
-      total = total > UINT64_MAX - sz ? UINT64_MAX : total + sz;
-    }
-    if (total > opts.max_download)
-      return make_error(Exit::data, what,
-                        fmt::format("its layers total {} bytes, over the download cap of {} bytes", total, opts.max_download),
-                        "raise --max-download (KINA_IMAGE_MAX_DOWNLOAD) if the image is really that large");
-  }
   // Layers: a small pool of threads, each with its own connection.
   auto st = run_pool(doc.layers.size(), opts.jobs, [&](size_t i) -> Status {
     if (auto dl = download_blob(c, store, doc.layers[i]); !dl) return dl;

@@ -78,16 +78,22 @@ class Temp {
       Temp t;
       t.dir_ = dir;
       std::string tmpl = (parent / (prefix + "XXXXXX")).string();
-      if (dir) {
-        if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", parent.string()), errno, Exit::cant_create);
-        t.fd_.reset(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      } else {
-        t.fd_.reset(::mkostemp(tmpl.data(), O_CLOEXEC));
-        if (!t.fd_.valid()) return os_error(fmt::format("creating a file in {}", parent.string()), errno, Exit::cant_create);
-      }
-      if (!t.fd_.valid()) continue;  // removed before we opened it
-      t.path_ = tmpl;
-      if (intr) t.guard_ = intr->on_signal([p = t.path_] { detail::remove_all(p); });
+      // Created and registered for removal together: a signal never falls between.
+      auto create = [&]() -> Status {
+        if (dir) {
+          if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", parent.string()), errno, Exit::cant_create);
+          t.fd_.reset(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        } else {
+          t.fd_.reset(::mkostemp(tmpl.data(), O_CLOEXEC));
+          if (!t.fd_.valid()) return os_error(fmt::format("creating a file in {}", parent.string()), errno, Exit::cant_create);
+        }
+        if (!t.fd_.valid()) return {};  // removed before we opened it
+        t.path_ = tmpl;
+        if (intr) t.guard_ = intr->on_signal([p = t.path_] { detail::remove_all(p); });
+        return {};
+      };
+      if (auto st = intr ? intr->critical(create) : create(); !st) return st.error();
+      if (!t.fd_.valid()) continue;
       int r = detail::lock_current(t.fd_.get(), t.path_, std::chrono::seconds(10));
       if (r == 1) return t;
       t.guard_.release();

@@ -69,6 +69,7 @@ class Interrupts {
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
     ~Guard() { release(); }
+    bool active() const { return state_ != nullptr; }
     // The temporary became the result, or is already gone.
     void release() {
       if (auto s = std::move(state_)) {

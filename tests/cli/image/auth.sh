@@ -50,33 +50,24 @@ PATH="$TEST_TMP/bin:$PATH" expect_exit 0 pull helper
 assert_eq "$(cat bin/asked)" "$reg"
 ok "credHelpers"
 
-# Range: a partial download is resumed from where it stopped.
+# Range: a connection dropped in the middle of a blob is resumed from where
+# it stopped, within the pull.
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf user:secret | base64)" >"$HOME/.docker/config.json"
-layer=$(jq -r '.layers[0].digest' "oci/blobs/sha256/$(jq -r '.manifests[0].digest' oci/index.json | cut -d: -f2)")
-size=$(stat -c %s "oci/blobs/sha256/${layer#sha256:}")
-mkdir -p store-range/ingest
-head -c $((size / 2)) "oci/blobs/sha256/${layer#sha256:}" >"store-range/ingest/${layer#sha256:}.partial"
+touch server.log.drop-once
 : >server.log
 expect_exit 0 pull range
-grep -q "blob /data/$layer authorization=no range=bytes=$((size / 2))-" server.log || fail "no Range request: $(cat server.log)"
-cmp "store-range/blobs/sha256/${layer#sha256:}" "oci/blobs/sha256/${layer#sha256:}" || fail "resumed blob differs"
-# A partial whose bytes are wrong is caught by the digest check and deleted.
-mkdir -p store-badpart/ingest
-head -c $((size / 2)) /dev/zero >"store-badpart/ingest/${layer#sha256:}.partial"
-expect_exit 65 pull badpart
-assert_contains "$ERR" "blob $layer: content has digest"
-[ ! -e "store-badpart/ingest/${layer#sha256:}.partial" ] || fail "bad partial kept"
-expect_exit 0 pull badpart
+[ ! -e server.log.drop-once ] || fail "the server did not drop a connection"
+grep -q "authorization=no range=bytes=[1-9][0-9]*-" server.log || fail "no Range request: $(cat server.log)"
+for b in store-range/blobs/sha256/*; do cmp "$b" "oci/blobs/sha256/$(basename "$b")" || fail "resumed blob $b differs"; done
 # Review finding: a registry (or CDN) that ignores Range answers 200 with the
 # whole blob; libcurl then fails the transfer, and the pull failed with 69
-# "unreachable" on every retry while the partial stayed. Now: start over.
-mkdir -p store-norange/ingest
-head -c $((size / 2)) "oci/blobs/sha256/${layer#sha256:}" >"store-norange/ingest/${layer#sha256:}.partial"
-touch server.log.ignore-range
+# "unreachable" on every retry. Now: start over.
+touch server.log.drop-once server.log.ignore-range
 : >server.log
 expect_exit 0 pull norange
 rm server.log.ignore-range
-cmp "store-norange/blobs/sha256/${layer#sha256:}" "oci/blobs/sha256/${layer#sha256:}" || fail "blob after a refused Range differs"
+for b in store-norange/blobs/sha256/*; do cmp "$b" "oci/blobs/sha256/$(basename "$b")" || fail "blob $b after a refused Range differs"; done
+assert_eq "$(ls -A store-norange/ingest)" ""
 ok "Range resume"
 
 # Review finding: errors named the whole redirected URL, query included: a
@@ -87,7 +78,9 @@ expect_exit 65 pull oversize
 rm server.log.oversize
 assert_contains "$ERR" "larger than the size in its descriptor"
 assert_not_contains "$ERR" "presigned-secret"
-ok "no presigned URL query in errors"
+# Never more than the descriptor's size reaches the disk, and nothing stays.
+assert_eq "$(ls -A store-oversize/ingest)" ""
+ok "no presigned URL query in errors; oversize blob not kept"
 
 # The real thing: Debian's docker-registry configured for token auth, with
 # the token service above signing JWTs; images pushed with skopeo.

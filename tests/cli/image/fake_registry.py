@@ -5,8 +5,11 @@ Basic user:secret and issues a token; manifests need "Bearer <token>"; blob
 requests are redirected to BLOBPORT on another host name (localhost instead of
 127.0.0.1), which logs the Authorization and Range headers it receives and
 honours Range (unless the file LOG.ignore-range exists; LOG.oversize makes
-it send more bytes than the descriptor says)."""
-import base64, hashlib, json, os, sys, threading
+it send more bytes than the descriptor says; LOG.trickle makes it send one
+byte a second; LOG.drop-once makes it send half of the next blob, then close).
+A blob the layout does not have is an endless stream of zeros (capped at
+64 MiB), as a registry behind a manifest declaring a huge layer would be."""
+import base64, hashlib, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 layout, port, blobport, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -65,7 +68,30 @@ class Blobs(BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         note(f"blob {path} authorization={'yes' if self.headers.get('Authorization') else 'no'} range={self.headers.get('Range')}")
-        data = open(blob_path(path.rsplit("/", 1)[1]), "rb").read()
+        bp = blob_path(path.rsplit("/", 1)[1])
+        if not os.path.exists(bp):
+            self.send_response(200); self.send_header("Content-Length", str(1 << 50)); self.end_headers()
+            try:
+                for _ in range(64):
+                    self.wfile.write(b"\0" * (1 << 20))
+            except OSError:
+                pass
+            return
+        if os.path.exists(log + ".trickle"):
+            self.send_response(200); self.send_header("Content-Length", str(os.path.getsize(bp))); self.end_headers()
+            try:
+                for b in open(bp, "rb").read():
+                    self.wfile.write(bytes([b])); self.wfile.flush(); time.sleep(1)
+            except OSError:
+                pass
+            return
+        data = open(bp, "rb").read()
+        if os.path.exists(log + ".drop-once"):
+            os.unlink(log + ".drop-once")
+            self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers()
+            self.wfile.write(data[:len(data) // 2]); self.wfile.flush()
+            self.close_connection = True
+            return
         if os.path.exists(log + ".oversize"):  # more bytes than the descriptor says
             data += b"x" * 4096
         rng = self.headers.get("Range")
