@@ -264,6 +264,7 @@ Status cmd_rm(const Options& o) {
   return [&]() -> Status {
     auto guard = store->gc_guard(true);
     if (!guard) return guard.error();
+    store->sweep_ingest();  // no pull or import runs now: all of ingest/ is stale
     auto lock = store->lock();
     if (!lock) return lock.error();
     auto idx = store->load_index();
@@ -430,11 +431,11 @@ Status cmd_export(const Options& o) {
 
 int main(int argc, char** argv) {
   AuditEvent audit(std::vector<std::string>(argv + 1, argv + argc));
-  // Before any thread: SIGINT/SIGTERM/SIGHUP remove the command's temporaries
-  // and append its audit event, then end it with 128+signal.
-  Interrupts intr([&audit](int signo) { audit.write(signal_exit(signo), {{"signal", ::sigabbrev_np(signo) ? ::sigabbrev_np(signo) : "?"}}); });
+  // Made when a mutating command starts, before any thread: SIGINT/SIGTERM/
+  // SIGHUP then remove the command's temporaries and append its audit event,
+  // and end it with 128+signal. (Read-only commands and --version pay nothing.)
+  std::optional<Interrupts> intr;
   Options o;
-  o.intr = &intr;
   o.audit = &audit;
   std::function<Status()> action = [] { return usage_error("no command", "see kina-image --help"); };
   // Mutating subcommands: their action runs under audited(), and a command
@@ -449,7 +450,16 @@ int main(int argc, char** argv) {
   };
   auto run = [&](CLI::App* sub, std::string name, Status (*cmd)(const Options&)) {
     mutating.emplace_back(sub, name);
-    sub->callback([&o, &action, name, cmd] { action = [&o, name, cmd] { return audited(o, name, o.target, [&] { return cmd(o); }); }; });
+    sub->callback([&o, &action, &intr, &audit, name, cmd] {
+      action = [&o, &intr, &audit, name, cmd] {
+        intr.emplace([&audit](int signo) {
+          const char* sig = ::sigabbrev_np(signo);
+          audit.write(signal_exit(signo), {{"signal", sig ? sig : "?"}});
+        });
+        o.intr = &*intr;
+        return audited(o, name, o.target, [&] { return cmd(o); });
+      };
+    });
   };
   return run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
     app.description("Pull, import, verify and unpack OCI images into root filesystems (directory or ext4 disk).");
@@ -464,7 +474,7 @@ int main(int argc, char** argv) {
     pull->add_option("--insecure-registry", o.insecure, "Allow plain HTTP for this HOST[:PORT] (repeatable)")->allow_extra_args(false);
     pull->add_option("--jobs", o.jobs, "Layers downloaded concurrently")->check(CLI::Range(1, 16));
     pull->add_option("--max-download", o.max_download,
-                     "Cap on the bytes of the layers to download, from their descriptors, checked before any is fetched "
+                     "Cap on the bytes of config and layers to download, from their descriptors, checked before any is fetched "
                      "(default $KINA_IMAGE_MAX_DOWNLOAD, else 64Gi)");
     pull->add_option("--stall-timeout", o.stall_timeout,
                      "Give up a transfer slower than 1 KiB/s for this long, exit 75 (default $KINA_IMAGE_STALL_TIMEOUT, else 60s)");
@@ -474,7 +484,9 @@ int main(int argc, char** argv) {
 
     auto* imp = app.add_subcommand("import", "Import a docker save archive, an OCI layout directory or an OCI layout tar");
     imp->add_option("PATH", o.target, "Archive or directory")->required();
-    imp->add_option("--tag", o.tag, "Reference to store the image under (default: the names the archive carries)");
+    imp->add_option("--tag", o.tag,
+                    "Reference to store the image under (default: the names the archive carries; one that is not a valid "
+                    "reference is an error)");
     add_platform(imp);
     run(imp, "import", cmd_import);
 
