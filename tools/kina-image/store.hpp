@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -77,15 +78,9 @@ class Store {
     return data;
   }
 
-  // Stores bytes whose digest we compute (or check against `expect`).
-  Result<Digest> put_blob(std::string_view data, const Digest* expect = nullptr) const {
-    Digest d = Digest::of_data(data);
-    if (expect && !(d == *expect))
-      return make_error(Exit::data, fmt::format("blob {}", expect->str()), fmt::format("content has digest {}", d.str()));
-    if (has_blob(d, static_cast<int64_t>(data.size()))) return d;
-    if (auto st = write_file_atomic(blob_path(d), data, 0600); !st) return st.error();
-    return d;
-  }
+  // Stores bytes whose digest we compute (or check against `expect`),
+  // through a BlobWriter.
+  Result<Digest> put_blob(std::string_view data, const Digest* expect = nullptr) const;
 
   // Moves a fully written and verified file into the store.
   Status commit_file(const fsys::path& tmp, const Digest& d) const {
@@ -146,8 +141,10 @@ class Store {
     return out;
   }
 
-  // Writes index.json atomically; the caller holds lock().
+  // Writes index.json atomically; the caller holds lock(), so the temporary
+  // of an earlier writer that was killed is stale and goes.
   Status save_index(const std::map<std::string, IndexEntry>& idx) const {
+    sweep_stale(root_, ".index.json.tmp.");
     json::Writer w;
     w.begin_object().field("apiVersion", kApiVersion).key("refs").begin_object();
     for (const auto& [ref, e] : idx) {
@@ -179,5 +176,89 @@ class Store {
   fsys::path root_;
   const Interrupts* intr_ = nullptr;
 };
+
+// A blob being written into the store's ingest directory, hashed as it goes:
+// either a locked temporary file of its own, or a file inside a locked
+// temporary directory (an import of many members: its descriptor is closed
+// once written, so members never hold one descriptor each).
+class BlobWriter {
+ public:
+  static Result<BlobWriter> create(const Store& store) {
+    auto t = Temp::make(store.root() / "ingest", "import.", false, store.interrupts());
+    if (!t) return t.error();
+    BlobWriter w;
+    w.own_ = std::move(*t);
+    w.fd_ = w.own_.fd();
+    return w;
+  }
+  static Result<BlobWriter> create_in(const Temp& dir, std::string name) {
+    BlobWriter w;
+    w.dirfd_ = dir.fd();
+    w.name_ = std::move(name);
+    w.in_dir_.reset(::openat(w.dirfd_, w.name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!w.in_dir_.valid()) return os_error(fmt::format("creating a file in {}", dir.path().string()), errno, Exit::cant_create);
+    w.fd_ = w.in_dir_.get();
+    return w;
+  }
+  BlobWriter() = default;
+  BlobWriter(BlobWriter&&) = default;
+  BlobWriter& operator=(BlobWriter&&) = default;
+  Status write(const void* p, size_t n) {
+    hash_->update(p, n);
+    size_ += n;
+    return write_all(fd_, std::string_view(static_cast<const char*>(p), n), "writing into the store");
+  }
+  // Everything written: synced, and (inside a directory) its descriptor closed.
+  Status finish() {
+    if (finished_) return {};
+    if (::fsync(fd_) != 0) return os_error("syncing a blob", errno, Exit::io);
+    if (in_dir_.valid()) in_dir_.reset();
+    finished_ = true;
+    return {};
+  }
+  Digest digest() {
+    if (!done_) {
+      digest_ = Digest::of(hash_->finish());
+      done_ = true;
+    }
+    return digest_;
+  }
+  uint64_t size() const { return size_; }
+  // Verifies and moves the blob into blobs/sha256/.
+  Status commit(const Store& store, const Digest* expect, const std::string& what) {
+    Digest d = digest();
+    if (expect && !(d == *expect))
+      return make_error(Exit::data, what, fmt::format("content has digest {}, expected {}", d.str(), expect->str()));
+    if (auto st = finish(); !st) return st;
+    if (store.has_blob(d, static_cast<int64_t>(size_))) return {};
+    int rc = own_ ? own_.keep_as(store.blob_path(d), store.interrupts(), true)
+                  : ::renameat(dirfd_, name_.c_str(), AT_FDCWD, store.blob_path(d).c_str());
+    if (rc != 0) return os_error(fmt::format("storing blob {}", d.str()), errno, Exit::cant_create);
+    return fsync_dir(store.blob_path(d).parent_path());
+  }
+
+ private:
+  Temp own_;
+  int dirfd_ = -1;
+  std::string name_;
+  UniqueFd in_dir_;
+  int fd_ = -1;
+  std::unique_ptr<Sha256> hash_ = std::make_unique<Sha256>();
+  uint64_t size_ = 0;
+  Digest digest_;
+  bool done_ = false, finished_ = false;
+};
+
+inline Result<Digest> Store::put_blob(std::string_view data, const Digest* expect) const {
+  Digest d = Digest::of_data(data);
+  if (expect && !(d == *expect))
+    return make_error(Exit::data, fmt::format("blob {}", expect->str()), fmt::format("content has digest {}", d.str()));
+  if (has_blob(d, static_cast<int64_t>(data.size()))) return d;
+  auto w = BlobWriter::create(*this);
+  if (!w) return w.error();
+  if (auto st = w->write(data.data(), data.size()); !st) return st.error();
+  if (auto st = w->commit(*this, &d, fmt::format("blob {}", d.str())); !st) return st.error();
+  return d;
+}
 
 }  // namespace kina::image

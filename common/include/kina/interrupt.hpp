@@ -52,6 +52,11 @@ class Interrupts {
   }
   Interrupts(const Interrupts&) = delete;
   Interrupts& operator=(const Interrupts&) = delete;
+  // The hook may refer to objects that go with us; a later signal only exits.
+  ~Interrupts() {
+    std::lock_guard<std::recursive_mutex> l(state_->mu);
+    state_->hook = nullptr;
+  }
 
   // Forgets its cleanup when it goes out of scope or on release().
   class Guard {

@@ -51,8 +51,10 @@ for name in 'bad name' 'example.com/Bad/Repo:1' '-x'; do
   expect_exit 65 kina-image --store "$TEST_TMP/s2" import named
   assert_contains "$ERR" "$(printf '%s' "$name" | jq -R .)"
 done
+touch s2/.index.json.tmp.AbCdEf  # what a writer of index.json killed by kill -9 leaves
 expect_exit 0 kina-image --store "$TEST_TMP/s2" import named --tag example.com/fixed:1
 assert_eq "$(jq_field "$OUT" .reference)" "example.com/fixed:1"
+[ ! -e s2/.index.json.tmp.AbCdEf ] || fail "stale index.json temporary kept"
 rm -rf named && python3 "$HERE/layouts.py" image named 2 "v1.0"
 expect_exit 0 kina-image --store "$TEST_TMP/s2" import named
 ok "invalid image names are errors naming them"
