@@ -44,6 +44,9 @@ inline constexpr size_t kMaxEntryBytes = 1u << 20;
 inline const std::string kZeroHash(64, '0');
 inline constexpr std::string_view kRedacted = "[redacted]";
 
+// An event's numbers: an exit status 0-255, a duration of 0 to 10 years.
+inline constexpr int64_t kMaxEventDurationMs = 10LL * 365 * 86400 * 1000;
+
 struct Event {
   std::string tool, action, cluster, target;
   std::string outcome = "ok";
@@ -132,6 +135,10 @@ inline Status validate_event(const Event& e) {
   if (e.outcome != "ok" && e.outcome != "error")
     return make_error(Exit::usage, fmt::format("invalid audit outcome {}", shown(e.outcome)), "must be ok or error");
   if (e.target.size() > 4096) return make_error(Exit::usage, "invalid audit target", "longer than 4096 bytes");
+  if (e.exit_code < 0 || e.exit_code > 255)
+    return make_error(Exit::usage, fmt::format("invalid audit exit code {}", e.exit_code), "must be 0-255");
+  if (e.duration_ms && (*e.duration_ms < 0 || *e.duration_ms > kMaxEventDurationMs))
+    return make_error(Exit::usage, fmt::format("invalid audit duration {} ms", *e.duration_ms), "must be 0 to 10 years");
   for (const auto& [k, v] : e.details) {
     if (k.empty() || k.size() > 128 || !json::valid_utf8(k))
       return make_error(Exit::usage, fmt::format("invalid audit detail key {}", shown(k)), "must be 1-128 bytes of UTF-8");
