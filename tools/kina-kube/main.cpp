@@ -38,6 +38,11 @@ using namespace kina;
 constexpr std::string_view kTool = "kina-kube";
 // Certificates start a little in the past: a node VM's clock may lag the host's.
 constexpr int64_t kBackdateMs = 5 * 60 * 1000;
+// Bounds of the duration flags (docs/cli.md, "Numeric bounds").
+constexpr int64_t kSecondMs = 1000, kDayMs = 86400 * kSecondMs, kYearMs = 365 * kDayMs;
+constexpr int64_t kMaxLeafTtlMs = 10 * kYearMs;          // issue, sign --ttl (and never past the CA's end)
+constexpr int64_t kMaxTokenTtlMs = kYearMs;              // token --ttl
+constexpr int64_t kMaxLockTimeoutMs = 3600 * kSecondMs;  // merge, unmerge --lock-timeout
 
 struct Options {
   std::vector<std::string> argv;
@@ -157,9 +162,8 @@ Result<x509::Key> leaf_key(const Options& o, const LoadedCa& ca) {
 
 // A TTL as milliseconds, refused when it would outlive the CA.
 Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::string_view ca_name) {
-  auto ms = parse_duration(ttl);
+  auto ms = parse_duration_flag("--ttl", ttl, kSecondMs, kMaxLeafTtlMs);
   if (!ms) return ms.error();
-  if (*ms <= 0) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(ttl)), "must be positive");
   int64_t now = now_ms();
   int64_t ca_end = x509::not_after_ms(ca.cert.get());
   if (*ms > ca_end - now)
@@ -292,9 +296,8 @@ Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
 Status cmd_pki_init(const Options& o, std::string& target) {
   auto alg = x509::parse_algorithm(o.algorithm.empty() ? "ecdsa-p256" : o.algorithm);
   if (!alg) return alg.error();
-  auto ttl = parse_duration(o.ca_ttl);
+  auto ttl = parse_duration_flag("--ca-ttl", o.ca_ttl, kDayMs, kMaxDurationMs);
   if (!ttl) return ttl.error();
-  if (*ttl < 86400LL * 1000) return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "must be at least 1d");
   if (*ttl > x509::kMaxTimeMs - now_ms())
     return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "ends after 9999-12-31, the last date X.509 can express");
   auto cdir = cluster_dir(o.cluster, true);
@@ -524,6 +527,60 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
 
 fsys::path admin_kubeconfig_path(const fsys::path& cdir) { return cdir / "admin.kubeconfig"; }
 
+// An API server URL as kubectl takes it: https://HOST[:PORT][/PATH], HOST an
+// IPv4 address, [IPv6] or an RFC 1123 name, PORT 1-65535. Refused: userinfo
+// (a password would reach the kubeconfig, the record and the audit log; it is
+// never echoed back), a query, a fragment, spaces, quotes, control and
+// non-ASCII bytes. `what` names the input; bad input is `exit` (64 for a flag,
+// 65 for a stored file).
+Status validate_server(const std::string& s, std::string_view what = "--server", Exit exit = Exit::usage) {
+  auto bad = [&](std::string why) {
+    return make_error(exit, fmt::format("invalid {} {}", what, shown(audit::redact_userinfo(s))), std::move(why));
+  };
+  if (s.rfind("https://", 0) != 0) return bad("expected https://HOST[:PORT][/PATH]");
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\'' || c == '\\' || c == '<' || c == '>' || c == '`')
+      return bad("spaces, quotes, backslashes, control and non-ASCII characters are not allowed");
+  }
+  std::string_view rest = std::string_view(s).substr(8);
+  size_t end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end);
+  std::string_view tail = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (authority.find('@') != std::string_view::npos)
+    return bad("must not hold a user name or password (USER:PASSWORD@); credentials go in the kubeconfig's user");
+  if (tail.find('?') != std::string_view::npos) return bad("must not have a query (?...)");
+  if (tail.find('#') != std::string_view::npos) return bad("must not have a fragment (#...)");
+  std::string_view host, port;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("an IPv6 address needs its closing ']'");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("expected :PORT after the IPv6 address");
+      port = after.substr(1);
+      has_port = true;
+    }
+    if (auto ip = parse_ip(host); !ip || ip->family != AF_INET6) return bad(fmt::format("{} is not an IPv6 address", shown(host)));
+  } else {
+    size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+      if (port.find(':') != std::string_view::npos) return bad("an IPv6 address must be in brackets: https://[fd00::1]:6443");
+    }
+    if (host.empty()) return bad("has no host");
+    if (!parse_ip(host))
+      if (auto st = validate_host_name("host", host, false); !st) return bad(st.error().message());
+  }
+  if (has_port && !parse_int_flag("port", port, 1, 65535))
+    return bad(fmt::format("port {} is not a number from 1 to 65535", shown(port)));
+  return {};
+}
+
 Result<std::string> known_server(const fsys::path& cdir, const std::string& cluster) {
   auto text = read_file(admin_kubeconfig_path(cdir), 16u << 20);
   if (!text) {
@@ -539,13 +596,10 @@ Result<std::string> known_server(const fsys::path& cdir, const std::string& clus
   const yaml::Node* c = kubeconfig::find(*cfg, "clusters", kubeconfig::cluster_entry(cluster));
   if (!c || !c->get_string("server"))
     return make_error(Exit::data, "reading " + admin_kubeconfig_path(cdir).string(), "no server for " + kubeconfig::cluster_entry(cluster));
-  return *c->get_string("server");
-}
-
-Status validate_server(const std::string& s) {
-  if (s.rfind("https://", 0) != 0 || s.size() <= 8 || s.find_first_of(" \t\r\n\"'") != std::string::npos)
-    return make_error(Exit::usage, fmt::format("invalid --server {}", shown(s)), "expected https://HOST:PORT");
-  return {};
+  std::string server = *c->get_string("server");
+  if (auto st = validate_server(server, fmt::format("server in {}", admin_kubeconfig_path(cdir).string()), Exit::data); !st)
+    return st.error();
+  return server;
 }
 
 Status cmd_sign(const Options& o, std::string& target) {
@@ -625,9 +679,8 @@ Status cmd_sign(const Options& o, std::string& target) {
 // --- token -------------------------------------------------------------------------------------------
 
 Status cmd_token(const Options& o, std::string& target) {
-  auto ttl = parse_duration(o.ttl.empty() ? "24h" : o.ttl);
+  auto ttl = parse_duration_flag("--ttl", o.ttl.empty() ? "24h" : o.ttl, kSecondMs, kMaxTokenTtlMs);
   if (!ttl) return ttl.error();
-  if (*ttl < 1000) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(o.ttl)), "must be at least 1s");
   if (::isatty(1))
     return make_error(Exit::policy, "refusing to print a bootstrap token on a terminal",
                       "the token is a secret that travels on the pipe only",
@@ -814,7 +867,7 @@ Status write_target(const fsys::path& p, const yaml::Node& cfg) {
 fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
 
 Result<std::chrono::milliseconds> lock_wait(const Options& o) {
-  auto ms = parse_duration(o.lock_timeout);
+  auto ms = parse_duration_flag("--lock-timeout", o.lock_timeout, 0, kMaxLockTimeoutMs);
   if (!ms) return ms.error();
   return std::chrono::milliseconds(*ms);
 }
@@ -843,7 +896,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   auto load = [&](Incoming in) -> Status {
     auto text = read_file(in.path, 16u << 20);
     if (!text) return text.error();
-    auto cfg = kubeconfig::parse(*text, in.path.string());
+    auto cfg = kubeconfig::parse_incoming(*text, in.path.string());
     sodium_memzero(text->data(), text->size());
     if (!cfg) return cfg.error();
     in.cfg = std::move(*cfg);
@@ -1204,7 +1257,7 @@ int main(int argc, char** argv) {
                                              "and the service-account key pair; prints a PKI record");
     init->add_option("--cluster", o.cluster, "Cluster name")->required();
     init->add_option("--algorithm", o.algorithm, "Key algorithm of the three CAs: ecdsa-p256 (default) or rsa-2048 (the service-account key is always RSA-2048, as kubeadm requires)");
-    init->add_option("--ca-ttl", o.ca_ttl, "CA validity (default 10y)");
+    init->add_option("--ca-ttl", o.ca_ttl, "CA validity, 1d to 10000y and never past 9999-12-31 (default 10y)");
     init->add_flag("--force", o.force, "Replace an existing PKI (everything it signed stops being trusted)");
 
     auto* exp = pki->add_subcommand("export", "Write the CAs and the service-account pair in kubeadm's layout "
@@ -1217,9 +1270,9 @@ int main(int argc, char** argv) {
     issue->add_option("--ca", o.ca, "cluster (default), front-proxy or etcd")->check(CLI::IsMember({"cluster", "front-proxy", "etcd"}));
     issue->add_option("--cn", o.cn, "Common name")->required();
     issue->add_option("--org", o.orgs, "Organization (repeatable)")->allow_extra_args(false);
-    issue->add_option("--san", o.sans, "DNS name or IP address (repeatable)")->allow_extra_args(false);
+    issue->add_option("--san", o.sans, "DNS name (RFC 1123, *. wildcard as the whole left label) or IP address (repeatable)")->allow_extra_args(false);
     issue->add_option("--usage", o.usages, "server, client (default) or peer (both); repeatable")->allow_extra_args(false);
-    issue->add_option("--ttl", o.ttl, "Validity (default 365d; never beyond the CA's)");
+    issue->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 365d; never beyond the CA's)");
     issue->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
     issue->add_option("--name", o.name, "File names NAME.crt and NAME.key (default: from the CN)");
     issue->add_option("--out", o.out, "Directory for the certificate and key")->required();
@@ -1229,14 +1282,14 @@ int main(int argc, char** argv) {
     sign->add_option("--cluster", o.cluster, "Cluster name")->required();
     sign->add_option("--user", o.user, "User name (certificate CN)")->required();
     sign->add_option("--group", o.groups, "Group (certificate O; repeatable)")->allow_extra_args(false);
-    sign->add_option("--ttl", o.ttl, "Validity (default 24h; never beyond the CA's)");
-    sign->add_option("--server", o.server, "API server URL (default: from the fetched admin kubeconfig)");
+    sign->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 24h; never beyond the CA's)");
+    sign->add_option("--server", o.server, "API server URL https://HOST[:PORT][/PATH] (default: from the fetched admin kubeconfig)");
     sign->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
     sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig)");
 
     auto* token = app.add_subcommand("token", "Make a kubeadm bootstrap token; prints a JoinToken record (refused on a terminal)");
     token->add_option("--cluster", o.cluster, "Cluster name")->required();
-    token->add_option("--ttl", o.ttl, "Token lifetime (default 24h)");
+    token->add_option("--ttl", o.ttl, "Token lifetime, 1s to 1y (default 24h)");
 
     auto* fetch = app.add_subcommand("fetch", "Copy /etc/kubernetes/admin.conf from a node (kina-vm cp), point it at the "
                                               "host-reachable API endpoint, name it kina-C; prints a Kubeconfig record");
@@ -1247,12 +1300,12 @@ int main(int argc, char** argv) {
                                               "file or ~/.kube/config, under PATH.lock, mode 0600");
     auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
     merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
-    merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+    merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
     unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
     auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
-    unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+    unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     return [&, init, exp, issue, sign, token, fetch, merge, unmerge, merge_kc, unmerge_kc]() -> Status {
       o.kubeconfig_given = merge_kc->count() > 0 || unmerge_kc->count() > 0;

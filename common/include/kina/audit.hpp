@@ -79,8 +79,22 @@ inline bool is_secret_name(std::string_view name) {
   return false;
 }
 
+// A URL with its userinfo (user:password@) replaced, wherever it appears in
+// an argument: "--server=https://u:p@h" -> "--server=https://[redacted]@h".
+inline std::string redact_userinfo(std::string_view a) {
+  size_t scheme = a.find("://");
+  if (scheme == std::string_view::npos) return std::string(a);
+  size_t start = scheme + 3;
+  size_t end = a.find_first_of("/?#", start);
+  std::string_view authority = a.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(a);
+  return std::string(a.substr(0, start)) + std::string(kRedacted) + std::string(a.substr(start + at));
+}
+
 // Replaces the values of secret-looking flags: `--token X`, `--token=X`,
-// `-p` is left alone (short flags are ambiguous), `KEY=V` pairs whose key looks secret.
+// `-p` is left alone (short flags are ambiguous), `KEY=V` pairs whose key looks secret,
+// and the userinfo of any URL (https://user:password@host).
 inline std::vector<std::string> redact_args(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   out.reserve(args.size());
@@ -110,7 +124,7 @@ inline std::vector<std::string> redact_args(const std::vector<std::string>& args
       out.push_back(a.substr(0, eq + 1) + std::string(kRedacted));
       continue;
     }
-    out.push_back(a);
+    out.push_back(redact_userinfo(a));
   }
   return out;
 }

@@ -191,6 +191,39 @@ inline Result<IpAddress> parse_ip(std::string_view s) {
   return make_error(Exit::usage, fmt::format("invalid IP address {}", shown(s)), "expected IPv4 (10.0.0.1) or IPv6 (fd00::1)");
 }
 
+// A host name for a certificate SAN or a URL: RFC 1123 labels (1-63 of
+// letters, digits and '-', not starting or ending with '-'), at most 253
+// characters, a "*." wildcard only as the whole left label when `wildcard`.
+// Anything whose last label is all digits looks like an IPv4 address and is
+// refused when it is not one (256.1.1.1, 1.2.3, 010.0.0.1): such names must
+// not silently become DNS names. `what` names the input ("--san").
+inline Status validate_host_name(std::string_view what, std::string_view s, bool wildcard) {
+  auto bad = [&](std::string why) { return make_error(Exit::usage, fmt::format("invalid {} {}", what, shown(s)), std::move(why)); };
+  std::string_view rest = s;
+  if (wildcard && rest.substr(0, 2) == "*.") rest.remove_prefix(2);
+  if (rest.empty()) return bad("expected an IP address or a DNS name");
+  if (rest.size() > 253) return bad("a DNS name is at most 253 characters");
+  size_t last = rest.rfind('.');
+  std::string_view tail = last == std::string_view::npos ? rest : rest.substr(last + 1);
+  if (!tail.empty() && tail.find_first_not_of("0123456789") == std::string_view::npos)
+    return bad("looks like an IPv4 address but is not a valid one (four decimal numbers 0-255, no leading zeros)");
+  size_t start = 0;
+  for (;;) {
+    size_t dot = rest.find('.', start);
+    std::string_view label = rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label == "*") return bad("a wildcard is allowed only as the whole leftmost label (*.example.com)");
+    if (label.empty() || label.size() > 63) return bad("DNS labels must be 1-63 characters");
+    for (char c : label)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+        return bad(c == '*' ? "a wildcard is allowed only as the whole leftmost label (*.example.com)"
+                            : "a DNS name has letters, digits, '-' and '.' only");
+    if (label.front() == '-' || label.back() == '-') return bad("DNS labels must not start or end with '-'");
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return {};
+}
+
 // A network prefix such as 10.89.0.0/24. Host bits must be zero.
 struct Cidr {
   IpAddress network;
