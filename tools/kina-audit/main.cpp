@@ -25,6 +25,8 @@ namespace {
 
 using namespace kina;
 constexpr std::string_view kTool = "kina-audit";
+// The keystore role of keys/audit.key (a sealed file copied over it is refused).
+constexpr std::string_view kSignerRole = "kina-audit signing key";
 
 struct Options {
   std::string log;
@@ -198,7 +200,7 @@ Result<note::Signer> load_signer() {
   if (!fsys::exists(key))
     return make_error(Exit::no_input, "loading the audit signing key", fmt::format("{} does not exist", key.string()),
                       "create it with: kina-audit keygen");
-  auto sealed = keystore::load(key);
+  auto sealed = keystore::load(key, kSignerRole);
   if (!sealed) return sealed.error();
   return note::decode_signer(*sealed);
 }
@@ -216,7 +218,7 @@ Status cmd_keygen(Options& o) {
   auto src = keystore::choose_source();
   if (!src) return src.error();
   note::Signer signer = note::generate(name);
-  auto sealed = keystore::seal(note::encode_signer(signer), *src);
+  auto sealed = keystore::seal(note::encode_signer(signer), *src, kSignerRole);
   if (!sealed) return sealed.error();
   if (auto st = write_file_atomic(key, *sealed, 0600); !st) return st;
   std::string vk = signer.verifier().vkey();

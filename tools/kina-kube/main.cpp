@@ -123,6 +123,12 @@ Error no_pki(const std::string& cluster) {
                     fmt::format("create it with: kina-kube pki init --cluster {}", cluster));
 }
 
+// What a sealed key file of a cluster's PKI holds, bound into the file
+// (keystore roles): a key copied over another one is refused by name.
+std::string key_role(std::string_view cluster, std::string_view file) {
+  return fmt::format("cluster {} pki/{}.key", cluster, file);
+}
+
 struct LoadedCa {
   x509::Cert cert;
   x509::Key key;
@@ -143,10 +149,17 @@ Result<LoadedCa> load_ca(const fsys::path& cdir, const std::string& cluster, std
   if (!cert) return cert.error();
   LoadedCa ca{std::move(*cert), nullptr, crt};
   if (need_key) {
-    auto sealed = keystore::load(pki / (std::string(spec->file) + ".key.sealed"));
+    fsys::path kf = pki / (std::string(spec->file) + ".key.sealed");
+    auto sealed = keystore::load(kf, key_role(cluster, spec->file));
     if (!sealed) return sealed.error();
-    auto key = x509::parse_private_key(sealed->view(), (pki / (std::string(spec->file) + ".key.sealed")).string());
+    auto key = x509::parse_private_key(sealed->view(), kf.string());
     if (!key) return key.error();
+    // Never sign with a key that is not the certificate's: what it signed
+    // would fail verification everywhere.
+    if (!x509::key_matches_cert(ca.cert.get(), key->get()))
+      return make_error(Exit::data, fmt::format("opening {}", kf.string()),
+                        fmt::format("the key does not match its certificate {}", crt.string()),
+                        "restore the pair from a backup, or make a new PKI with: kina-kube pki init --force");
     ca.key = std::move(*key);
   }
   return ca;
@@ -341,7 +354,8 @@ Status cmd_pki_init(const Options& o, std::string& target) {
     auto kpem = x509::private_key_pem(key->get());
     if (!kpem) return cleanup(kpem.error());
     if (auto st = write_file_atomic(tmp / (std::string(spec.file) + ".crt"), *pem, 0644); !st) return cleanup(st.error());
-    if (auto st = keystore::store(tmp / (std::string(spec.file) + ".key.sealed"), *kpem); !st) return cleanup(st.error());
+    if (auto st = keystore::store(tmp / (std::string(spec.file) + ".key.sealed"), *kpem, key_role(o.cluster, spec.file)); !st)
+      return cleanup(st.error());
     if (spec.id == "cluster") hash = x509::spki_hash(cert->get());
     w.begin_object()
         .field("name", spec.id)
@@ -362,7 +376,7 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   auto sa_key = x509::private_key_pem(sa->get());
   if (!sa_key) return cleanup(sa_key.error());
   if (auto st = write_file_atomic(tmp / "sa.pub", *sa_pub, 0644); !st) return cleanup(st.error());
-  if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key); !st) return cleanup(st.error());
+  if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key, key_role(o.cluster, "sa")); !st) return cleanup(st.error());
   if (auto st = fsync_dir(tmp); !st) return cleanup(st.error());
 
   // Swap: the old PKI (with --force) is moved aside first, removed last.
@@ -422,11 +436,15 @@ Status cmd_pki_export(const Options& o, std::string& target) {
   }
   auto sa_pub = read_file(*cdir / "pki" / "sa.pub", 1u << 20);
   if (!sa_pub) return sa_pub.error();
-  auto sa_sealed = keystore::load(*cdir / "pki" / "sa.key.sealed");
+  fsys::path sa_file = *cdir / "pki" / "sa.key.sealed";
+  auto sa_sealed = keystore::load(sa_file, key_role(o.cluster, "sa"));
   if (!sa_sealed) return sa_sealed.error();
   // Re-encoded, so a PKI made before the key format changed exports alike.
   auto sa = x509::parse_private_key(sa_sealed->view(), "the service-account key");
   if (!sa) return sa.error();
+  if (auto pub = x509::public_key_pem(sa->get()); !pub || *pub != *sa_pub)
+    return make_error(Exit::data, fmt::format("opening {}", sa_file.string()),
+                      fmt::format("the key does not match its public key {}", (*cdir / "pki" / "sa.pub").string()));
   auto sa_key = x509::private_key_pem(sa->get());
   if (!sa_key) return sa_key.error();
   certs.emplace_back(dir / "sa.pub", *sa_pub);

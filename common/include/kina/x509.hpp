@@ -185,6 +185,14 @@ inline std::string serial_hex(const X509* c) {
   return out;
 }
 
+// True when `key` is the private half of the public key in `c`.
+inline bool key_matches_cert(const X509* c, const EVP_PKEY* key) {
+  const EVP_PKEY* pub = X509_get0_pubkey(c);
+  bool same = pub && key && EVP_PKEY_eq(pub, key) == 1;
+  ERR_clear_error();
+  return same;
+}
+
 // True when `c` was signed by `ca_key`'s pair and names `ca` as issuer.
 inline bool issued_by(X509* c, X509* ca) {
   return X509_check_issued(ca, c) == X509_V_OK && X509_verify(c, X509_get0_pubkey(ca)) == 1;
