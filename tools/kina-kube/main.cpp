@@ -306,6 +306,35 @@ Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
 
 // --- pki init ----------------------------------------------------------------------------
 
+// What a killed pki init left in the cluster directory, under the cluster
+// lock (so no live pki init owns it): `.pki.tmp.*` is a new PKI never swapped
+// in or an old one swapped out, and is removed; `.pki.old.*/pki` is the old
+// PKI that versions before RENAME_EXCHANGE moved aside, put back when `pki`
+// is missing, else removed.
+Status recover_pki(const fsys::path& cdir) {
+  std::error_code ec;
+  fsys::path pki = cdir / "pki";
+  std::vector<fsys::path> tmps, olds;
+  for (fsys::directory_iterator it(cdir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.rfind(".pki.tmp.", 0) == 0) tmps.push_back(it->path());
+    else if (n.rfind(".pki.old.", 0) == 0) olds.push_back(it->path());
+  }
+  if (ec) return os_error(fmt::format("reading {}", cdir.string()), ec.value());
+  for (const auto& old : olds) {
+    struct stat st {};
+    if (::lstat(pki.c_str(), &st) != 0 && errno == ENOENT && fsys::exists(old / "pki" / "ca.crt", ec)) {
+      if (::rename((old / "pki").c_str(), pki.c_str()) != 0)
+        return os_error(fmt::format("restoring {} from {}", pki.string(), old.string()), errno, Exit::cant_create);
+      warn(kTool, fmt::format("restored {} that an interrupted pki init --force had moved aside", pki.string()));
+      if (auto s = fsync_dir(cdir); !s) return s;
+    }
+    fsys::remove_all(old, ec);
+  }
+  for (const auto& t : tmps) fsys::remove_all(t, ec);
+  return {};
+}
+
 Status cmd_pki_init(const Options& o, std::string& target) {
   auto alg = x509::parse_algorithm(o.algorithm.empty() ? "ecdsa-p256" : o.algorithm);
   if (!alg) return alg.error();
@@ -319,6 +348,7 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   fsys::path pki = *cdir / "pki";
   target = pki.string();
+  if (auto st = recover_pki(*cdir); !st) return st;
   std::error_code ec;
   if (fsys::exists(pki / "ca.crt", ec) && !o.force)
     return make_error(Exit::cant_create, fmt::format("cluster \"{}\"", o.cluster),
@@ -379,21 +409,15 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key, key_role(o.cluster, "sa")); !st) return cleanup(st.error());
   if (auto st = fsync_dir(tmp); !st) return cleanup(st.error());
 
-  // Swap: the old PKI (with --force) is moved aside first, removed last.
-  fsys::path old;
-  if (fsys::exists(pki, ec)) {
-    std::string otmpl = (*cdir / ".pki.old.XXXXXX").string();
-    if (!::mkdtemp(otmpl.data())) return cleanup(os_error("creating a directory", errno, Exit::cant_create));
-    old = fsys::path(otmpl) / "pki";
-    if (::rename(pki.c_str(), old.c_str()) != 0) return cleanup(os_error(fmt::format("moving {} aside", pki.string())));
-  }
-  if (::rename(tmp.c_str(), pki.c_str()) != 0) {
-    Error e = os_error(fmt::format("renaming into {}", pki.string()), errno, Exit::cant_create);
-    if (!old.empty()) (void)::rename(old.c_str(), pki.c_str());
-    return cleanup(e);
-  }
-  if (auto st = fsync_dir(*cdir); !st) return st;
-  if (!old.empty()) fsys::remove_all(old.parent_path(), ec);
+  // Swap in one step: with --force the new PKI and the old one trade places
+  // (RENAME_EXCHANGE), so a kill at any point leaves one of the two in place;
+  // the old one, now in the temporary directory, is removed last (or swept by
+  // the next pki init).
+  bool replace = fsys::exists(pki, ec);
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, pki.c_str(), replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) != 0)
+    return cleanup(os_error(fmt::format("renaming into {}", pki.string()), errno, Exit::cant_create));
+  if (auto st = fsync_dir(*cdir); !st) return cleanup(st.error());
+  fsys::remove_all(tmp, ec);
   w.field("saPublicKey", (pki / "sa.pub").string()).field("caCertHash", hash);
   return print(w);
 }
@@ -882,6 +906,37 @@ Status write_target(const fsys::path& p, const yaml::Node& cfg) {
   return st;
 }
 
+// Removes the temporaries of atomic writes of `file` (write_file_atomic's
+// `.NAME.tmp.XXXXXX`, holding a client key) that a killed merge or unmerge
+// left next to it, in its directory and, when it is a symlink, next to its
+// target. Called while holding PATH.lock: every kina writer of the file holds
+// it, so no live process owns such a temporary. Only regular files of this
+// user with exactly that name shape are touched.
+void sweep_write_temps(const fsys::path& file) {
+  std::error_code ec;
+  std::vector<fsys::path> files{file};
+  if (fsys::is_symlink(file, ec)) {
+    fsys::path real = fsys::weakly_canonical(file, ec);
+    if (!ec) files.push_back(real);
+  }
+  for (const auto& f : files) {
+    std::string prefix = "." + f.filename().string() + ".tmp.";
+    fsys::path dir = f.parent_path();
+    std::error_code iec;
+    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
+      std::string n = it->path().filename().string();
+      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
+      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
+          std::string::npos)
+        continue;
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+      if (::unlink(it->path().c_str()) == 0)
+        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
+    }
+  }
+}
+
 fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
 
 Result<std::chrono::milliseconds> lock_wait(const Options& o) {
@@ -947,6 +1002,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   if (auto st = ensure_dir(tpath->parent_path(), 0700); !st) return st;
   auto lock = KubeconfigLock::acquire(*tpath, *wait);
   if (!lock) return lock.error();
+  sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
   kubeconfig::WipeOnExit wipe_cfg(*cfg);  // so does the target
@@ -1003,6 +1059,7 @@ Status cmd_unmerge(const Options& o, std::string& target) {
   if (!cdir) return cdir.error();
   auto lock = KubeconfigLock::acquire(*tpath, *wait);
   if (!lock) return lock.error();
+  sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
   kubeconfig::WipeOnExit wipe_cfg(*cfg);
