@@ -15,6 +15,7 @@
 
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/validate.hpp"
 #include "kina_config.hpp"
 
 namespace kina {
@@ -76,6 +77,19 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
     return code(e.exit);
   }
   return 0;
+}
+
+// A CLI11 check for an integer option or argument: decimal digits with an
+// optional '-', within [min, max]. CLI11 alone would read "-1" into an unsigned
+// as 2^64-1 and accept 0x10 or 1e3; with this, `prove -1` or `-n -5` is a
+// usage error that names the option and the range (docs/cli.md, "Numeric bounds").
+inline CLI::Validator int_range(int64_t min, int64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        auto v = parse_int_flag("value", s, min, max);
+        return v ? std::string() : fmt::format("{} is not an integer from {} to {}", shown(s), min, max);
+      },
+      fmt::format("INT in [{} - {}]", min, max));
 }
 
 // Usage errors found after parsing (conflicting flags and the like).
