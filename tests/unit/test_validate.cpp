@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE validate
 #include <boost/test/unit_test.hpp>
 
+#include "kina/clock.hpp"
 #include "kina/validate.hpp"
 
 using namespace kina;
@@ -37,6 +38,44 @@ BOOST_AUTO_TEST_CASE(durations) {
   BOOST_TEST(*parse_duration("2w") == 14LL * 86400000);
   for (const char* bad : {"", "10", "s", "1x", "-5s", "1.5h", "999999999999999999y", "5 s"})
     BOOST_TEST(!parse_duration(bad).ok(), bad);
+}
+
+// Regression: parse_duration took up to INT64_MAX ms, so now + d overflowed
+// (token --ttl 9223372036854775807ms expired in the past).
+BOOST_AUTO_TEST_CASE(duration_bounds) {
+  BOOST_TEST(*parse_duration("10000y") == kMaxDurationMs);
+  for (const char* big : {"10001y", "9223372036854775807ms", "300000000000000000ms", "10000y1ms"})
+    BOOST_TEST(!parse_duration(big).ok(), big);
+  BOOST_TEST(parse_duration("-5s").error().why == "must not be negative");
+  // now + any accepted duration fits an int64.
+  BOOST_TEST(now_ms() <= std::numeric_limits<int64_t>::max() - kMaxDurationMs);
+
+  auto lt = parse_duration_flag("--lock-timeout", "300y", 0, 3600000);
+  BOOST_REQUIRE(!lt.ok());
+  BOOST_TEST(code(lt.error().exit) == 64);
+  BOOST_TEST(lt.error().message() == "invalid --lock-timeout \"300y\": must be at most 1h");
+  BOOST_TEST(parse_duration_flag("--ttl", "0s", 1000, 1000).error().message() == "invalid --ttl \"0s\": must be at least 1s");
+  BOOST_TEST(parse_duration_flag("--ttl", "9223372036854775807ms", 1000, 10LL * 365 * 86400000).error().message() ==
+             "invalid --ttl \"9223372036854775807ms\": too large (at most 10000y)");
+  BOOST_TEST(parse_duration_flag("--ttl", "-1s", 0, 1000).error().message() == "invalid --ttl \"-1s\": must not be negative");
+  BOOST_TEST(*parse_duration_flag("--ttl", "1h", 0, 3600000) == 3600000);
+  BOOST_TEST(*parse_duration_flag("--ttl", "0s", 0, 1) == 0);
+
+  BOOST_TEST(format_duration(3600000) == "1h");
+  BOOST_TEST(format_duration(10LL * 365 * 86400000) == "10y");
+  BOOST_TEST(format_duration(1500) == "1500ms");
+  BOOST_TEST(format_duration(0) == "0s");
+}
+
+BOOST_AUTO_TEST_CASE(int_flags) {
+  BOOST_TEST(*parse_int_flag("-n", "5", 1, 10) == 5);
+  BOOST_TEST(*parse_int_flag("-n", "-5", -10, 10) == -5);
+  BOOST_TEST(*parse_int_flag("x", "9223372036854775807", 0, std::numeric_limits<int64_t>::max()) ==
+             std::numeric_limits<int64_t>::max());
+  for (const char* bad : {"", "-", "-5", "0x10", "1e3", "11", " 5", "5 ", "+5", "9223372036854775808",
+                          "99999999999999999999", "18446744073709551615"})
+    BOOST_TEST(!parse_int_flag("-n", bad, 0, 10).ok(), bad);
+  BOOST_TEST(parse_int_flag("-n", "-5", 1, 10).error().message() == "invalid -n \"-5\": expected an integer from 1 to 10");
 }
 
 BOOST_AUTO_TEST_CASE(ips_and_cidrs) {

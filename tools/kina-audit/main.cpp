@@ -25,6 +25,8 @@ namespace {
 
 using namespace kina;
 constexpr std::string_view kTool = "kina-audit";
+// The keystore role of keys/audit.key (a sealed file copied over it is refused).
+constexpr std::string_view kSignerRole = "kina-audit signing key";
 
 struct Options {
   std::string log;
@@ -84,11 +86,16 @@ Result<audit::Event> event_from_record(const Record& r) {
   if (e.outcome.empty()) e.outcome = "ok";
   auto code_v = r.int_field("exitCode");
   if (!code_v) return code_v.error();
+  auto bad = [&](std::string why) { return make_error(Exit::data, fmt::format("record {} (AuditEvent)", r.where()), why); };
+  // Checked before narrowing: an exitCode of 2^32 must not be stored as 0.
+  if (*code_v && (**code_v < 0 || **code_v > 255))
+    return bad(fmt::format("exitCode {} is not an exit status (0-255)", **code_v));
   if (*code_v) e.exit_code = static_cast<int>(**code_v);
   auto dur = r.int_field("durationMs");
   if (!dur) return dur.error();
+  if (*dur && (**dur < 0 || **dur > audit::kMaxEventDurationMs))
+    return bad(fmt::format("durationMs {} is out of range (0 to {}, 10 years)", **dur, audit::kMaxEventDurationMs));
   e.duration_ms = *dur;
-  auto bad = [&](std::string why) { return make_error(Exit::data, fmt::format("record {} (AuditEvent)", r.where()), why); };
   if (auto args = r.root()["args"]; args.error() != simdjson::NO_SUCH_FIELD) {
     simdjson::dom::array arr;
     if (args.get(arr) != simdjson::SUCCESS) return bad("field \"args\" is not an array of strings");
@@ -130,7 +137,7 @@ Status cmd_append(Options& o, bool from_flags) {
       o.event.details.emplace_back(d.substr(0, eq), d.substr(eq + 1));
     }
     if (!o.duration.empty()) {
-      auto ms = parse_duration(o.duration);
+      auto ms = parse_duration_flag("--duration", o.duration, 0, audit::kMaxEventDurationMs);
       if (!ms) return ms.error();
       o.event.duration_ms = *ms;
     }
@@ -193,7 +200,7 @@ Result<note::Signer> load_signer() {
   if (!fsys::exists(key))
     return make_error(Exit::no_input, "loading the audit signing key", fmt::format("{} does not exist", key.string()),
                       "create it with: kina-audit keygen");
-  auto sealed = keystore::load(key);
+  auto sealed = keystore::load(key, kSignerRole);
   if (!sealed) return sealed.error();
   return note::decode_signer(*sealed);
 }
@@ -211,7 +218,7 @@ Status cmd_keygen(Options& o) {
   auto src = keystore::choose_source();
   if (!src) return src.error();
   note::Signer signer = note::generate(name);
-  auto sealed = keystore::seal(note::encode_signer(signer), *src);
+  auto sealed = keystore::seal(note::encode_signer(signer), *src, kSignerRole);
   if (!sealed) return sealed.error();
   if (auto st = write_file_atomic(key, *sealed, 0600); !st) return st;
   std::string vk = signer.verifier().vkey();
@@ -509,7 +516,8 @@ Status cmd_show(Options& o) {
       since = *t;
     } else {
       auto d = parse_duration(o.since);
-      if (!d) return usage_error(fmt::format("invalid --since {}", shown(o.since)), "expected an RFC 3339 time or a duration such as 1h");
+      if (!d) return usage_error(fmt::format("invalid --since {}", shown(o.since)),
+                                 fmt::format("expected an RFC 3339 time or a duration such as 1h ({})", d.error().why));
       since = now_ms() - *d;
     }
   }
@@ -597,8 +605,8 @@ int main(int argc, char** argv) {
     append->add_option("--cluster", o.event.cluster, "Cluster name");
     append->add_option("--target", o.event.target, "Object acted on");
     append->add_option("--outcome", o.event.outcome, "ok or error")->check(CLI::IsMember({"ok", "error"}));
-    append->add_option("--exit-code", o.exit_code, "Exit code of the command");
-    append->add_option("--duration", o.duration, "How long it took (e.g. 1500ms, 2s)");
+    append->add_option("--exit-code", o.exit_code, "Exit code of the command (0-255)")->check(int_range(0, 255));
+    append->add_option("--duration", o.duration, "How long it took (e.g. 1500ms, 2s; at most 10y)");
     append->add_option("--detail", o.details, "KEY=VALUE (repeatable; secret-looking keys are redacted)")->allow_extra_args(false);
     append->add_option("args", o.event.args, "The command's arguments, after --; secret flags are redacted");
 
@@ -619,7 +627,7 @@ int main(int argc, char** argv) {
     keygen->add_flag("--force", o.force, "Replace an existing key");
 
     auto* prove = app.add_subcommand("prove", "Print an RFC 9162 inclusion proof of entry SEQ against the latest checkpoint");
-    prove->add_option("seq", o.seq, "Sequence number of the entry")->required();
+    prove->add_option("seq", o.seq, "Sequence number of the entry (0 or more)")->required()->check(int_range(0, INT64_MAX));
     prove->add_option("--checkpoint", o.checkpoints, "Prove against this checkpoint instead of the latest")->type_name("FILE")->allow_extra_args(false);
 
     auto* vproof = app.add_subcommand("verify-proof", "Check AuditProof records (stdin or --proof); exit 0 valid, 1 invalid");
@@ -629,8 +637,8 @@ int main(int argc, char** argv) {
     auto* show = app.add_subcommand("show", "Print events (AuditEntry records, or a table on a terminal)");
     show->add_option("--cluster", o.cluster_filter, "Only this cluster");
     show->add_option("--tool", o.tool_filter, "Only this tool");
-    show->add_option("--since", o.since, "Only events at or after TIME (RFC 3339) or within DURATION (e.g. 1h)");
-    show->add_option("-n", o.last_n, "Only the last N matching events");
+    show->add_option("--since", o.since, "Only events at or after TIME (RFC 3339) or within DURATION (e.g. 1h; at most 10000y)");
+    show->add_option("-n", o.last_n, "Only the last N matching events (1 or more)")->check(int_range(1, INT64_MAX));
     show->add_option("--format", o.format, "json or table (default: table on a terminal, else json)")
         ->check(CLI::IsMember({"json", "table"}));
 

@@ -496,7 +496,7 @@ int main(int argc, char** argv) {
     unp->add_option("--disk", o.disk, "ext4 image file to create (built with mke2fs -d from the unpacked tree; not yet written straight from the layer streams)");
     unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: content plus headroom)");
     unp->add_option("--max-bytes", o.max_bytes, "Cap on uncompressed layer bytes over all layers (default 1 TiB)");
-    unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers (default 4194304)");
+    unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers, 1 or more (default 4194304)")->check(int_range(1, INT64_MAX));
     add_platform(unp);
     run(unp, "unpack", cmd_unpack);
 

@@ -38,6 +38,11 @@ using namespace kina;
 constexpr std::string_view kTool = "kina-kube";
 // Certificates start a little in the past: a node VM's clock may lag the host's.
 constexpr int64_t kBackdateMs = 5 * 60 * 1000;
+// Bounds of the duration flags (docs/cli.md, "Numeric bounds").
+constexpr int64_t kSecondMs = 1000, kDayMs = 86400 * kSecondMs, kYearMs = 365 * kDayMs;
+constexpr int64_t kMaxLeafTtlMs = 10 * kYearMs;          // issue, sign --ttl (and never past the CA's end)
+constexpr int64_t kMaxTokenTtlMs = kYearMs;              // token --ttl
+constexpr int64_t kMaxLockTimeoutMs = 3600 * kSecondMs;  // merge, unmerge --lock-timeout
 
 struct Options {
   std::vector<std::string> argv;
@@ -118,6 +123,12 @@ Error no_pki(const std::string& cluster) {
                     fmt::format("create it with: kina-kube pki init --cluster {}", cluster));
 }
 
+// What a sealed key file of a cluster's PKI holds, bound into the file
+// (keystore roles): a key copied over another one is refused by name.
+std::string key_role(std::string_view cluster, std::string_view file) {
+  return fmt::format("cluster {} pki/{}.key", cluster, file);
+}
+
 struct LoadedCa {
   x509::Cert cert;
   x509::Key key;
@@ -138,10 +149,17 @@ Result<LoadedCa> load_ca(const fsys::path& cdir, const std::string& cluster, std
   if (!cert) return cert.error();
   LoadedCa ca{std::move(*cert), nullptr, crt};
   if (need_key) {
-    auto sealed = keystore::load(pki / (std::string(spec->file) + ".key.sealed"));
+    fsys::path kf = pki / (std::string(spec->file) + ".key.sealed");
+    auto sealed = keystore::load(kf, key_role(cluster, spec->file));
     if (!sealed) return sealed.error();
-    auto key = x509::parse_private_key(sealed->view(), (pki / (std::string(spec->file) + ".key.sealed")).string());
+    auto key = x509::parse_private_key(sealed->view(), kf.string());
     if (!key) return key.error();
+    // Never sign with a key that is not the certificate's: what it signed
+    // would fail verification everywhere.
+    if (!x509::key_matches_cert(ca.cert.get(), key->get()))
+      return make_error(Exit::data, fmt::format("opening {}", kf.string()),
+                        fmt::format("the key does not match its certificate {}", crt.string()),
+                        "restore the pair from a backup, or make a new PKI with: kina-kube pki init --force");
     ca.key = std::move(*key);
   }
   return ca;
@@ -157,9 +175,8 @@ Result<x509::Key> leaf_key(const Options& o, const LoadedCa& ca) {
 
 // A TTL as milliseconds, refused when it would outlive the CA.
 Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::string_view ca_name) {
-  auto ms = parse_duration(ttl);
+  auto ms = parse_duration_flag("--ttl", ttl, kSecondMs, kMaxLeafTtlMs);
   if (!ms) return ms.error();
-  if (*ms <= 0) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(ttl)), "must be positive");
   int64_t now = now_ms();
   int64_t ca_end = x509::not_after_ms(ca.cert.get());
   if (*ms > ca_end - now)
@@ -289,12 +306,40 @@ Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
 
 // --- pki init ----------------------------------------------------------------------------
 
+// What a killed pki init left in the cluster directory, under the cluster
+// lock (so no live pki init owns it): `.pki.tmp.*` is a new PKI never swapped
+// in or an old one swapped out, and is removed; `.pki.old.*/pki` is the old
+// PKI that versions before RENAME_EXCHANGE moved aside, put back when `pki`
+// is missing, else removed.
+Status recover_pki(const fsys::path& cdir) {
+  std::error_code ec;
+  fsys::path pki = cdir / "pki";
+  std::vector<fsys::path> tmps, olds;
+  for (fsys::directory_iterator it(cdir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.rfind(".pki.tmp.", 0) == 0) tmps.push_back(it->path());
+    else if (n.rfind(".pki.old.", 0) == 0) olds.push_back(it->path());
+  }
+  if (ec) return os_error(fmt::format("reading {}", cdir.string()), ec.value());
+  for (const auto& old : olds) {
+    struct stat st {};
+    if (::lstat(pki.c_str(), &st) != 0 && errno == ENOENT && fsys::exists(old / "pki" / "ca.crt", ec)) {
+      if (::rename((old / "pki").c_str(), pki.c_str()) != 0)
+        return os_error(fmt::format("restoring {} from {}", pki.string(), old.string()), errno, Exit::cant_create);
+      warn(kTool, fmt::format("restored {} that an interrupted pki init --force had moved aside", pki.string()));
+      if (auto s = fsync_dir(cdir); !s) return s;
+    }
+    fsys::remove_all(old, ec);
+  }
+  for (const auto& t : tmps) fsys::remove_all(t, ec);
+  return {};
+}
+
 Status cmd_pki_init(const Options& o, std::string& target) {
   auto alg = x509::parse_algorithm(o.algorithm.empty() ? "ecdsa-p256" : o.algorithm);
   if (!alg) return alg.error();
-  auto ttl = parse_duration(o.ca_ttl);
+  auto ttl = parse_duration_flag("--ca-ttl", o.ca_ttl, kDayMs, kMaxDurationMs);
   if (!ttl) return ttl.error();
-  if (*ttl < 86400LL * 1000) return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "must be at least 1d");
   if (*ttl > x509::kMaxTimeMs - now_ms())
     return make_error(Exit::usage, fmt::format("--ca-ttl {}", o.ca_ttl), "ends after 9999-12-31, the last date X.509 can express");
   auto cdir = cluster_dir(o.cluster, true);
@@ -303,6 +348,7 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   fsys::path pki = *cdir / "pki";
   target = pki.string();
+  if (auto st = recover_pki(*cdir); !st) return st;
   std::error_code ec;
   if (fsys::exists(pki / "ca.crt", ec) && !o.force)
     return make_error(Exit::cant_create, fmt::format("cluster \"{}\"", o.cluster),
@@ -338,7 +384,8 @@ Status cmd_pki_init(const Options& o, std::string& target) {
     auto kpem = x509::private_key_pem(key->get());
     if (!kpem) return cleanup(kpem.error());
     if (auto st = write_file_atomic(tmp / (std::string(spec.file) + ".crt"), *pem, 0644); !st) return cleanup(st.error());
-    if (auto st = keystore::store(tmp / (std::string(spec.file) + ".key.sealed"), *kpem); !st) return cleanup(st.error());
+    if (auto st = keystore::store(tmp / (std::string(spec.file) + ".key.sealed"), *kpem, key_role(o.cluster, spec.file)); !st)
+      return cleanup(st.error());
     if (spec.id == "cluster") hash = x509::spki_hash(cert->get());
     w.begin_object()
         .field("name", spec.id)
@@ -359,24 +406,18 @@ Status cmd_pki_init(const Options& o, std::string& target) {
   auto sa_key = x509::private_key_pem(sa->get());
   if (!sa_key) return cleanup(sa_key.error());
   if (auto st = write_file_atomic(tmp / "sa.pub", *sa_pub, 0644); !st) return cleanup(st.error());
-  if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key); !st) return cleanup(st.error());
+  if (auto st = keystore::store(tmp / "sa.key.sealed", *sa_key, key_role(o.cluster, "sa")); !st) return cleanup(st.error());
   if (auto st = fsync_dir(tmp); !st) return cleanup(st.error());
 
-  // Swap: the old PKI (with --force) is moved aside first, removed last.
-  fsys::path old;
-  if (fsys::exists(pki, ec)) {
-    std::string otmpl = (*cdir / ".pki.old.XXXXXX").string();
-    if (!::mkdtemp(otmpl.data())) return cleanup(os_error("creating a directory", errno, Exit::cant_create));
-    old = fsys::path(otmpl) / "pki";
-    if (::rename(pki.c_str(), old.c_str()) != 0) return cleanup(os_error(fmt::format("moving {} aside", pki.string())));
-  }
-  if (::rename(tmp.c_str(), pki.c_str()) != 0) {
-    Error e = os_error(fmt::format("renaming into {}", pki.string()), errno, Exit::cant_create);
-    if (!old.empty()) (void)::rename(old.c_str(), pki.c_str());
-    return cleanup(e);
-  }
-  if (auto st = fsync_dir(*cdir); !st) return st;
-  if (!old.empty()) fsys::remove_all(old.parent_path(), ec);
+  // Swap in one step: with --force the new PKI and the old one trade places
+  // (RENAME_EXCHANGE), so a kill at any point leaves one of the two in place;
+  // the old one, now in the temporary directory, is removed last (or swept by
+  // the next pki init).
+  bool replace = fsys::exists(pki, ec);
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, pki.c_str(), replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) != 0)
+    return cleanup(os_error(fmt::format("renaming into {}", pki.string()), errno, Exit::cant_create));
+  if (auto st = fsync_dir(*cdir); !st) return cleanup(st.error());
+  fsys::remove_all(tmp, ec);
   w.field("saPublicKey", (pki / "sa.pub").string()).field("caCertHash", hash);
   return print(w);
 }
@@ -419,11 +460,15 @@ Status cmd_pki_export(const Options& o, std::string& target) {
   }
   auto sa_pub = read_file(*cdir / "pki" / "sa.pub", 1u << 20);
   if (!sa_pub) return sa_pub.error();
-  auto sa_sealed = keystore::load(*cdir / "pki" / "sa.key.sealed");
+  fsys::path sa_file = *cdir / "pki" / "sa.key.sealed";
+  auto sa_sealed = keystore::load(sa_file, key_role(o.cluster, "sa"));
   if (!sa_sealed) return sa_sealed.error();
   // Re-encoded, so a PKI made before the key format changed exports alike.
   auto sa = x509::parse_private_key(sa_sealed->view(), "the service-account key");
   if (!sa) return sa.error();
+  if (auto pub = x509::public_key_pem(sa->get()); !pub || *pub != *sa_pub)
+    return make_error(Exit::data, fmt::format("opening {}", sa_file.string()),
+                      fmt::format("the key does not match its public key {}", (*cdir / "pki" / "sa.pub").string()));
   auto sa_key = x509::private_key_pem(sa->get());
   if (!sa_key) return sa_key.error();
   certs.emplace_back(dir / "sa.pub", *sa_pub);
@@ -524,6 +569,60 @@ Status cmd_pki_issue(const Options& o, std::string& target) {
 
 fsys::path admin_kubeconfig_path(const fsys::path& cdir) { return cdir / "admin.kubeconfig"; }
 
+// An API server URL as kubectl takes it: https://HOST[:PORT][/PATH], HOST an
+// IPv4 address, [IPv6] or an RFC 1123 name, PORT 1-65535. Refused: userinfo
+// (a password would reach the kubeconfig, the record and the audit log; it is
+// never echoed back), a query, a fragment, spaces, quotes, control and
+// non-ASCII bytes. `what` names the input; bad input is `exit` (64 for a flag,
+// 65 for a stored file).
+Status validate_server(const std::string& s, std::string_view what = "--server", Exit exit = Exit::usage) {
+  auto bad = [&](std::string why) {
+    return make_error(exit, fmt::format("invalid {} {}", what, shown(audit::redact_userinfo(s))), std::move(why));
+  };
+  if (s.rfind("https://", 0) != 0) return bad("expected https://HOST[:PORT][/PATH]");
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\'' || c == '\\' || c == '<' || c == '>' || c == '`')
+      return bad("spaces, quotes, backslashes, control and non-ASCII characters are not allowed");
+  }
+  std::string_view rest = std::string_view(s).substr(8);
+  size_t end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end);
+  std::string_view tail = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (authority.find('@') != std::string_view::npos)
+    return bad("must not hold a user name or password (USER:PASSWORD@); credentials go in the kubeconfig's user");
+  if (tail.find('?') != std::string_view::npos) return bad("must not have a query (?...)");
+  if (tail.find('#') != std::string_view::npos) return bad("must not have a fragment (#...)");
+  std::string_view host, port;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("an IPv6 address needs its closing ']'");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("expected :PORT after the IPv6 address");
+      port = after.substr(1);
+      has_port = true;
+    }
+    if (auto ip = parse_ip(host); !ip || ip->family != AF_INET6) return bad(fmt::format("{} is not an IPv6 address", shown(host)));
+  } else {
+    size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+      if (port.find(':') != std::string_view::npos) return bad("an IPv6 address must be in brackets: https://[fd00::1]:6443");
+    }
+    if (host.empty()) return bad("has no host");
+    if (!parse_ip(host))
+      if (auto st = validate_host_name("host", host, false); !st) return bad(st.error().message());
+  }
+  if (has_port && !parse_int_flag("port", port, 1, 65535))
+    return bad(fmt::format("port {} is not a number from 1 to 65535", shown(port)));
+  return {};
+}
+
 Result<std::string> known_server(const fsys::path& cdir, const std::string& cluster) {
   auto text = read_file(admin_kubeconfig_path(cdir), 16u << 20);
   if (!text) {
@@ -539,13 +638,10 @@ Result<std::string> known_server(const fsys::path& cdir, const std::string& clus
   const yaml::Node* c = kubeconfig::find(*cfg, "clusters", kubeconfig::cluster_entry(cluster));
   if (!c || !c->get_string("server"))
     return make_error(Exit::data, "reading " + admin_kubeconfig_path(cdir).string(), "no server for " + kubeconfig::cluster_entry(cluster));
-  return *c->get_string("server");
-}
-
-Status validate_server(const std::string& s) {
-  if (s.rfind("https://", 0) != 0 || s.size() <= 8 || s.find_first_of(" \t\r\n\"'") != std::string::npos)
-    return make_error(Exit::usage, fmt::format("invalid --server {}", shown(s)), "expected https://HOST:PORT");
-  return {};
+  std::string server = *c->get_string("server");
+  if (auto st = validate_server(server, fmt::format("server in {}", admin_kubeconfig_path(cdir).string()), Exit::data); !st)
+    return st.error();
+  return server;
 }
 
 Status cmd_sign(const Options& o, std::string& target) {
@@ -625,9 +721,8 @@ Status cmd_sign(const Options& o, std::string& target) {
 // --- token -------------------------------------------------------------------------------------------
 
 Status cmd_token(const Options& o, std::string& target) {
-  auto ttl = parse_duration(o.ttl.empty() ? "24h" : o.ttl);
+  auto ttl = parse_duration_flag("--ttl", o.ttl.empty() ? "24h" : o.ttl, kSecondMs, kMaxTokenTtlMs);
   if (!ttl) return ttl.error();
-  if (*ttl < 1000) return make_error(Exit::usage, fmt::format("invalid --ttl {}", shown(o.ttl)), "must be at least 1s");
   if (::isatty(1))
     return make_error(Exit::policy, "refusing to print a bootstrap token on a terminal",
                       "the token is a secret that travels on the pipe only",
@@ -811,10 +906,41 @@ Status write_target(const fsys::path& p, const yaml::Node& cfg) {
   return st;
 }
 
+// Removes the temporaries of atomic writes of `file` (write_file_atomic's
+// `.NAME.tmp.XXXXXX`, holding a client key) that a killed merge or unmerge
+// left next to it, in its directory and, when it is a symlink, next to its
+// target. Called while holding PATH.lock: every kina writer of the file holds
+// it, so no live process owns such a temporary. Only regular files of this
+// user with exactly that name shape are touched.
+void sweep_write_temps(const fsys::path& file) {
+  std::error_code ec;
+  std::vector<fsys::path> files{file};
+  if (fsys::is_symlink(file, ec)) {
+    fsys::path real = fsys::weakly_canonical(file, ec);
+    if (!ec) files.push_back(real);
+  }
+  for (const auto& f : files) {
+    std::string prefix = "." + f.filename().string() + ".tmp.";
+    fsys::path dir = f.parent_path();
+    std::error_code iec;
+    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
+      std::string n = it->path().filename().string();
+      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
+      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
+          std::string::npos)
+        continue;
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+      if (::unlink(it->path().c_str()) == 0)
+        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
+    }
+  }
+}
+
 fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
 
 Result<std::chrono::milliseconds> lock_wait(const Options& o) {
-  auto ms = parse_duration(o.lock_timeout);
+  auto ms = parse_duration_flag("--lock-timeout", o.lock_timeout, 0, kMaxLockTimeoutMs);
   if (!ms) return ms.error();
   return std::chrono::milliseconds(*ms);
 }
@@ -843,7 +969,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   auto load = [&](Incoming in) -> Status {
     auto text = read_file(in.path, 16u << 20);
     if (!text) return text.error();
-    auto cfg = kubeconfig::parse(*text, in.path.string());
+    auto cfg = kubeconfig::parse_incoming(*text, in.path.string());
     sodium_memzero(text->data(), text->size());
     if (!cfg) return cfg.error();
     in.cfg = std::move(*cfg);
@@ -876,6 +1002,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   if (auto st = ensure_dir(tpath->parent_path(), 0700); !st) return st;
   auto lock = KubeconfigLock::acquire(*tpath, *wait);
   if (!lock) return lock.error();
+  sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
   kubeconfig::WipeOnExit wipe_cfg(*cfg);  // so does the target
@@ -932,6 +1059,7 @@ Status cmd_unmerge(const Options& o, std::string& target) {
   if (!cdir) return cdir.error();
   auto lock = KubeconfigLock::acquire(*tpath, *wait);
   if (!lock) return lock.error();
+  sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);
   if (!cfg) return cfg.error();
   kubeconfig::WipeOnExit wipe_cfg(*cfg);
@@ -1204,7 +1332,7 @@ int main(int argc, char** argv) {
                                              "and the service-account key pair; prints a PKI record");
     init->add_option("--cluster", o.cluster, "Cluster name")->required();
     init->add_option("--algorithm", o.algorithm, "Key algorithm of the three CAs: ecdsa-p256 (default) or rsa-2048 (the service-account key is always RSA-2048, as kubeadm requires)");
-    init->add_option("--ca-ttl", o.ca_ttl, "CA validity (default 10y)");
+    init->add_option("--ca-ttl", o.ca_ttl, "CA validity, 1d to 10000y and never past 9999-12-31 (default 10y)");
     init->add_flag("--force", o.force, "Replace an existing PKI (everything it signed stops being trusted)");
 
     auto* exp = pki->add_subcommand("export", "Write the CAs and the service-account pair in kubeadm's layout "
@@ -1217,9 +1345,9 @@ int main(int argc, char** argv) {
     issue->add_option("--ca", o.ca, "cluster (default), front-proxy or etcd")->check(CLI::IsMember({"cluster", "front-proxy", "etcd"}));
     issue->add_option("--cn", o.cn, "Common name")->required();
     issue->add_option("--org", o.orgs, "Organization (repeatable)")->allow_extra_args(false);
-    issue->add_option("--san", o.sans, "DNS name or IP address (repeatable)")->allow_extra_args(false);
+    issue->add_option("--san", o.sans, "DNS name (RFC 1123, *. wildcard as the whole left label) or IP address (repeatable)")->allow_extra_args(false);
     issue->add_option("--usage", o.usages, "server, client (default) or peer (both); repeatable")->allow_extra_args(false);
-    issue->add_option("--ttl", o.ttl, "Validity (default 365d; never beyond the CA's)");
+    issue->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 365d; never beyond the CA's)");
     issue->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
     issue->add_option("--name", o.name, "File names NAME.crt and NAME.key (default: from the CN)");
     issue->add_option("--out", o.out, "Directory for the certificate and key")->required();
@@ -1229,14 +1357,14 @@ int main(int argc, char** argv) {
     sign->add_option("--cluster", o.cluster, "Cluster name")->required();
     sign->add_option("--user", o.user, "User name (certificate CN)")->required();
     sign->add_option("--group", o.groups, "Group (certificate O; repeatable)")->allow_extra_args(false);
-    sign->add_option("--ttl", o.ttl, "Validity (default 24h; never beyond the CA's)");
-    sign->add_option("--server", o.server, "API server URL (default: from the fetched admin kubeconfig)");
+    sign->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 24h; never beyond the CA's)");
+    sign->add_option("--server", o.server, "API server URL https://HOST[:PORT][/PATH] (default: from the fetched admin kubeconfig)");
     sign->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
     sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig)");
 
     auto* token = app.add_subcommand("token", "Make a kubeadm bootstrap token; prints a JoinToken record (refused on a terminal)");
     token->add_option("--cluster", o.cluster, "Cluster name")->required();
-    token->add_option("--ttl", o.ttl, "Token lifetime (default 24h)");
+    token->add_option("--ttl", o.ttl, "Token lifetime, 1s to 1y (default 24h)");
 
     auto* fetch = app.add_subcommand("fetch", "Copy /etc/kubernetes/admin.conf from a node (kina-vm cp), point it at the "
                                               "host-reachable API endpoint, name it kina-C; prints a Kubeconfig record");
@@ -1247,12 +1375,12 @@ int main(int argc, char** argv) {
                                               "file or ~/.kube/config, under PATH.lock, mode 0600");
     auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
     merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
-    merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+    merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
     unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
     auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
-    unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock (default 10s)");
+    unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     return [&, init, exp, issue, sign, token, fetch, merge, unmerge, merge_kc, unmerge_kc]() -> Status {
       o.kubeconfig_given = merge_kc->count() > 0 || unmerge_kc->count() > 0;

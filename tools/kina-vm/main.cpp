@@ -65,6 +65,8 @@ struct Options {
 };
 
 int64_t g_start_ms = now_ms();
+// Bounds of the duration flags (docs/cli.md, "Numeric bounds").
+constexpr int64_t kMinBootTimeoutMs = 1000, kMaxBootTimeoutMs = 86400LL * 1000, kMaxStopTimeoutMs = 3600LL * 1000;
 
 // One audit event for a mutating command; a failure to log is a warning.
 Status audited(const Options& o, std::string_view action, const std::string& target, Status st) {
@@ -392,7 +394,7 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
 
   auto accel = choose_accel(o, k, init);
   if (!accel) return accel.error();
-  auto t_ms = parse_duration(o.timeout);
+  auto t_ms = parse_duration_flag("--timeout", o.timeout, kMinBootTimeoutMs, kMaxBootTimeoutMs);
   if (accel->name == "kvm" && o.accel == "auto" && !accel->trusted) {
     // A KVM trial: a guest that is not answering soon is stopped, and the
     // machine boots again with TCG; the answer is remembered for a day.
@@ -639,7 +641,7 @@ Status cmd_boot(Options& o) {
   auto mem = parse_size(o.memory);
   if (!mem) return mem.error();
   if (*mem < (128u << 20)) return usage_error(fmt::format("invalid --memory {}", shown(o.memory)), "at least 128M");
-  auto t = parse_duration(o.timeout);
+  auto t = parse_duration_flag("--timeout", o.timeout, kMinBootTimeoutMs, kMaxBootTimeoutMs);
   if (!t) return t.error();
   for (const auto& p : o.publish)
     if (auto pp = parse_publish(p); !pp) return pp.error();
@@ -929,7 +931,7 @@ Status cmd_stop(Options& o) {
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
   o.cluster = cluster_of(*dir);
-  auto t = parse_duration(o.stop_timeout);
+  auto t = parse_duration_flag("--timeout", o.stop_timeout, 0, kMaxStopTimeoutMs);
   if (!t) return t.error();
   auto lock = FileLock::acquire(*dir / "lock", std::chrono::seconds(30), "kina-vm stop");
   if (!lock) return lock.error();
@@ -1190,7 +1192,7 @@ int main(int argc, char** argv) {
     boot->add_option("--rootfs", o.rootfs, "Root filesystem directory (an ext4 base disk is built once from it)")->type_name("DIR");
     boot->add_option("--image", o.image, "apple backend: the image as REF@DIGEST (default: the Image record on stdin)");
     boot->add_option("--disk", o.disk, "An ext4 disk image to use as the read-only base")->type_name("FILE");
-    boot->add_option("--cpus", o.cpus, "Virtual CPUs (default 1)");
+    boot->add_option("--cpus", o.cpus, "Virtual CPUs, 1 to 64 (default 1)")->check(int_range(1, 64));
     boot->add_option("--memory", o.memory, "Memory (default 512Mi; M is 10^6 bytes, Mi 2^20)");
     boot->add_option("--publish", o.publish, "[ADDR:]HOSTPORT:GUESTPORT[/tcp|udp] (ADDR defaults to 127.0.0.1)")->allow_extra_args(false);
     boot->add_option("--mount", o.mounts, "HOSTDIR:GUESTDIR[:ro]: a host directory in the guest (qemu: virtiofs; :ro is enforced on the host)")->allow_extra_args(false);
@@ -1198,7 +1200,7 @@ int main(int argc, char** argv) {
     boot->add_option("--kernel-arg", o.kernel_args, "Add to the kernel command line")->allow_extra_args(false);
     boot->add_option("--backend", o.backend, "auto, qemu or apple")->check(CLI::IsMember({"auto", "qemu", "apple"}));
     boot->add_option("--accel", o.accel, "auto (probe KVM, fall back to TCG), kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
-    boot->add_option("--timeout", o.timeout, "How long to wait for the guest agent (default 180s)");
+    boot->add_option("--timeout", o.timeout, "How long to wait for the guest agent, 1s to 1d (default 180s)");
     boot->add_option("command", o.command, "Workload (PID 1) after --; default: the image's, else /sbin/init");
 
     auto* exec = app.add_subcommand("exec", "Run a command in a machine; exits with its status");
@@ -1227,7 +1229,7 @@ int main(int argc, char** argv) {
     add_cluster(logs);
     auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout");
     stop->add_option("name", o.name, "Machine")->required();
-    stop->add_option("--timeout", o.stop_timeout, "Wait this long for a clean poweroff (default 30s)");
+    stop->add_option("--timeout", o.stop_timeout, "Wait this long for a clean poweroff, 0s to 1h (default 30s)");
     add_cluster(stop);
     auto* rm = app.add_subcommand("rm", "Remove a stopped machine (-f: stop it first) and all its files");
     rm->add_option("name", o.name, "Machine")->required();

@@ -44,6 +44,9 @@ inline constexpr size_t kMaxEntryBytes = 1u << 20;
 inline const std::string kZeroHash(64, '0');
 inline constexpr std::string_view kRedacted = "[redacted]";
 
+// An event's numbers: an exit status 0-255, a duration of 0 to 10 years.
+inline constexpr int64_t kMaxEventDurationMs = 10LL * 365 * 86400 * 1000;
+
 struct Event {
   std::string tool, action, cluster, target;
   std::string outcome = "ok";
@@ -76,8 +79,22 @@ inline bool is_secret_name(std::string_view name) {
   return false;
 }
 
+// A URL with its userinfo (user:password@) replaced, wherever it appears in
+// an argument: "--server=https://u:p@h" -> "--server=https://[redacted]@h".
+inline std::string redact_userinfo(std::string_view a) {
+  size_t scheme = a.find("://");
+  if (scheme == std::string_view::npos) return std::string(a);
+  size_t start = scheme + 3;
+  size_t end = a.find_first_of("/?#", start);
+  std::string_view authority = a.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(a);
+  return std::string(a.substr(0, start)) + std::string(kRedacted) + std::string(a.substr(start + at));
+}
+
 // Replaces the values of secret-looking flags: `--token X`, `--token=X`,
-// `-p` is left alone (short flags are ambiguous), `KEY=V` pairs whose key looks secret.
+// `-p` is left alone (short flags are ambiguous), `KEY=V` pairs whose key looks secret,
+// and the userinfo of any URL (https://user:password@host).
 inline std::vector<std::string> redact_args(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   out.reserve(args.size());
@@ -107,7 +124,7 @@ inline std::vector<std::string> redact_args(const std::vector<std::string>& args
       out.push_back(a.substr(0, eq + 1) + std::string(kRedacted));
       continue;
     }
-    out.push_back(a);
+    out.push_back(redact_userinfo(a));
   }
   return out;
 }
@@ -132,6 +149,10 @@ inline Status validate_event(const Event& e) {
   if (e.outcome != "ok" && e.outcome != "error")
     return make_error(Exit::usage, fmt::format("invalid audit outcome {}", shown(e.outcome)), "must be ok or error");
   if (e.target.size() > 4096) return make_error(Exit::usage, "invalid audit target", "longer than 4096 bytes");
+  if (e.exit_code < 0 || e.exit_code > 255)
+    return make_error(Exit::usage, fmt::format("invalid audit exit code {}", e.exit_code), "must be 0-255");
+  if (e.duration_ms && (*e.duration_ms < 0 || *e.duration_ms > kMaxEventDurationMs))
+    return make_error(Exit::usage, fmt::format("invalid audit duration {} ms", *e.duration_ms), "must be 0 to 10 years");
   for (const auto& [k, v] : e.details) {
     if (k.empty() || k.size() > 128 || !json::valid_utf8(k))
       return make_error(Exit::usage, fmt::format("invalid audit detail key {}", shown(k)), "must be 1-128 bytes of UTF-8");

@@ -7,14 +7,20 @@
 
 #include <cstdio>
 #include <exception>
+#include <algorithm>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/exit.hpp"
+#include "kina/validate.hpp"
 #include "kina_config.hpp"
 
 namespace kina {
@@ -27,6 +33,90 @@ inline void setup_app(CLI::App& app, std::string_view tool) {
   app.option_defaults()->always_capture_default(false);
   app.allow_extras(false);
   app.require_subcommand(0, 1);
+}
+
+// The exit codes, as the footer of every --help (docs/protocol.md).
+inline std::string exit_code_footer() {
+  std::string out = "Exit codes:";
+  for (Exit e : {Exit::ok, Exit::negative, Exit::usage, Exit::data, Exit::no_input, Exit::unavailable, Exit::internal,
+                 Exit::os, Exit::cant_create, Exit::io, Exit::temp_fail, Exit::config, Exit::policy})
+    out += fmt::format("\n  {:<4}{}", code(e), describe(e));
+  out += "\n  128+N a child died of signal N";
+  return out;
+}
+
+inline void add_exit_code_footers(CLI::App& app) {
+  if (app.get_footer().empty()) app.footer(exit_code_footer());
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_exit_code_footers(*sub);
+}
+
+// Edit distance, for "did you mean".
+inline size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The word of argv that should have named a subcommand and does not, with the
+// app it was given to: walks argv as CLI11 does (options and their values are
+// skipped, known subcommands descended into). Nothing when argv has no such word.
+struct UnknownSubcommand {
+  std::string word;
+  const CLI::App* app = nullptr;
+};
+inline std::optional<UnknownSubcommand> find_unknown_subcommand(const CLI::App& root, int argc, char** argv) {
+  const CLI::App* cur = &root;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view w = argv[i];
+    if (w == "--") return std::nullopt;
+    if (w.size() > 1 && w[0] == '-') {
+      if (w.find('=') != std::string_view::npos) continue;
+      const CLI::Option* opt = cur->get_option_no_throw(std::string(w));
+      if (!opt) return std::nullopt;  // CLI11's own message names the unknown option
+      if (opt->get_expected_min() > 0 && opt->get_type_size_max() > 0) ++i;  // its value
+      continue;
+    }
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : cur->get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->check_name(std::string(w))) next = sub;
+    if (next) {
+      cur = next;
+      continue;
+    }
+    if (cur->get_subcommands([](const CLI::App*) { return true; }).empty()) return std::nullopt;  // a positional
+    if (cur->get_require_subcommand_min() == 0 && !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty())
+      return std::nullopt;
+    return UnknownSubcommand{std::string(w), cur};
+  }
+  return std::nullopt;
+}
+
+// "did you mean" for a mistyped subcommand: the nearest name within two edits.
+inline Error unknown_subcommand_error(std::string_view tool, const UnknownSubcommand& u) {
+  std::string best;
+  size_t best_d = 3;
+  std::vector<std::string> names;
+  for (const CLI::App* sub : u.app->get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+    size_t d = edit_distance(u.word, sub->get_name());
+    if (d < best_d || (d == best_d && !best.empty() && sub->get_name() < best)) {
+      best_d = d;
+      best = sub->get_name();
+    }
+  }
+  std::string where = u.app->get_parent() ? fmt::format("{} {}", tool, u.app->get_name()) : std::string(tool);
+  std::string why = best.empty() ? fmt::format("{} has no subcommand {}", where, shown(u.word))
+                                 : fmt::format("{} has no subcommand {}; did you mean \"{}\"?", where, shown(u.word), best);
+  return make_error(Exit::usage, "usage", std::move(why), fmt::format("see {} --help", where));
 }
 
 // Runs a tool: `build` adds options and subcommands to the app and returns
@@ -43,6 +133,7 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
   Status result;
   try {
     auto action = build(app);
+    add_exit_code_footers(app);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -58,6 +149,7 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::ParseError& e) {
       Error err = make_error(Exit::usage, "usage", e.what(), fmt::format("see {} --help", tool));
+      if (auto u = find_unknown_subcommand(app, argc, argv)) err = unknown_subcommand_error(tool, *u);
       report(tool, err);
       if (on_parse_error) on_parse_error(app, err);
       return code(Exit::usage);
@@ -82,6 +174,19 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
     return code(e.exit);
   }
   return 0;
+}
+
+// A CLI11 check for an integer option or argument: decimal digits with an
+// optional '-', within [min, max]. CLI11 alone would read "-1" into an unsigned
+// as 2^64-1 and accept 0x10 or 1e3; with this, `prove -1` or `-n -5` is a
+// usage error that names the option and the range (docs/cli.md, "Numeric bounds").
+inline CLI::Validator int_range(int64_t min, int64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        auto v = parse_int_flag("value", s, min, max);
+        return v ? std::string() : fmt::format("{} is not an integer from {} to {}", shown(s), min, max);
+      },
+      fmt::format("INT in [{} - {}]", min, max));
 }
 
 // Usage errors found after parsing (conflicting flags and the like).

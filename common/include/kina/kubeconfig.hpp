@@ -89,6 +89,22 @@ class WipeOnExit {
   Node& n_;
 };
 
+// Reads a kubeconfig to merge into another: parse()'s checks, and it must hold
+// at least one cluster, user or context. An empty file, or YAML that is no
+// kubeconfig at all (a manifest, a values file), is bad data: merging it would
+// do nothing and say nothing.
+inline Result<Node> parse_incoming(std::string_view text, const std::string& source) {
+  auto cfg = parse(text, source);
+  if (!cfg) return cfg;
+  for (const auto& sec : kSections)
+    if (const Node* l = cfg->get(sec.list); l && l->is_seq() && !l->items.empty()) return cfg;
+  wipe(*cfg);
+  return make_error(Exit::data, fmt::format("reading kubeconfig {}", source),
+                    text.find_first_not_of(" \t\r\n") == std::string_view::npos
+                        ? "the file is empty"
+                        : "holds no clusters, users or contexts (not a kubeconfig)");
+}
+
 inline std::string entry_name(const Node& item) {
   const Node* n = item.get("name");
   return n && n->is_scalar() ? n->value : std::string();

@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -69,14 +70,21 @@ inline Result<uint64_t> parse_size(std::string_view s) {
   return n * mult;
 }
 
+// The longest duration kina parses at all: 10000 years. Any timestamp from
+// 1970 on plus this still fits an int64 of milliseconds, so `now + d` cannot
+// overflow; each flag then has its own, tighter bound (parse_duration_flag).
+inline constexpr int64_t kMaxDurationMs = 10000LL * 365 * 86400 * 1000;
+
 // Durations: one or more <number><unit> with units ms, s, m, h, d, w, y
-// (y = 365 days), e.g. 90s, 24h, 1h30m, 10y. Returns milliseconds.
+// (y = 365 days), e.g. 90s, 24h, 1h30m, 10y. Returns milliseconds, at most
+// kMaxDurationMs; negative durations do not exist.
 inline Result<int64_t> parse_duration(std::string_view s) {
   auto bad = [&](std::string why) {
     return make_error(Exit::usage, fmt::format("invalid duration {}", shown(s)), why);
   };
   if (s.empty()) return bad("must not be empty");
-  constexpr int64_t max = std::numeric_limits<int64_t>::max();
+  if (s.front() == '-') return bad("must not be negative");
+  constexpr int64_t max = kMaxDurationMs;
   int64_t total = 0;
   size_t i = 0;
   while (i < s.size()) {
@@ -84,7 +92,7 @@ inline Result<int64_t> parse_duration(std::string_view s) {
     int64_t n = 0;
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
       int64_t d = s[i] - '0';
-      if (n > (max - d) / 10) return bad("too large");
+      if (n > (max - d) / 10) return bad("too large (at most 10000y)");
       n = n * 10 + d;
       ++i;
     }
@@ -102,11 +110,58 @@ inline Result<int64_t> parse_duration(std::string_view s) {
     else if (unit == "y") mult = 365 * 86400LL * 1000;
     else if (unit.empty()) return bad("missing unit (ms s m h d w y)");
     else return bad(fmt::format("unknown unit \"{}\" (use ms s m h d w y)", std::string(unit)));
-    if (n != 0 && mult > max / n) return bad("too large");
-    if (total > max - n * mult) return bad("too large");
+    if (n != 0 && mult > max / n) return bad("too large (at most 10000y)");
+    if (total > max - n * mult) return bad("too large (at most 10000y)");
     total += n * mult;
   }
   return total;
+}
+
+// A duration in the largest unit that divides it exactly: 3600000 -> "1h".
+inline std::string format_duration(int64_t ms) {
+  static constexpr std::pair<int64_t, std::string_view> units[] = {
+      {365 * 86400LL * 1000, "y"}, {7 * 86400LL * 1000, "w"}, {86400LL * 1000, "d"}, {3600LL * 1000, "h"},
+      {60LL * 1000, "m"}, {1000, "s"}, {1, "ms"}};
+  if (ms == 0) return "0s";
+  for (const auto& [m, u] : units)
+    if (ms % m == 0) return fmt::format("{}{}", ms / m, u);
+  return fmt::format("{}ms", ms);
+}
+
+// A duration given to `flag` (e.g. "--ttl"), within [min_ms, max_ms]. Errors
+// name the flag and the bound: invalid --lock-timeout "300y": must be at most 1h.
+inline Result<int64_t> parse_duration_flag(std::string_view flag, std::string_view s, int64_t min_ms, int64_t max_ms) {
+  auto bad = [&](std::string why) {
+    return make_error(Exit::usage, fmt::format("invalid {} {}", flag, shown(s)), std::move(why));
+  };
+  auto d = parse_duration(s);
+  if (!d) return bad(d.error().why);
+  if (*d < min_ms) return bad(min_ms == 1 ? std::string("must be positive") : fmt::format("must be at least {}", format_duration(min_ms)));
+  if (*d > max_ms) return bad(fmt::format("must be at most {}", format_duration(max_ms)));
+  return *d;
+}
+
+// An integer given to `flag`, within [min, max]: digits only (an optional
+// leading '-'), no overflow. Errors name the flag and the range.
+inline Result<int64_t> parse_int_flag(std::string_view flag, std::string_view s, int64_t min, int64_t max) {
+  auto bad = [&](std::string why) {
+    return make_error(Exit::usage, fmt::format("invalid {} {}", flag, shown(s)), std::move(why));
+  };
+  std::string_view digits = s;
+  bool neg = !digits.empty() && digits.front() == '-';
+  if (neg) digits.remove_prefix(1);
+  if (digits.empty() || digits.size() > 19 || digits.find_first_not_of("0123456789") != std::string_view::npos)
+    return bad(fmt::format("expected an integer from {} to {}", min, max));
+  uint64_t v = 0;
+  for (char c : digits) {
+    if (v > (std::numeric_limits<uint64_t>::max() - static_cast<uint64_t>(c - '0')) / 10) return bad("too large");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    return bad(fmt::format("expected an integer from {} to {}", min, max));
+  int64_t n = neg ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  if (n < min || n > max) return bad(fmt::format("expected an integer from {} to {}", min, max));
+  return n;
 }
 
 // An IPv4 or IPv6 address in binary form.
@@ -134,6 +189,39 @@ inline Result<IpAddress> parse_ip(std::string_view s) {
     if (str.size() <= 45 && ::inet_pton(AF_INET6, str.c_str(), ip.bytes.data()) == 1) return ip;
   }
   return make_error(Exit::usage, fmt::format("invalid IP address {}", shown(s)), "expected IPv4 (10.0.0.1) or IPv6 (fd00::1)");
+}
+
+// A host name for a certificate SAN or a URL: RFC 1123 labels (1-63 of
+// letters, digits and '-', not starting or ending with '-'), at most 253
+// characters, a "*." wildcard only as the whole left label when `wildcard`.
+// Anything whose last label is all digits looks like an IPv4 address and is
+// refused when it is not one (256.1.1.1, 1.2.3, 010.0.0.1): such names must
+// not silently become DNS names. `what` names the input ("--san").
+inline Status validate_host_name(std::string_view what, std::string_view s, bool wildcard) {
+  auto bad = [&](std::string why) { return make_error(Exit::usage, fmt::format("invalid {} {}", what, shown(s)), std::move(why)); };
+  std::string_view rest = s;
+  if (wildcard && rest.substr(0, 2) == "*.") rest.remove_prefix(2);
+  if (rest.empty()) return bad("expected an IP address or a DNS name");
+  if (rest.size() > 253) return bad("a DNS name is at most 253 characters");
+  size_t last = rest.rfind('.');
+  std::string_view tail = last == std::string_view::npos ? rest : rest.substr(last + 1);
+  if (!tail.empty() && tail.find_first_not_of("0123456789") == std::string_view::npos)
+    return bad("looks like an IPv4 address but is not a valid one (four decimal numbers 0-255, no leading zeros)");
+  size_t start = 0;
+  for (;;) {
+    size_t dot = rest.find('.', start);
+    std::string_view label = rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label == "*") return bad("a wildcard is allowed only as the whole leftmost label (*.example.com)");
+    if (label.empty() || label.size() > 63) return bad("DNS labels must be 1-63 characters");
+    for (char c : label)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+        return bad(c == '*' ? "a wildcard is allowed only as the whole leftmost label (*.example.com)"
+                            : "a DNS name has letters, digits, '-' and '.' only");
+    if (label.front() == '-' || label.back() == '-') return bad("DNS labels must not start or end with '-'");
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return {};
 }
 
 // A network prefix such as 10.89.0.0/24. Host bits must be zero.

@@ -185,6 +185,14 @@ inline std::string serial_hex(const X509* c) {
   return out;
 }
 
+// True when `key` is the private half of the public key in `c`.
+inline bool key_matches_cert(const X509* c, const EVP_PKEY* key) {
+  const EVP_PKEY* pub = X509_get0_pubkey(c);
+  bool same = pub && key && EVP_PKEY_eq(pub, key) == 1;
+  ERR_clear_error();
+  return same;
+}
+
 // True when `c` was signed by `ca_key`'s pair and names `ca` as issuer.
 inline bool issued_by(X509* c, X509* ca) {
   return X509_check_issued(ca, c) == X509_V_OK && X509_verify(c, X509_get0_pubkey(ca)) == 1;
@@ -222,25 +230,13 @@ struct San {
   IpAddress ip;
 };
 
-// An IP address or a DNS name (RFC 1123 labels, a leading "*." wildcard allowed).
+// An IP address or a DNS name (validate_host_name: RFC 1123 labels, a "*."
+// wildcard only as the whole left label, nothing that looks like a bad IPv4).
 inline Result<San> parse_san(std::string_view s) {
   if (auto ip = parse_ip(s)) return San{San::Type::ip, ip->str(), *ip};
-  auto bad = [&](std::string why) { return make_error(Exit::usage, fmt::format("invalid --san {}", shown(s)), why); };
-  std::string_view rest = s;
-  if (rest.substr(0, 2) == "*.") rest.remove_prefix(2);
-  if (rest.empty() || rest.size() > 253) return bad("expected an IP address or a DNS name");
-  size_t start = 0;
-  while (start <= rest.size()) {
-    size_t dot = rest.find('.', start);
-    std::string_view label = rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > 63) return bad("DNS labels must be 1-63 characters");
-    for (char c : label)
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
-        return bad("a DNS name has letters, digits, '-' and '.' only");
-    if (label.front() == '-' || label.back() == '-') return bad("DNS labels must not start or end with '-'");
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
+  if (s.find(':') != std::string_view::npos)
+    return make_error(Exit::usage, fmt::format("invalid --san {}", shown(s)), "not a valid IPv6 address");
+  if (auto st = validate_host_name("--san", s, true); !st) return st.error();
   San out;
   out.type = San::Type::dns;
   out.value = std::string(s);

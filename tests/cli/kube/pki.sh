@@ -48,7 +48,7 @@ assert_eq "$ERR" 'kina-kube: error: unknown algorithm "dsa-1024": use ecdsa-p256
 expect_exit 64 kina-kube pki init --cluster Bad_Name
 assert_contains "$ERR" 'invalid cluster name "Bad_Name"'
 expect_exit 64 kina-kube pki init --cluster c2 --ca-ttl 10q
-assert_contains "$ERR" 'invalid duration "10q"'
+assert_contains "$ERR" 'invalid --ca-ttl "10q"'
 # Regression: a CA ending after year 9999 was written with an invalid notAfter.
 expect_exit 64 kina-kube pki init --cluster c2 --ca-ttl 9000y
 assert_eq "$ERR" 'kina-kube: error: --ca-ttl 9000y: ends after 9999-12-31, the last date X.509 can express'

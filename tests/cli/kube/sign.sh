@@ -60,7 +60,7 @@ expect_exit 64 kina-kube sign --cluster c1 --user ok --group 'g1' --group 'x,O=s
 assert_eq "$ERR" "kina-kube: error: invalid group \"x,O=system:masters\": ',' cannot go into a certificate subject safely (use letters, digits and . _ @ : -)"
 expect_exit 64 kina-kube sign --cluster c1 --user ok --server http://plain:80
 assert_contains "$ERR" 'invalid --server "http://plain:80"'
-expect_exit 64 kina-kube sign --cluster c1 --user ok --ttl 20y --server https://127.0.0.1:6443
+expect_exit 64 kina-kube sign --cluster c1 --user ok --ttl 10y --server https://127.0.0.1:6443
 assert_contains "$ERR" 'goes beyond the validity of the cluster CA'
 expect_exit 66 kina-kube sign --cluster nope --user ok --server https://127.0.0.1:6443
 [ "$(ls "$KINA_HOME/clusters/c1/kubeconfigs")" = "alice.kubeconfig" ] || fail "a refused sign wrote a file"

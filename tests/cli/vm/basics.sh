@@ -104,9 +104,14 @@ ok "stdin, env, workdir, user, 5 MB round trip"
 expect_exit 0 kina-vm exec -t n1 -- sh -c 'test -t 0 && test -t 1 && echo tty'
 assert_contains "$OUT" "tty"
 
-# Four concurrent sessions, each with its own output and status.
+# Four concurrent sessions, each with its own output and status. They meet:
+# each marks its arrival and waits (up to 60 s) for the other three, so
+# sessions served one after another fail with 99 instead of passing slowly.
+kina-vm exec n1 -- rm -rf /tmp/meet
 for i in 1 2 3 4; do
-  kina-vm exec n1 -- sh -c "sleep 1; echo session$i; exit $i" > "$TEST_TMP/c$i.out" &
+  kina-vm exec n1 -- sh -c "mkdir -p /tmp/meet && touch /tmp/meet/$i
+    n=0; while [ \$(ls /tmp/meet | wc -l) -lt 4 ]; do n=\$((n+1)); [ \$n -gt 600 ] && exit 99; sleep 0.1; done
+    echo session$i; exit $i" > "$TEST_TMP/c$i.out" &
   eval "p$i=\$!"
 done
 for i in 1 2 3 4; do
