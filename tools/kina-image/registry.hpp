@@ -125,11 +125,18 @@ inline Result<Credentials> find_credentials(const std::string& host) {
     if (!home) return Credentials{};
     file = *home / ".docker" / "config.json";
   }
-  auto data = read_file(file, 4u << 20);
-  if (!data) {
-    if (data.error().exit == Exit::no_input) return Credentials{};
-    return data.error();
+  // A regular file only: a FIFO there would block the pull, a device feed it.
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return Credentials{};
+    return os_error(fmt::format("reading {}", file.string()), errno, Exit::config);
   }
+  struct stat sb {};
+  if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
+    return make_error(Exit::config, fmt::format("reading {}", file.string()), "not a regular file");
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  auto data = read_fd(fd.get(), fmt::format("reading {}", file.string()), 4u << 20);
+  if (!data) return data.error();
   simdjson::dom::parser p;
   simdjson::dom::object root;
   if (p.parse(*data).get(root) != simdjson::SUCCESS)

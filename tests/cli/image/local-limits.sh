@@ -43,7 +43,10 @@ expect_exit 65 timeout 20 kina-image --store "$TEST_TMP/s1" import lay
 rm -f small/index.json && mkfifo small/index.json
 expect_exit 65 timeout 20 kina-image --store "$TEST_TMP/s1" import small
 assert_eq "$(ls -A s1/ingest)" ""
-ok "FIFO, device and symlinked layout blobs refused"
+# The credentials file is read only if it is a regular file (a FIFO blocked the pull).
+mkdir -p dockercfg && mkfifo dockercfg/config.json
+DOCKER_CONFIG="$TEST_TMP/dockercfg" expect_exit 69 timeout 20 kina-image --store "$TEST_TMP/s1" pull 127.0.0.1:1/x/y:1 --insecure-registry 127.0.0.1:1
+ok "FIFO, device and symlinked layout blobs and credential files refused"
 
 # --- names: an invalid org.opencontainers.image.ref.name is an error naming it ----
 for name in 'bad name' 'example.com/Bad/Repo:1' '-x'; do
