@@ -45,10 +45,6 @@ class AuditEvent {
     std::lock_guard<std::mutex> g(mu_);
     target_ = std::move(target);
   }
-  bool active() {
-    std::lock_guard<std::mutex> g(mu_);
-    return !action_.empty();
-  }
   void write(int exit_code, std::vector<std::pair<std::string, std::string>> details = {}) {
     std::lock_guard<std::mutex> g(mu_);
     if (action_.empty() || written_) return;
@@ -130,10 +126,8 @@ Status pull_limits(const Options& o, PullOptions& po) {
     po.max_download = *n;
   }
   if (auto [v, env] = pick(o.stall_timeout, "KINA_IMAGE_STALL_TIMEOUT"); !v.empty()) {
-    auto ms = parse_duration(v);
-    if (!ms) return env.empty() ? ms.error() : make_error(Exit::usage, fmt::format("{}: {}", env, ms.error().what), ms.error().why);
-    if (*ms < 1000 || *ms > 24LL * 3600 * 1000)
-      return usage_error(fmt::format("invalid stall timeout {}", shown(v)), "must be between 1s and 24h");
+    auto ms = parse_duration_flag(env.empty() ? "--stall-timeout" : env, v, 1000, 24LL * 3600 * 1000);
+    if (!ms) return ms.error();
     po.stall_timeout = std::chrono::milliseconds(*ms);
   }
   return {};
