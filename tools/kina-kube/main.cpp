@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
@@ -184,6 +185,58 @@ Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::
                       fmt::format("goes beyond the validity of the {} CA (until {})", ca_name, format_utc_ms(ca_end)),
                       "use a shorter --ttl, or renew the PKI");
   return now + *ms;
+}
+
+// Removes the temporaries of atomic writes of `file` (write_file_atomic's
+// `.NAME.tmp.XXXXXX`, holding a client key) that a killed command left next
+// to it, in its directory and, when it is a symlink, next to its target.
+// Called only while holding the lock every kina writer of `file` holds
+// (PATH.lock for a user's kubeconfig, the cluster lock for files in
+// clusters/C/), so no live process owns such a temporary. Only regular files
+// of this user with exactly that name shape are touched.
+void sweep_write_temps(const fsys::path& file) {
+  std::error_code ec;
+  std::vector<fsys::path> files{file};
+  if (fsys::is_symlink(file, ec)) {
+    fsys::path real = fsys::weakly_canonical(file, ec);
+    if (!ec) files.push_back(real);
+  }
+  for (const auto& f : files) {
+    std::string prefix = "." + f.filename().string() + ".tmp.";
+    fsys::path dir = f.parent_path();
+    std::error_code iec;
+    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
+      std::string n = it->path().filename().string();
+      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
+      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
+          std::string::npos)
+        continue;
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+      if (::unlink(it->path().c_str()) == 0)
+        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
+    }
+  }
+}
+
+// `fetch` copies admin.conf (the cluster admin's key) into
+// clusters/C/.fetch.PID.XXXXXX. Those of processes no longer running, left by
+// a kill, are removed by the next fetch.
+void sweep_fetch_dirs(const fsys::path& cdir) {
+  std::error_code ec;
+  for (fsys::directory_iterator it(cdir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.rfind(".fetch.", 0) != 0) continue;
+    std::string_view rest = std::string_view(n).substr(7);
+    size_t dot = rest.find('.');
+    if (dot == std::string_view::npos) continue;
+    auto pid = parse_int_flag("pid", rest.substr(0, dot), 1, std::numeric_limits<pid_t>::max());
+    if (!pid || ::kill(static_cast<pid_t>(*pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) continue;
+    std::error_code rec;
+    fsys::remove_all(it->path(), rec);
+  }
 }
 
 // --- audit ---------------------------------------------------------------------------------
@@ -706,6 +759,7 @@ Status cmd_sign(const Options& o, std::string& target) {
     if (!lock) return lock.error();
     if (auto st = ensure_dir(*cdir / "kubeconfigs", 0700); !st) return st;
     path = *cdir / "kubeconfigs" / (o.user + ".kubeconfig");
+    sweep_write_temps(path);
   }
   target = path.string();
   Status st = write_file_atomic(path, *text, 0600);
@@ -904,37 +958,6 @@ Status write_target(const fsys::path& p, const yaml::Node& cfg) {
   Status st = write_file_atomic(real, *text, 0600);
   sodium_memzero(text->data(), text->size());
   return st;
-}
-
-// Removes the temporaries of atomic writes of `file` (write_file_atomic's
-// `.NAME.tmp.XXXXXX`, holding a client key) that a killed merge or unmerge
-// left next to it, in its directory and, when it is a symlink, next to its
-// target. Called while holding PATH.lock: every kina writer of the file holds
-// it, so no live process owns such a temporary. Only regular files of this
-// user with exactly that name shape are touched.
-void sweep_write_temps(const fsys::path& file) {
-  std::error_code ec;
-  std::vector<fsys::path> files{file};
-  if (fsys::is_symlink(file, ec)) {
-    fsys::path real = fsys::weakly_canonical(file, ec);
-    if (!ec) files.push_back(real);
-  }
-  for (const auto& f : files) {
-    std::string prefix = "." + f.filename().string() + ".tmp.";
-    fsys::path dir = f.parent_path();
-    std::error_code iec;
-    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
-      std::string n = it->path().filename().string();
-      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
-      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
-          std::string::npos)
-        continue;
-      struct stat st {};
-      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
-      if (::unlink(it->path().c_str()) == 0)
-        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
-    }
-  }
 }
 
 fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
@@ -1195,7 +1218,8 @@ Status cmd_fetch(const Options& o, std::string& target) {
   auto cdir = cluster_dir(cluster, true);
   if (!cdir) return cdir.error();
 
-  std::string tmpl = (*cdir / ".fetch.XXXXXX").string();
+  sweep_fetch_dirs(*cdir);
+  std::string tmpl = (*cdir / fmt::format(".fetch.{}.XXXXXX", ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
   fsys::path tmp = tmpl;
   struct Cleanup {
@@ -1304,6 +1328,7 @@ Status cmd_fetch(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   fsys::path path = admin_kubeconfig_path(*cdir);
   target = path.string();
+  sweep_write_temps(path);
   if (auto st = write_target(path, result); !st) return st;
   auto w = begin_record("Kubeconfig");
   w.field("cluster", cluster).field("user", user).string_array("groups", groups);
@@ -1323,7 +1348,7 @@ int main(int argc, char** argv) {
         "Cluster PKI, least-privilege kubeconfigs, bootstrap tokens, fetch and merge of kubeconfigs.\n"
         "State: $KINA_HOME/clusters/C/ (CA keys sealed with the keystore). Records on stdout, diagnostics on stderr.\n"
         "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 kina-vm failed, 73 cannot create, 74 I/O, "
-        "75 lock busy or stale, 80 refused.");
+        "75 lock busy or stale, 78 keystore misconfigured (KINA_KEYSTORE, passphrase), 80 refused (wrong key).");
     app.require_subcommand(1);
 
     auto* pki = app.add_subcommand("pki", "The cluster's certificate authorities");
