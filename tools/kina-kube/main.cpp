@@ -219,17 +219,18 @@ void sweep_write_temps(const fsys::path& file) {
   }
 }
 
-// `fetch` copies admin.conf (the cluster admin's key) into
-// clusters/C/.fetch.PID.XXXXXX. Those of processes no longer running, left by
-// a kill, are removed by the next fetch.
-void sweep_fetch_dirs(const fsys::path& cdir) {
+// Removes the temporary directories `DIR/PREFIX<pid>.XXXXXX` whose process is
+// no longer running (left by a kill -9): fetch's `.fetch.` (admin.conf, the
+// cluster admin's key), install_files' staging directories (clear keys of
+// pki export and pki issue). Only directories of this user are touched.
+void sweep_dead_temp_dirs(const fsys::path& dir, std::string_view prefix) {
   std::error_code ec;
-  for (fsys::directory_iterator it(cdir, ec), end; !ec && it != end; it.increment(ec)) {
+  for (fsys::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::string n = it->path().filename().string();
-    if (n.rfind(".fetch.", 0) != 0) continue;
-    std::string_view rest = std::string_view(n).substr(7);
+    if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+    std::string_view rest = std::string_view(n).substr(prefix.size());
     size_t dot = rest.find('.');
-    if (dot == std::string_view::npos) continue;
+    if (dot == std::string_view::npos || rest.size() - dot != 7) continue;
     auto pid = parse_int_flag("pid", rest.substr(0, dot), 1, std::numeric_limits<pid_t>::max());
     if (!pid || ::kill(static_cast<pid_t>(*pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
     struct stat st {};
@@ -265,6 +266,51 @@ Status print(json::Writer& w) {
   return out.write_line(w.str());
 }
 
+// While kina holds PATH.lock, SIGINT, SIGTERM and SIGHUP remove it before the
+// process dies of them: a lock left behind makes every kubectl write fail.
+namespace lock_signals {
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+char g_path[4096];
+volatile sig_atomic_t g_armed = 0;
+struct sigaction g_old[3];
+
+void on_signal(int sig) {
+  if (g_armed) ::unlink(g_path);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// Blocks the three signals for the life of the guard (so taking and releasing
+// the lock and (dis)arming the handler happen as one step).
+struct Blocked {
+  sigset_t old;
+  Blocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kSignals) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, &old);
+  }
+  ~Blocked() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
+};
+
+void arm(const std::string& path) {
+  if (path.size() >= sizeof g_path) return;  // the lock is then only removed on a normal exit
+  std::copy(path.begin(), path.end(), g_path);
+  g_path[path.size()] = '\0';
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_old[i]);
+  g_armed = 1;
+}
+
+void disarm() {
+  if (!g_armed) return;
+  g_armed = 0;
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_old[i], nullptr);
+}
+}  // namespace lock_signals
+
 // --- writing a set of files as one unit ----------------------------------------------------
 
 // A file to install under a directory: its path relative to it, contents, mode.
@@ -281,6 +327,10 @@ struct Staged {
 // RENAME_EXCHANGE), and a failure midway moves every file back. Nothing that
 // is not a regular file is ever replaced.
 Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
+  // SIGINT, SIGTERM and SIGHUP wait until DIR is either as it was or complete
+  // and the staging directory (clear keys) is gone; a kill -9 leaves the
+  // staging directory, named with the pid, for the next run to sweep.
+  lock_signals::Blocked blocked;
   std::error_code ec;
   struct stat st {};
   bool exists = ::stat(dir.c_str(), &st) == 0;  // DIR itself may be a symlink the user chose
@@ -299,7 +349,9 @@ Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
     return s;
   }
   fsys::path base = exists ? dir : dir.parent_path();
-  std::string tmpl = (base / fmt::format(".{}.tmp.XXXXXX", exists ? "kina-kube" : dir.filename().string())).string();
+  std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
+  sweep_dead_temp_dirs(base, stem);
+  std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
   fsys::path tmp = tmpl;
   auto cleanup = [&](Error e) {
@@ -812,50 +864,6 @@ Status cmd_token(const Options& o, std::string& target) {
 
 // --- the kubeconfig lock (client-go's PATH.lock) -----------------------------------------------------------
 
-// While kina holds PATH.lock, SIGINT, SIGTERM and SIGHUP remove it before the
-// process dies of them: a lock left behind makes every kubectl write fail.
-namespace lock_signals {
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-char g_path[4096];
-volatile sig_atomic_t g_armed = 0;
-struct sigaction g_old[3];
-
-void on_signal(int sig) {
-  if (g_armed) ::unlink(g_path);
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
-
-// Blocks the three signals for the life of the guard (so taking and releasing
-// the lock and (dis)arming the handler happen as one step).
-struct Blocked {
-  sigset_t old;
-  Blocked() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : kSignals) sigaddset(&set, s);
-    ::sigprocmask(SIG_BLOCK, &set, &old);
-  }
-  ~Blocked() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
-};
-
-void arm(const std::string& path) {
-  if (path.size() >= sizeof g_path) return;  // the lock is then only removed on a normal exit
-  std::copy(path.begin(), path.end(), g_path);
-  g_path[path.size()] = '\0';
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_old[i]);
-  g_armed = 1;
-}
-
-void disarm() {
-  if (!g_armed) return;
-  g_armed = 0;
-  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_old[i], nullptr);
-}
-}  // namespace lock_signals
 
 // kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
 // kubeconfig; kina does the same so none of them loses the others' writes.
@@ -1218,7 +1226,7 @@ Status cmd_fetch(const Options& o, std::string& target) {
   auto cdir = cluster_dir(cluster, true);
   if (!cdir) return cdir.error();
 
-  sweep_fetch_dirs(*cdir);
+  sweep_dead_temp_dirs(*cdir, ".fetch.");
   std::string tmpl = (*cdir / fmt::format(".fetch.{}.XXXXXX", ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
   fsys::path tmp = tmpl;
