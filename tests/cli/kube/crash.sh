@@ -74,7 +74,7 @@ n_renames=$(strace -qq -f -o "$TEST_TMP/trace" -e trace=rename,renameat,renameat
 for sig in INT TERM; do
   rm -rf "$TEST_TMP/exp"
   strace -qq -o /dev/null -e trace=rename,renameat,renameat2 \
-    -e inject=rename,renameat,renameat2:signal="$sig":when="$n_renames" \
+    -e inject=rename,renameat,renameat2:signal="$sig":when=2 \
     kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp" >/dev/null 2>&1 || true
   [ -f "$TEST_TMP/exp/sa.key" ] || fail "SIG$sig during export left $TEST_TMP/exp incomplete"
   left=$(find "$TEST_TMP" -maxdepth 1 -name '.exp.tmp.*')
