@@ -65,6 +65,13 @@ assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
 # jq_field JSON FILTER: one value from a record (jq is a test dependency).
 jq_field() { printf '%s\n' "$1" | jq -r "$2"; }
 
+# check_records KIND TEXT: the KIND records in TEXT keep the contract of
+# tests/records/KIND.jsonl (fields, their types; see tests/records/check.py).
+check_records() {
+  printf '%s\n' "$2" | python3 "$KINA_SRC/tests/records/check.py" "$1" ||
+    fail "$1 record does not match tests/records/$1.jsonl"
+}
+
 # free_ports N: N distinct free ports on 127.0.0.1, one per line (bound at
 # once, so two calls of free_port cannot hand out the same port twice).
 free_ports() {

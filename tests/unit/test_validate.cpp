@@ -94,3 +94,20 @@ BOOST_AUTO_TEST_CASE(ips_and_cidrs) {
   for (const char* bad : {"10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/a", "x/8"})
     BOOST_TEST(!parse_cidr(bad).ok(), bad);
 }
+
+// Regression: --san 256.1.1.1 became a DNS name. Host names are RFC 1123;
+// anything whose last label is numeric must be a valid IPv4 address.
+BOOST_AUTO_TEST_CASE(host_names) {
+  for (const char* good : {"a", "node-1", "api.example.com", "1a.example.com", "example.c0m", "A.B"})
+    BOOST_TEST(validate_host_name("--san", good, false).ok(), good);
+  BOOST_TEST(validate_host_name("--san", "*.example.com", true).ok());
+  BOOST_TEST(!validate_host_name("--san", "*.example.com", false).ok());
+  for (const char* bad : {"", "256.1.1.1", "1.2.3", "010.0.0.1", "1.2.3.4", "a.1", "*", "*.*.a", "a.*.b", "a*.b",
+                          "-a", "a-", "a..b", "a.", ".a", "a_b", "a b", "ü.de"})
+    BOOST_TEST(!validate_host_name("--san", bad, true).ok(), bad);
+  BOOST_TEST(validate_host_name("--san", "256.1.1.1", true).error().message() ==
+             "invalid --san \"256.1.1.1\": looks like an IPv4 address but is not a valid one (four decimal numbers "
+             "0-255, no leading zeros)");
+  BOOST_TEST(!validate_host_name("--san", std::string(64, 'a'), false).ok());
+  BOOST_TEST(validate_host_name("--san", std::string(63, 'a'), false).ok());
+}

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
@@ -186,6 +187,59 @@ Result<int64_t> leaf_not_after(const std::string& ttl, const LoadedCa& ca, std::
   return now + *ms;
 }
 
+// Removes the temporaries of atomic writes of `file` (write_file_atomic's
+// `.NAME.tmp.XXXXXX`, holding a client key) that a killed command left next
+// to it, in its directory and, when it is a symlink, next to its target.
+// Called only while holding the lock every kina writer of `file` holds
+// (PATH.lock for a user's kubeconfig, the cluster lock for files in
+// clusters/C/), so no live process owns such a temporary. Only regular files
+// of this user with exactly that name shape are touched.
+void sweep_write_temps(const fsys::path& file) {
+  std::error_code ec;
+  std::vector<fsys::path> files{file};
+  if (fsys::is_symlink(file, ec)) {
+    fsys::path real = fsys::weakly_canonical(file, ec);
+    if (!ec) files.push_back(real);
+  }
+  for (const auto& f : files) {
+    std::string prefix = "." + f.filename().string() + ".tmp.";
+    fsys::path dir = f.parent_path();
+    std::error_code iec;
+    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
+      std::string n = it->path().filename().string();
+      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
+      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
+          std::string::npos)
+        continue;
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+      if (::unlink(it->path().c_str()) == 0)
+        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
+    }
+  }
+}
+
+// Removes the temporary directories `DIR/PREFIX<pid>.XXXXXX` whose process is
+// no longer running (left by a kill -9): fetch's `.fetch.` (admin.conf, the
+// cluster admin's key), install_files' staging directories (clear keys of
+// pki export and pki issue). Only directories of this user are touched.
+void sweep_dead_temp_dirs(const fsys::path& dir, std::string_view prefix) {
+  std::error_code ec;
+  for (fsys::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+    std::string_view rest = std::string_view(n).substr(prefix.size());
+    size_t dot = rest.find('.');
+    if (dot == std::string_view::npos || rest.size() - dot != 7) continue;
+    auto pid = parse_int_flag("pid", rest.substr(0, dot), 1, std::numeric_limits<pid_t>::max());
+    if (!pid || ::kill(static_cast<pid_t>(*pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) continue;
+    std::error_code rec;
+    fsys::remove_all(it->path(), rec);
+  }
+}
+
 // --- audit ---------------------------------------------------------------------------------
 
 // Runs a mutating command and appends its audit event, whatever the outcome.
@@ -212,6 +266,51 @@ Status print(json::Writer& w) {
   return out.write_line(w.str());
 }
 
+// While kina holds PATH.lock, SIGINT, SIGTERM and SIGHUP remove it before the
+// process dies of them: a lock left behind makes every kubectl write fail.
+namespace lock_signals {
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+char g_path[4096];
+volatile sig_atomic_t g_armed = 0;
+struct sigaction g_old[3];
+
+void on_signal(int sig) {
+  if (g_armed) ::unlink(g_path);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// Blocks the three signals for the life of the guard (so taking and releasing
+// the lock and (dis)arming the handler happen as one step).
+struct Blocked {
+  sigset_t old;
+  Blocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kSignals) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, &old);
+  }
+  ~Blocked() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
+};
+
+void arm(const std::string& path) {
+  if (path.size() >= sizeof g_path) return;  // the lock is then only removed on a normal exit
+  std::copy(path.begin(), path.end(), g_path);
+  g_path[path.size()] = '\0';
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_old[i]);
+  g_armed = 1;
+}
+
+void disarm() {
+  if (!g_armed) return;
+  g_armed = 0;
+  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_old[i], nullptr);
+}
+}  // namespace lock_signals
+
 // --- writing a set of files as one unit ----------------------------------------------------
 
 // A file to install under a directory: its path relative to it, contents, mode.
@@ -228,6 +327,10 @@ struct Staged {
 // RENAME_EXCHANGE), and a failure midway moves every file back. Nothing that
 // is not a regular file is ever replaced.
 Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
+  // SIGINT, SIGTERM and SIGHUP wait until DIR is either as it was or complete
+  // and the staging directory (clear keys) is gone; a kill -9 leaves the
+  // staging directory, named with the pid, for the next run to sweep.
+  lock_signals::Blocked blocked;
   std::error_code ec;
   struct stat st {};
   bool exists = ::stat(dir.c_str(), &st) == 0;  // DIR itself may be a symlink the user chose
@@ -246,7 +349,9 @@ Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
     return s;
   }
   fsys::path base = exists ? dir : dir.parent_path();
-  std::string tmpl = (base / fmt::format(".{}.tmp.XXXXXX", exists ? "kina-kube" : dir.filename().string())).string();
+  std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
+  sweep_dead_temp_dirs(base, stem);
+  std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
   fsys::path tmp = tmpl;
   auto cleanup = [&](Error e) {
@@ -706,6 +811,7 @@ Status cmd_sign(const Options& o, std::string& target) {
     if (!lock) return lock.error();
     if (auto st = ensure_dir(*cdir / "kubeconfigs", 0700); !st) return st;
     path = *cdir / "kubeconfigs" / (o.user + ".kubeconfig");
+    sweep_write_temps(path);
   }
   target = path.string();
   Status st = write_file_atomic(path, *text, 0600);
@@ -758,50 +864,6 @@ Status cmd_token(const Options& o, std::string& target) {
 
 // --- the kubeconfig lock (client-go's PATH.lock) -----------------------------------------------------------
 
-// While kina holds PATH.lock, SIGINT, SIGTERM and SIGHUP remove it before the
-// process dies of them: a lock left behind makes every kubectl write fail.
-namespace lock_signals {
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-char g_path[4096];
-volatile sig_atomic_t g_armed = 0;
-struct sigaction g_old[3];
-
-void on_signal(int sig) {
-  if (g_armed) ::unlink(g_path);
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
-
-// Blocks the three signals for the life of the guard (so taking and releasing
-// the lock and (dis)arming the handler happen as one step).
-struct Blocked {
-  sigset_t old;
-  Blocked() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : kSignals) sigaddset(&set, s);
-    ::sigprocmask(SIG_BLOCK, &set, &old);
-  }
-  ~Blocked() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
-};
-
-void arm(const std::string& path) {
-  if (path.size() >= sizeof g_path) return;  // the lock is then only removed on a normal exit
-  std::copy(path.begin(), path.end(), g_path);
-  g_path[path.size()] = '\0';
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_old[i]);
-  g_armed = 1;
-}
-
-void disarm() {
-  if (!g_armed) return;
-  g_armed = 0;
-  for (size_t i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_old[i], nullptr);
-}
-}  // namespace lock_signals
 
 // kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
 // kubeconfig; kina does the same so none of them loses the others' writes.
@@ -904,37 +966,6 @@ Status write_target(const fsys::path& p, const yaml::Node& cfg) {
   Status st = write_file_atomic(real, *text, 0600);
   sodium_memzero(text->data(), text->size());
   return st;
-}
-
-// Removes the temporaries of atomic writes of `file` (write_file_atomic's
-// `.NAME.tmp.XXXXXX`, holding a client key) that a killed merge or unmerge
-// left next to it, in its directory and, when it is a symlink, next to its
-// target. Called while holding PATH.lock: every kina writer of the file holds
-// it, so no live process owns such a temporary. Only regular files of this
-// user with exactly that name shape are touched.
-void sweep_write_temps(const fsys::path& file) {
-  std::error_code ec;
-  std::vector<fsys::path> files{file};
-  if (fsys::is_symlink(file, ec)) {
-    fsys::path real = fsys::weakly_canonical(file, ec);
-    if (!ec) files.push_back(real);
-  }
-  for (const auto& f : files) {
-    std::string prefix = "." + f.filename().string() + ".tmp.";
-    fsys::path dir = f.parent_path();
-    std::error_code iec;
-    for (fsys::directory_iterator it(dir, iec), end; !iec && it != end; it.increment(iec)) {
-      std::string n = it->path().filename().string();
-      if (n.size() != prefix.size() + 6 || n.rfind(prefix, 0) != 0) continue;
-      if (n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", prefix.size()) !=
-          std::string::npos)
-        continue;
-      struct stat st {};
-      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
-      if (::unlink(it->path().c_str()) == 0)
-        info(kTool, fmt::format("removed {}, left by an interrupted write", it->path().string()));
-    }
-  }
 }
 
 fsys::path merge_state_path(const fsys::path& cdir) { return cdir / "kubeconfig-merge.json"; }
@@ -1195,7 +1226,8 @@ Status cmd_fetch(const Options& o, std::string& target) {
   auto cdir = cluster_dir(cluster, true);
   if (!cdir) return cdir.error();
 
-  std::string tmpl = (*cdir / ".fetch.XXXXXX").string();
+  sweep_dead_temp_dirs(*cdir, ".fetch.");
+  std::string tmpl = (*cdir / fmt::format(".fetch.{}.XXXXXX", ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
   fsys::path tmp = tmpl;
   struct Cleanup {
@@ -1304,6 +1336,7 @@ Status cmd_fetch(const Options& o, std::string& target) {
   if (!lock) return lock.error();
   fsys::path path = admin_kubeconfig_path(*cdir);
   target = path.string();
+  sweep_write_temps(path);
   if (auto st = write_target(path, result); !st) return st;
   auto w = begin_record("Kubeconfig");
   w.field("cluster", cluster).field("user", user).string_array("groups", groups);
@@ -1323,7 +1356,7 @@ int main(int argc, char** argv) {
         "Cluster PKI, least-privilege kubeconfigs, bootstrap tokens, fetch and merge of kubeconfigs.\n"
         "State: $KINA_HOME/clusters/C/ (CA keys sealed with the keystore). Records on stdout, diagnostics on stderr.\n"
         "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 kina-vm failed, 73 cannot create, 74 I/O, "
-        "75 lock busy or stale, 80 refused.");
+        "75 lock busy or stale, 78 keystore misconfigured (KINA_KEYSTORE, passphrase), 80 refused (wrong key).");
     app.require_subcommand(1);
 
     auto* pki = app.add_subcommand("pki", "The cluster's certificate authorities");

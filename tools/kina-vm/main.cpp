@@ -880,6 +880,21 @@ Status cmd_logs(const Options& o) {
 }
 
 Status cmd_exec(Options& o) {
+  // -u USER, UID or UID:GID: a numeric id must fit a uid_t (the guest would
+  // otherwise truncate 4294967296 to root); (uid_t)-1 means "no change".
+  if (!o.user.empty()) {
+    size_t colon = o.user.find(':');
+    std::string_view u = std::string_view(o.user).substr(0, colon);
+    auto numeric = [](std::string_view t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string_view::npos; };
+    auto in_range = [](std::string_view t) { return parse_int_flag("-u", t, 0, 4294967294LL).ok(); };
+    if (u.empty() || (numeric(u) && !in_range(u)))
+      return usage_error(fmt::format("invalid -u {}", shown(o.user)), "expected USER, UID or UID:GID with ids from 0 to 4294967294");
+    if (colon != std::string::npos) {
+      std::string_view g = std::string_view(o.user).substr(colon + 1);
+      if (!numeric(g) || !in_range(g))
+        return usage_error(fmt::format("invalid -u {}", shown(o.user)), "the GID must be a number from 0 to 4294967294");
+    }
+  }
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
   if (o.command.empty()) return usage_error("exec", "give the command after --");
@@ -928,11 +943,11 @@ Status cmd_cp(Options& o) {
 }
 
 Status cmd_stop(Options& o) {
+  auto t = parse_duration_flag("--timeout", o.stop_timeout, 0, kMaxStopTimeoutMs);
+  if (!t) return t.error();
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
   o.cluster = cluster_of(*dir);
-  auto t = parse_duration_flag("--timeout", o.stop_timeout, 0, kMaxStopTimeoutMs);
-  if (!t) return t.error();
   auto lock = FileLock::acquire(*dir / "lock", std::chrono::seconds(30), "kina-vm stop");
   if (!lock) return lock.error();
   if (auto as = Spec::load(*dir); as && as->backend == "apple") {

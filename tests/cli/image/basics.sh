@@ -11,6 +11,7 @@ build_rich_image "$TEST_TMP/oci" rich
 expect_exit 0 kina-image import "$TEST_TMP/oci" --tag example.com/rich:1
 [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "one Image record expected"
 assert_eq "$(jq_field "$OUT" .kind)" Image
+check_records Image "$OUT"
 assert_eq "$(jq_field "$OUT" .reference)" example.com/rich:1
 assert_eq "$(jq_field "$OUT" '.layers|length')" 2
 digest=$(jq_field "$OUT" .digest)
@@ -21,6 +22,7 @@ ok "import OCI layout directory"
 # unpack and compare with umoci's rootfs.
 expect_exit 0 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/kina-root"
 assert_eq "$(jq_field "$OUT" .kind)" Rootfs
+check_records Rootfs "$OUT"
 assert_eq "$(jq_field "$OUT" .path)" "$TEST_TMP/kina-root"
 umoci unpack --image oci:rich "$TEST_TMP/umoci-bundle" >/dev/null
 treecmp "$TEST_TMP/kina-root" "$TEST_TMP/umoci-bundle/rootfs" || fail "unpacked tree differs from umoci's"

@@ -65,3 +65,27 @@ for t in $temps; do [ ! -e "$t" ] || fail "merge did not sweep $t"; done
   fail "merge removed a file that is not its temporary"
 kubectl --kubeconfig "$HOME/.kube/config" config get-contexts kina-c1 >/dev/null || fail "merged config is broken"
 ok "merge sweeps the temporaries a kill left"
+
+# pki export: SIGINT or SIGTERM while the files are staged waits until DIR is
+# complete and the staging directory (clear CA keys) is gone; a kill -9 leaves
+# the staging directory, which the next export sweeps.
+n_renames=$(strace -qq -f -o "$TEST_TMP/trace" -e trace=rename,renameat,renameat2 \
+  kina-kube pki export --cluster c1 --dir "$TEST_TMP/count" >/dev/null 2>&1; grep -c 'rename' "$TEST_TMP/trace")
+for sig in INT TERM; do
+  rm -rf "$TEST_TMP/exp"
+  strace -qq -o /dev/null -e trace=rename,renameat,renameat2 \
+    -e inject=rename,renameat,renameat2:signal="$sig":when=2 \
+    kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp" >/dev/null 2>&1 || true
+  [ -f "$TEST_TMP/exp/sa.key" ] || fail "SIG$sig during export left $TEST_TMP/exp incomplete"
+  left=$(find "$TEST_TMP" -maxdepth 1 -name '.exp.tmp.*')
+  [ -z "$left" ] || fail "SIG$sig during export left its staging directory: $left"
+done
+rm -rf "$TEST_TMP/exp"
+kill_at "$n_renames" kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp"
+[ ! -e "$TEST_TMP/exp" ] || fail "a killed export left a partial directory"
+left=$(find "$TEST_TMP" -maxdepth 1 -name '.exp.tmp.*')
+[ -n "$left" ] || fail "the kill left no staging directory (the test did not reproduce anything)"
+expect_exit 0 kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp"
+left=$(find "$TEST_TMP" -maxdepth 1 -name '.exp.tmp.*')
+[ -z "$left" ] || fail "the next export did not sweep: $left"
+ok "pki export cleans up on signals; the next run sweeps what a kill left"

@@ -154,3 +154,22 @@ expect_exit 65 kina-kube fetch --machine cp1 < /dev/null
 assert_eq "$(tail -1 <<<"$ERR")" "kina-kube: error: reading cp1:/etc/kubernetes/admin.conf: the user has no client-key-data"
 assert_eq "$(sha256sum < "$F")" "$before" "admin.kubeconfig after a refused fetch"
 ok "only kubeadm's fields are taken from the node"
+
+# What a killed fetch or sign left (a temporary directory holding admin.conf,
+# temporaries of atomic writes holding client keys) is swept by the next run
+# under the cluster lock; a live process's temporary directory is kept.
+C="$KINA_HOME/clusters/c1"
+dead=$(sh -c 'echo $$')
+mkdir -p "$C/.fetch.$dead.AbC123" "$C/.fetch.$$.XyZ789"
+echo key > "$C/.fetch.$dead.AbC123/admin.conf"
+echo key > "$C/.admin.kubeconfig.tmp.QwErTy"
+mkdir -p "$C/kubeconfigs"
+echo key > "$C/kubeconfigs/.bob.kubeconfig.tmp.AsDfGh"
+printf '    client-key-data: %s\n' "$(b64 "$TEST_TMP/adm/admin.key")" >> "$TEST_TMP/admin.conf"
+expect_exit 0 kina-kube fetch --machine cp1 < /dev/null
+[ ! -e "$C/.fetch.$dead.AbC123" ] || fail "a dead fetch's temporary directory was not swept"
+[ -d "$C/.fetch.$$.XyZ789" ] || fail "a live process's temporary directory was removed"
+[ ! -e "$C/.admin.kubeconfig.tmp.QwErTy" ] || fail "a stale admin.kubeconfig temporary was not swept"
+expect_exit 0 kina-kube sign --cluster c1 --user bob --server https://127.0.0.1:6443
+[ ! -e "$C/kubeconfigs/.bob.kubeconfig.tmp.AsDfGh" ] || fail "a stale kubeconfig temporary was not swept"
+ok "temporaries left by killed runs are swept"

@@ -6,19 +6,27 @@
 source "$KINA_CLI_LIB"
 S=https://127.0.0.1:6443
 
-# 8 first uses at once, released together through a FIFO, in fresh homes.
+# 8 first uses at once, in fresh homes: each process says it is ready, then
+# blocks reading one line from a FIFO; the 8 lines are written in one go once
+# all are ready (the FIFO is held open read-write meanwhile, so a reader that
+# opens it late still finds its line).
 for round in 1 2 3; do
   export KINA_HOME="$TEST_TMP/home$round"
   mkdir -m 0700 "$KINA_HOME"
   fifo="$TEST_TMP/go$round"
   mkfifo "$fifo"
+  exec 3<>"$fifo"
   pids=()
   for i in 1 2 3 4 5 6 7 8; do
-    ( read -r _ < "$fifo" || true; exec kina-kube pki init --cluster "c$i" >/dev/null 2>&1 ) &
+    ( exec 3>&-; : > "$TEST_TMP/ready$round.$i"; read -r _ < "$fifo"; exec kina-kube pki init --cluster "c$i" >/dev/null 2>&1 ) &
     pids+=($!)
   done
-  exec 3>"$fifo"; exec 3>&-
+  for i in 1 2 3 4 5 6 7 8; do
+    until [ -e "$TEST_TMP/ready$round.$i" ]; do sleep 0.01; done
+  done
+  printf 'go\ngo\ngo\ngo\ngo\ngo\ngo\ngo\n' >&3
   for p in "${pids[@]}"; do wait "$p" || fail "round $round: a parallel pki init failed"; done
+  exec 3>&-
   for i in 1 2 3 4 5 6 7 8; do
     expect_exit 0 kina-kube pki export --cluster "c$i" --dir "$TEST_TMP/export$round-$i"
   done

@@ -21,6 +21,7 @@ for version in 0.5 0.10 1.0; do
   expect_exit 0 kina-vm boot --backend apple --name n1 --cluster c1 --image "$REF" --cpus 2 --memory 2Gi \
     --publish 127.0.0.1:6443:6443 --env A=1 --mount /tmp/x:/x:ro -- /sbin/init </dev/null
   assert_eq "$(jq_field "$OUT" .backend)" "apple" "$version backend"
+  check_records Machine "$OUT"
   assert_eq "$(jq_field "$OUT" .state)" "running" "$version state"
   assert_eq "$(jq_field "$OUT" .ip)" "192.168.64.3" "$version ip"
   assert_eq "$(jq_field "$OUT" .container)" "kina-c1-n1" "$version container id"
@@ -90,6 +91,7 @@ for version in 0.5 0.10 1.0; do
   assert_eq "$(sed -n 3p "$FAKE_CONTAINER_LOG")" "network list --format json"
   assert_eq "$(jq_field "$OUT" '[.kind,.name,.cluster,.backend,.subnet,.gateway,.container,.state]|join(" ")')" \
     "Network net1 c1 apple $subnet $gateway kina-c1-net1 running" "$version Network record"
+  check_records Network "$OUT"
   expect_exit 73 kina-vm network create net1 --cluster c1 --backend apple
   expect_exit 64 kina-vm network create net2 --cluster c1 --backend apple --subnet 10.50.0.0/8
   expect_exit 0 kina-vm network ls --cluster c1

@@ -16,6 +16,7 @@ echo "read only" > "$TEST_TMP/ro/r.txt"
 boot_vm n1 --rootfs "$TEST_TMP/rootfs" --env GREETING=hello --cpus 2 --memory 384Mi \
   --mount "$TEST_TMP/share:/mnt/share" --mount "$TEST_TMP/ro:/mnt/ro:ro" -- "${IDLE[@]}"
 assert_eq "$(jq_field "$OUT" .kind)" "Machine"
+check_records Machine "$OUT"
 assert_eq "$(jq_field "$OUT" .state)" "running"
 assert_eq "$(jq_field "$OUT" .cpus)" "2"
 assert_eq "$(jq_field "$OUT" .memoryMiB)" "384"

@@ -11,6 +11,7 @@ echo "hello from the guest" > "$TEST_TMP/rootfs/www/index.html"
 
 expect_exit 0 kina-vm network create net1 --cluster c1 --subnet 10.77.0.0/24
 assert_eq "$(jq_field "$OUT" .kind)" "Network"
+check_records Network "$OUT"
 assert_eq "$(jq_field "$OUT" .subnet)" "10.77.0.0/24"
 assert_eq "$(jq_field "$OUT" .state)" "running"
 track_pid "$(cat "$KINA_HOME/clusters/c1/networks/net1/switch.pid")"

@@ -160,3 +160,18 @@ BOOST_AUTO_TEST_CASE(alias_expansion_is_bounded_in_bytes) {
   // A modest use of aliases still reads.
   BOOST_TEST(kubeconfig::parse("preferences:\n  a: &x {k: v}\n  b: *x\n", "ok").ok());
 }
+
+// Regression: merging an empty file or YAML that is no kubeconfig did nothing
+// and exited 0. Such input is bad data (65) naming the file.
+BOOST_AUTO_TEST_CASE(incoming_must_hold_entries) {
+  for (const char* text : {"", "  \n", "foo: bar\n", "apiVersion: apps/v1\nkind: Deployment\n",
+                           "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n"}) {
+    auto r = kubeconfig::parse_incoming(text, "f.yaml");
+    BOOST_REQUIRE_MESSAGE(!r.ok(), text);
+    BOOST_TEST(code(r.error().exit) == 65, text);
+    BOOST_TEST(r.error().what == "reading kubeconfig f.yaml", text);
+  }
+  BOOST_TEST(kubeconfig::parse_incoming("", "f").error().why == "the file is empty");
+  auto ok = kubeconfig::parse_incoming("clusters:\n- name: a\n  cluster:\n    server: https://h:1\n", "f");
+  BOOST_TEST(ok.ok());
+}
