@@ -34,6 +34,7 @@
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
+#include "kina/inroot.hpp"
 #include "kina/sha256.hpp"
 #include "kina/validate.hpp"
 
@@ -63,7 +64,7 @@ namespace detail {
 
 inline bool openat2_disabled_by_env() {
   const char* v = std::getenv("KINA_IMAGE_NO_OPENAT2");  // test knob: exercise the fallback walk
-  return v && *v && std::string_view(v) != "0";
+  return (v && *v && std::string_view(v) != "0") || !inroot_openat2_allowed();
 }
 
 // Splits a path into components, dropping empty ones and ".".
@@ -200,26 +201,29 @@ inline std::string proc_fd_path(int dirfd, const std::string& name) { return fmt
 
 }  // namespace detail
 
-// Resolves directories inside a root. Symlinks met on the way are followed
-// as if the root were "/" (absolute targets and ".." stay inside).
+// Resolves directories inside a root for the layer writer: kina/inroot.hpp
+// in its in_root mode (symlinks met on the way are followed as if the root
+// were "/"), with its errno turned into kina-image's errors.
 class RootResolver {
  public:
-  explicit RootResolver(int root_fd) : root_(root_fd) {
-    use_openat2_ = !detail::openat2_disabled_by_env() && probe_openat2();
-  }
-  bool uses_openat2() const { return use_openat2_; }
+  explicit RootResolver(int root_fd)
+      : in_(root_fd, InRoot::Symlinks::in_root, !detail::openat2_disabled_by_env()), root_(root_fd) {}
+  bool uses_openat2() const { return in_.uses_openat2(); }
   // Parent directories created because an entry needed them (they count
   // against the entry cap: one entry can imply thousands of them).
-  uint64_t created_dirs() const { return created_; }
+  uint64_t created_dirs() const { return in_.created_dirs(); }
   int root_fd() const { return root_; }
+  const InRoot& in_root() const { return in_; }
 
   // Opens (O_PATH) the directory made of the first n components of comps.
-  // Missing directories are created 0755 when `create`; errno is kept on failure.
+  // Missing directories are created 0755 when `create`.
   Result<UniqueFd> open_dir(const std::vector<std::string>& comps, size_t n, bool create) const {
-    return use_openat2_ ? open_dir_openat2(comps, n, create) : open_dir_walk(comps, n, create);
+    if (!in_.valid()) return os_error("opening the root");
+    int fd = in_.open_dir(comps, n, create);
+    if (fd < 0) return resolve_error(comps, n, errno);
+    return UniqueFd(fd);
   }
 
- private:
   static Error resolve_error(const std::vector<std::string>& comps, size_t n, int err) {
     std::string p = detail::join(comps, n);
     if (err == ENOTDIR) return make_error(Exit::data, fmt::format("resolving {}", shown(p)), "a component is not a directory");
@@ -228,125 +232,9 @@ class RootResolver {
     return os_error(fmt::format("resolving {}", shown(p)), err);
   }
 
-  bool probe_openat2() const {
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    long fd = ::syscall(SYS_openat2, root_, ".", &how, sizeof how);
-    if (fd < 0) return false;
-    ::close(static_cast<int>(fd));
-    return true;
-  }
-
-  int openat2_in_root(const std::string& path) const {
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    for (;;) {
-      long fd = ::syscall(SYS_openat2, root_, path.c_str(), &how, sizeof how);
-      if (fd >= 0 || errno != EAGAIN) return static_cast<int>(fd);
-    }
-  }
-
-  Result<UniqueFd> open_dir_openat2(const std::vector<std::string>& comps, size_t n, bool create) const {
-    int fd = openat2_in_root(detail::join(comps, n));
-    if (fd >= 0) return UniqueFd(fd);
-    if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
-    // Something is missing: create it with the O_NOFOLLOW walk, which also
-    // handles a dangling symlink used as a directory (var/run -> /run before
-    // run exists) by creating its target inside the root, as docker does.
-    // It is linear in the path; re-resolving every prefix with openat2 was
-    // quadratic (a 2000-component path cost 2 million lookups per entry).
-    return open_dir_walk(comps, n, create);
-  }
-
-  // The fallback: one component at a time with O_NOFOLLOW; symlinks are read
-  // and their targets walked again from the root (absolute) or from the
-  // current stack (relative); ".." never climbs above the root.
-  Result<UniqueFd> open_dir_walk(const std::vector<std::string>& comps, size_t n, bool create) const {
-    std::deque<std::string> todo(comps.begin(), comps.begin() + static_cast<long>(n));
-    std::vector<std::string> stack;
-    UniqueFd cur(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!cur.valid()) return os_error("opening the root");
-    struct stat rb {};
-    if (::fstat(cur.get(), &rb) != 0) return os_error("opening the root");
-    const std::pair<dev_t, ino_t> root_id{rb.st_dev, rb.st_ino};
-    std::vector<std::pair<dev_t, ino_t>> ids;  // (dev, ino) of each directory on the stack
-    int links = 0;
-    auto reopen = [&]() -> Status {
-      UniqueFd fd(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-      for (const auto& c : stack) {
-        if (!fd.valid()) break;
-        fd.reset(::openat(fd.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      }
-      if (!fd.valid()) return resolve_error(comps, n, errno);
-      cur = std::move(fd);
-      return {};
-    };
-    while (!todo.empty()) {
-      std::string c = std::move(todo.front());
-      todo.pop_front();
-      if (c.empty() || c == ".") continue;
-      if (c == "..") {
-        if (stack.empty()) continue;  // ".." of the root is the root
-        stack.pop_back();
-        ids.pop_back();
-        // The parent in one step when it is the directory the stack says
-        // (always, in a tree nobody else writes); else walk again from the
-        // root. Re-walking for every ".." was quadratic: a symlink target of
-        // 1000 ".." below 2000 directories cost 2 million lookups.
-        UniqueFd up(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        struct stat ub {};
-        auto want = ids.empty() ? root_id : ids.back();
-        if (up.valid() && ::fstat(up.get(), &ub) == 0 && ub.st_dev == want.first && ub.st_ino == want.second) {
-          cur = std::move(up);
-        } else if (auto st = reopen(); !st) {
-          return st.error();
-        }
-        continue;
-      }
-      struct stat sb {};
-      if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
-        if (::mkdirat(cur.get(), c.c_str(), 0755) != 0) return resolve_error(comps, n, errno);
-        ++created_;
-        if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return resolve_error(comps, n, errno);
-      }
-      if (S_ISLNK(sb.st_mode)) {
-        if (++links > 40) return resolve_error(comps, n, ELOOP);
-        std::string target(PATH_MAX, '\0');
-        ssize_t len = ::readlinkat(cur.get(), c.c_str(), target.data(), target.size());
-        if (len < 0) return resolve_error(comps, n, errno);
-        target.resize(static_cast<size_t>(len));
-        std::vector<std::string> parts;
-        size_t start = 0;
-        while (start <= target.size()) {
-          size_t slash = target.find('/', start);
-          if (slash == std::string::npos) slash = target.size();
-          if (slash > start) parts.push_back(target.substr(start, slash - start));
-          start = slash + 1;
-        }
-        todo.insert(todo.begin(), parts.begin(), parts.end());
-        if (!target.empty() && target[0] == '/') {
-          stack.clear();
-          ids.clear();
-          if (auto st = reopen(); !st) return st.error();
-        }
-        continue;
-      }
-      if (!S_ISDIR(sb.st_mode)) return resolve_error(comps, n, ENOTDIR);
-      UniqueFd next(::openat(cur.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!next.valid()) return resolve_error(comps, n, errno);
-      cur = std::move(next);
-      stack.push_back(std::move(c));
-      ids.emplace_back(sb.st_dev, sb.st_ino);
-    }
-    return cur;
-  }
-
+ private:
+  InRoot in_;
   int root_;
-  bool use_openat2_ = false;
-  mutable uint64_t created_ = 0;
 };
 
 // Applies one layer stream to the root. The layer's compressed digest and its
@@ -485,16 +373,16 @@ class LayerApplier {
     return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
   }
 
-  // Cleans an entry path: components without "." and empty ones; ".." refused.
+  // Cleans an entry path (kina/inroot.hpp): components without "." and empty
+  // ones, a leading "/" stripped as tar does; ".." refused.
   Result<std::vector<std::string>> clean(std::string_view p, bool is_link_target) const {
-    auto comps = detail::split_path(p);
-    for (const auto& c : comps)
+    std::vector<std::string> comps;
+    if (inroot_components(p, comps, true)) return comps;
+    for (const auto& c : detail::split_path(p))
       if (c == "..")
         return bad(p, is_link_target ? "hardlink target contains \"..\"" : "path contains \"..\"");
     if (p.size() > PATH_MAX) return bad(p.substr(0, 200), "path longer than PATH_MAX");
-    for (const auto& c : comps)
-      if (c.size() > NAME_MAX) return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
-    return comps;
+    return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
   }
 
   // The paths this layer has entries for (and their parents), as a tree of
@@ -697,23 +585,22 @@ class LayerApplier {
     return {};
   }
 
+  // Both ends inside the root: the entry's parent is pfd, the target is
+  // resolved by InRoot::link with no symlink on the way and never followed.
   Status apply_hardlink(const std::string& path, int pfd, const char* name, const char* target) {
     auto t = clean(target, true);
     if (!t) return t.error();
     if (t->empty()) return bad(path, "hardlink to the root directory");
-    auto tparent = res_.open_dir(*t, t->size() - 1, false);
-    if (!tparent) return bad(path, fmt::format("hardlink target {}: {}", shown(target), tparent.error().why));
-    struct stat sb {};
-    if (::fstatat(tparent->get(), t->back().c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0)
-      return bad(path, fmt::format("hardlink target {} does not exist", shown(target)));
-    if (S_ISDIR(sb.st_mode)) return bad(path, fmt::format("hardlink target {} is a directory", shown(target)));
-    // flags 0: a link to a symlink links the symlink itself, never its target.
-    if (::linkat(tparent->get(), t->back().c_str(), pfd, name, 0) != 0) {
-      if (errno == EMLINK)  // the layer asks for more links to one file than the filesystem holds
-        return bad(path, fmt::format("too many hard links to {} for the target filesystem", shown(target)));
-      return os_fail(path, "creating the hardlink");
-    }
-    return {};
+    if (res_.in_root().link(*t, pfd, name) == 0) return {};
+    int err = errno;
+    std::string tn = shown(target);
+    if (err == ENOENT) return bad(path, fmt::format("hardlink target {}: does not exist", tn));
+    if (err == EISDIR) return bad(path, fmt::format("hardlink target {} is a directory", tn));
+    if (err == ELOOP) return bad(path, fmt::format("hardlink target {} is reached through a symlink", tn));
+    if (err == ENOTDIR) return bad(path, fmt::format("hardlink target {}: a component is not a directory", tn));
+    if (err == EMLINK)  // the layer asks for more links to one file than the filesystem holds
+      return bad(path, fmt::format("too many hard links to {} for the target filesystem", tn));
+    return os_fail(path, "creating the hardlink", err);
   }
 
   Status apply_whiteout(const std::string& path, const std::vector<std::string>& comps, const std::string& victim) {

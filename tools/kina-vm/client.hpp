@@ -269,17 +269,27 @@ inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::s
   }
 }
 
-inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst) {
+// Writes the guest's tree at dst (or dst/basename for an existing directory)
+// through wire::TreeSink: never outside it, never through a symlink, holes
+// kept, at most max_bytes of data; on any failure what was written is removed.
+inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst,
+                       uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes) {
   fsys::path root = dst;
   std::error_code ec;
   std::string base = fsys::path(src).lexically_normal().filename().string();
   if (fsys::is_directory(dst, ec) && !base.empty()) root = dst / base;
   if (auto s = conn.send(wire::Type::get, wire::Encoder().str(src).take()); !s) return s;
-  wire::TreeSink sink(root.string(), ::geteuid() == 0);
-  std::string what = fmt::format("cp from {}:{}", conn.name(), src);
-  auto failed = [&](std::string_view protocol_why) -> Error {
-    if (sink.failure() == wire::TreeSink::Failure::protocol) return make_error(Exit::data, what, std::string(protocol_why));
-    return os_error(fmt::format("cp: writing {}", sink.failed_path()), sink.failed_errno(), Exit::cant_create);
+  wire::TreeSink sink(root.string(), ::geteuid() == 0, max_bytes);
+  std::string what = fmt::format("cp from {}:{} to {}", conn.name(), src, root.string());
+  auto failed = [&]() -> Error {
+    Exit code = Exit::cant_create;
+    switch (sink.failure()) {
+      case wire::TreeSink::Failure::protocol:
+      case wire::TreeSink::Failure::unsafe:
+      case wire::TreeSink::Failure::too_large: code = Exit::data; break;
+      default: break;
+    }
+    return make_error(code, what, wire::sink_failure_why(sink));
   };
   for (;;) {
     auto f = conn.next();
@@ -294,14 +304,11 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
       return e;
     }
     if (fr.type == wire::Type::entry) {
-      if (!sink.entry(fr.payload)) return failed("malformed entry from the guest");
+      if (!sink.entry(fr.payload)) return failed();
     } else if (fr.type == wire::Type::data) {
-      if (!sink.data(fr.payload)) {
-        if (sink.failure() == wire::TreeSink::Failure::os) return os_error("cp", sink.failed_errno(), Exit::io);
-        return failed("unexpected data from the guest");
-      }
+      if (!sink.data(fr.payload)) return failed();
     } else if (fr.type == wire::Type::end) {
-      if (!sink.finish()) return failed("");
+      if (!sink.finish()) return failed();
       return {};
     }
   }
