@@ -111,6 +111,13 @@ BOOST_AUTO_TEST_CASE(breakouts_refused) {
          [](const Sandbox&) { return Tar().hardlink("h", "../outside/secret").bytes(); }},
         {"hardlink-abs", "hardlink target \"/etc/passwd\": does not exist",
          [](const Sandbox&) { return Tar().hardlink("h", "/etc/passwd").bytes(); }},
+        // Hardlink targets are resolved inside the root with no symlink on
+        // the way (kina/inroot.hpp): neither to the host nor inside it.
+        {"hardlink-via-host-symlink", "is reached through a symlink",
+         [](const Sandbox& s) { return Tar().symlink("o", s.outside).hardlink("h", "o/secret").bytes(); }},
+        {"hardlink-via-symlink", "is reached through a symlink",
+         [](const Sandbox&) { return Tar().dir("d").file("d/f", "x").symlink("l", "d").hardlink("h", "l/f").bytes(); }},
+        {"hardlink-dir", "is a directory", [](const Sandbox&) { return Tar().dir("d").hardlink("h", "d").bytes(); }},
         {"root-symlink", "changes the type of the root directory", [](const Sandbox&) { return Tar().symlink(".", "/tmp").bytes(); }},
         {"root-file", "changes the type of the root directory", [](const Sandbox&) { return Tar().file(".", "x").bytes(); }},
         {"wh-dotdot", "invalid whiteout name", [](const Sandbox&) { return Tar().file(".wh..", "").bytes(); }},
