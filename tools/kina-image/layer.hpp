@@ -29,6 +29,7 @@
 
 #include <fmt/format.h>
 
+#include "acl.hpp"
 #include "archive_error.hpp"
 #include "digest.hpp"
 #include "kina/diag.hpp"
@@ -561,26 +562,58 @@ class LayerApplier {
   }
 
   // Extended attributes (SCHILY.xattr.*, including security.capability), set
-  // after chown, which would clear a file capability.
+  // after chown, which would clear a file capability; then POSIX ACLs, in the
+  // xattr form (SCHILY.xattr.system.posix_acl_*) or libarchive's (GNU tar's
+  // SCHILY.acl.*), checked first (acl.hpp). Other system.* names are refused.
   Status set_xattrs(archive_entry* e, const std::string& path, int fd, int pfd, const char* name) {
-    if (archive_entry_xattr_reset(e) == 0) return {};
-    const char* xname = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
-      std::string_view xn = xname ? xname : "";
-      if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0)
-        return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace", shown(xn)));
-      int rc = fd >= 0 ? ::fsetxattr(fd, xname, value, size, 0)
-                       : ::lsetxattr(detail::proc_fd_path(pfd, name).c_str(), xname, value, size, 0);
-      if (rc != 0) {
-        if (errno == ENOTSUP || (errno == EPERM && !as_root_)) {
-          if (!warned_xattr_) kina::detail::write_stderr(fmt::format("kina-image: warning: extended attribute {} not kept: {}\n", xn, std::strerror(errno)));
-          warned_xattr_ = true;
-          continue;
-        }
-        return os_fail(path, fmt::format("setting extended attribute {}", xn));
+    bool is_dir = archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e);
+    bool is_link = archive_entry_filetype(e) == AE_IFLNK;
+    auto set = [&](std::string_view xn, const void* value, size_t size) -> Status {
+      std::string n(xn);
+      int rc = fd >= 0 ? ::fsetxattr(fd, n.c_str(), value, size, 0)
+                       : ::lsetxattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str(), value, size, 0);
+      if (rc == 0) return {};
+      if (errno == ENOTSUP || (errno == EPERM && !as_root_)) {
+        if (!warned_xattr_) kina::detail::write_stderr(fmt::format("kina-image: warning: extended attribute {} not kept: {}\n", xn, std::strerror(errno)));
+        warned_xattr_ = true;
+        return {};
       }
+      if (errno == EINVAL && xn.rfind("system.", 0) == 0) return bad(path, fmt::format("{} is not a valid ACL for this entry", xn));
+      return os_fail(path, fmt::format("setting extended attribute {}", xn));
+    };
+    auto acl_allowed = [&](std::string_view xn) -> Status {
+      if (is_link) return bad(path, fmt::format("{} on a symlink (symlinks have no ACLs)", xn));
+      if (xn == kAclDefault && !is_dir) return bad(path, fmt::format("{} on an entry that is not a directory", xn));
+      return {};
+    };
+    if (archive_entry_xattr_reset(e) > 0) {
+      const char* xname = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+        std::string_view xn = xname ? xname : "";
+        if (xn == kAclAccess || xn == kAclDefault) {
+          if (auto st = acl_allowed(xn); !st) return st;
+          std::string why;
+          auto entries = acl::parse(std::string_view(static_cast<const char*>(value), size), why);
+          if (!entries) return bad(path, fmt::format("extended attribute {}: not a POSIX ACL: {}", xn, why));
+          if (entries->empty()) continue;  // an empty default ACL is none
+        } else if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0) {
+          return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace, nor a POSIX ACL", shown(xn)));
+        }
+        if (auto st = set(xn, value, size); !st) return st;
+      }
+    }
+    int nfs4 = archive_entry_acl_types(e) & ARCHIVE_ENTRY_ACL_TYPE_NFS4;
+    if (nfs4) return bad(path, "an NFSv4 ACL (only POSIX ACLs are kept)");
+    for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
+      std::string why;
+      auto value = acl::from_archive(e, type, why);
+      if (!why.empty()) return bad(path, fmt::format("invalid ACL: {}", why));
+      if (!value) continue;
+      std::string_view xn = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? kAclAccess : kAclDefault;
+      if (auto st = acl_allowed(xn); !st) return st;
+      if (auto st = set(xn, value->data(), value->size()); !st) return st;
     }
     return {};
   }
