@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -103,14 +104,23 @@ inline std::string encode(const std::vector<Entry>& entries) {
   return out;
 }
 
+// An ACL as libarchive read it (GNU tar's SCHILY.acl.* text): entries, and
+// the names of named entries that came without a numeric id (GNU tar writes
+// "group:adm:r-x"), to be looked up in the image's own /etc/passwd and
+// /etc/group (never the host's).
+struct FromArchive {
+  std::vector<Entry> entries;
+  std::vector<std::pair<size_t, std::string>> names;  // (index in entries, user or group name)
+};
+
 // The ACL of `type` (ARCHIVE_ENTRY_ACL_TYPE_ACCESS or _DEFAULT) that
-// libarchive read from the entry (GNU tar's SCHILY.acl.*), in xattr form and
-// checked: nullopt with why "" when there is none (an access ACL of only the
-// owner, group and other entries is the mode, and is none too).
-inline std::optional<std::string> from_archive(archive_entry* e, int type, std::string& why) {
+// libarchive read from the entry: nullopt with why "" when there is none (an
+// access ACL of only the owner, group and other entries is the mode, and is
+// none too), nullopt with why when it is not a POSIX.1e ACL.
+inline std::optional<FromArchive> from_archive(archive_entry* e, int type, std::string& why) {
   why.clear();
   if (archive_entry_acl_reset(e, type) <= 0) return std::nullopt;
-  std::vector<Entry> out;
+  FromArchive out;
   bool extended = false;
   int t = 0, permset = 0, tag = 0, qual = 0;
   const char* name = nullptr;
@@ -121,25 +131,57 @@ inline std::optional<std::string> from_archive(archive_entry* e, int type, std::
       case ARCHIVE_ENTRY_ACL_GROUP_OBJ: x.tag = group_obj; break;
       case ARCHIVE_ENTRY_ACL_OTHER: x.tag = other; break;
       case ARCHIVE_ENTRY_ACL_MASK: x.tag = mask, extended = true; break;
-      case ARCHIVE_ENTRY_ACL_USER: x.tag = user, x.id = static_cast<uint32_t>(qual), extended = true; break;
-      case ARCHIVE_ENTRY_ACL_GROUP: x.tag = group, x.id = static_cast<uint32_t>(qual), extended = true; break;
+      case ARCHIVE_ENTRY_ACL_USER: x.tag = user, extended = true; break;
+      case ARCHIVE_ENTRY_ACL_GROUP: x.tag = group, extended = true; break;
       default:
         why = fmt::format("an ACL entry with the tag {} (not POSIX.1e)", tag);
         return std::nullopt;
     }
-    if (qual < 0 && (x.tag == user || x.tag == group)) {
-      why = "a named ACL entry without a numeric id";
-      return std::nullopt;
+    if (x.tag == user || x.tag == group) {
+      if (qual >= 0) {
+        x.id = static_cast<uint32_t>(qual);
+      } else if (name && *name) {
+        out.names.emplace_back(out.entries.size(), name);
+      } else {
+        why = "a named ACL entry with neither an id nor a name";
+        return std::nullopt;
+      }
     }
-    out.push_back(x);
+    out.entries.push_back(x);
   }
   if (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS && !extended) return std::nullopt;
-  std::stable_sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+  return out;
+}
+
+// Sorted, checked and in xattr form; nullopt with why when invalid.
+inline std::optional<std::string> finish(std::vector<Entry> entries, std::string& why) {
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     return a.tag != b.tag ? a.tag < b.tag : a.id < b.id;
   });
-  why = check(out);
+  why = check(entries);
   if (!why.empty()) return std::nullopt;
-  return encode(out);
+  return encode(entries);
+}
+
+// Names to ids from an /etc/passwd or /etc/group text (name:x:id:...).
+inline std::vector<std::pair<std::string, uint32_t>> parse_id_file(std::string_view text) {
+  std::vector<std::pair<std::string, uint32_t>> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(start, nl - start);
+    start = nl + 1;
+    size_t c1 = line.find(':');
+    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos || c1 == 0) continue;
+    std::string_view idf = line.substr(c2 + 1, line.find(':', c2 + 1) - c2 - 1);
+    uint64_t id = 0;
+    bool ok = !idf.empty() && idf.size() <= 10;
+    for (char ch : idf) ok = ok && ch >= '0' && ch <= '9', id = id * 10 + static_cast<uint64_t>(ch - '0');
+    if (ok && id < kUndefinedId) out.emplace_back(std::string(line.substr(0, c1)), static_cast<uint32_t>(id));
+  }
+  return out;
 }
 
 }  // namespace acl

@@ -256,6 +256,7 @@ class LayerApplier {
     layer_paths_.kids.clear();
     dir_times_.clear();
     kept_times_.clear();
+    pending_acls_.clear();
     Source src{fd, {}, {}, 0, false};
     std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
     std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
@@ -298,6 +299,7 @@ class LayerApplier {
     if (!plain.error.empty()) return bad("", plain.error);
     // Trailing bytes after the compressed stream still belong to the blob.
     if (auto st = src.drain(); !st) return bad("", st.error().message());
+    if (auto st = apply_pending_acls(); !st) return st.error();
     if (auto st = finish_dir_times(); !st) return st.error();
     return Hashes{Digest::of(src.hash.finish()), Digest::of(plain.hash.finish())};
   }
@@ -581,6 +583,7 @@ class LayerApplier {
       if (errno == EINVAL && xn.rfind("system.", 0) == 0) return bad(path, fmt::format("{} is not a valid ACL for this entry", xn));
       return os_fail(path, fmt::format("setting extended attribute {}", xn));
     };
+    bool set_access = false, set_default = false;
     auto acl_allowed = [&](std::string_view xn) -> Status {
       if (is_link) return bad(path, fmt::format("{} on a symlink (symlinks have no ACLs)", xn));
       if (xn == kAclDefault && !is_dir) return bad(path, fmt::format("{} on an entry that is not a directory", xn));
@@ -602,18 +605,43 @@ class LayerApplier {
           return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace, nor a POSIX ACL", shown(xn)));
         }
         if (auto st = set(xn, value, size); !st) return st;
+        set_access = set_access || xn == kAclAccess;
+        set_default = set_default || xn == kAclDefault;
       }
     }
     int nfs4 = archive_entry_acl_types(e) & ARCHIVE_ENTRY_ACL_TYPE_NFS4;
     if (nfs4) return bad(path, "an NFSv4 ACL (only POSIX ACLs are kept)");
     for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
       std::string why;
-      auto value = acl::from_archive(e, type, why);
+      auto fa = acl::from_archive(e, type, why);
       if (!why.empty()) return bad(path, fmt::format("invalid ACL: {}", why));
-      if (!value) continue;
+      if (!fa) continue;
       std::string_view xn = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? kAclAccess : kAclDefault;
       if (auto st = acl_allowed(xn); !st) return st;
+      (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? set_access : set_default) = true;
+      if (!fa->names.empty()) {  // ids from the image's /etc/passwd and /etc/group, at the end of the layer
+        pending_acls_.push_back({path, std::string(xn), std::move(*fa)});
+        continue;
+      }
+      auto value = acl::finish(std::move(fa->entries), why);
+      if (!value) return bad(path, fmt::format("invalid ACL: {}", why));
       if (auto st = set(xn, value->data(), value->size()); !st) return st;
+    }
+    // Below a directory with a default ACL a new entry inherits it; the
+    // layer's entry has exactly the ACLs it carries (as tar --acls does), so
+    // inherited ones go. Only once a default ACL was seen: no cost otherwise.
+    if (set_default) default_acl_seen_ = true;
+    if (default_acl_seen_ && !is_link) {
+      auto drop = [&](std::string_view xn) -> Status {
+        std::string n(xn);
+        int rc = fd >= 0 ? ::fremovexattr(fd, n.c_str()) : ::lremovexattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str());
+        if (rc != 0 && errno != ENODATA && errno != ENOTSUP) return os_fail(path, fmt::format("removing the inherited {}", xn));
+        return {};
+      };
+      if (!set_access)
+        if (auto st = drop(kAclAccess); !st) return st;
+      if (is_dir && !set_default)
+        if (auto st = drop(kAclDefault); !st) return st;
     }
     return {};
   }
@@ -708,6 +736,54 @@ class LayerApplier {
     kept_times_.push_back({std::move(dir), {sb.st_atim, sb.st_mtim}});
   }
 
+  // A regular file of the root, read inside it ("" when missing; bounded).
+  Result<std::string> read_in_root(const std::vector<std::string>& comps) const {
+    auto parent = res_.open_dir(comps, comps.size() - 1, false);
+    if (!parent) return std::string();
+    UniqueFd fd(::openat(parent->get(), comps.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat sb {};
+    if (!fd.valid() || ::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) return std::string();
+    return read_fd(fd.get(), fmt::format("reading /{} in the image", detail::join(comps, comps.size())), 16u << 20);
+  }
+
+  // ACLs whose named entries came without ids (GNU tar --acls): the names
+  // are looked up in the image's /etc/passwd and /etc/group as the layer
+  // left them (never the host's), then the ACLs are set.
+  Status apply_pending_acls() {
+    if (pending_acls_.empty()) return {};
+    auto passwd = read_in_root({"etc", "passwd"});
+    if (!passwd) return bad("etc/passwd", passwd.error().message());
+    auto group = read_in_root({"etc", "group"});
+    if (!group) return bad("etc/group", group.error().message());
+    auto users = acl::parse_id_file(*passwd), groups = acl::parse_id_file(*group);
+    for (auto& p : pending_acls_) {
+      for (const auto& [i, n] : p.acl.names) {
+        bool is_user = p.acl.entries[i].tag == acl::user;
+        const auto& db = is_user ? users : groups;
+        auto it = std::find_if(db.begin(), db.end(), [&](const auto& kv) { return kv.first == n; });
+        if (it == db.end())
+          return bad(p.path, fmt::format("its ACL names the {} {}, which is not in the image's /etc/{}", is_user ? "user" : "group",
+                                         shown(n), is_user ? "passwd" : "group"));
+        p.acl.entries[i].id = it->second;
+      }
+      std::string why;
+      auto value = acl::finish(std::move(p.acl.entries), why);
+      if (!value) return bad(p.path, fmt::format("invalid ACL: {}", why));
+      auto comps = clean(p.path, false);
+      if (!comps || comps->empty()) continue;
+      auto parent = res_.open_dir(*comps, comps->size() - 1, false);
+      if (!parent) continue;  // removed later in the layer
+      if (::lsetxattr(detail::proc_fd_path(parent->get(), comps->back()).c_str(), p.xattr.c_str(), value->data(), value->size(), 0) != 0) {
+        if (errno == ENOENT) continue;
+        if (errno == EINVAL) return bad(p.path, fmt::format("{} is not a valid ACL for this entry", p.xattr));
+        if (errno == ENOTSUP || (errno == EPERM && !as_root_)) continue;
+        return os_fail(p.path, fmt::format("setting extended attribute {}", p.xattr));
+      }
+    }
+    pending_acls_.clear();
+    return {};
+  }
+
   Status finish_dir_times() {
     for (const auto& k : kept_times_) {
       auto parent = res_.open_dir(k.comps, k.comps.size() - 1, false);
@@ -734,6 +810,12 @@ class LayerApplier {
   RootMeta& root_meta_;
   bool as_root_;
   bool warned_nodes_ = false, warned_xattr_ = false;
+  bool default_acl_seen_ = false;  // some directory got a default ACL: new entries may inherit it
+  struct PendingAcl {
+    std::string path, xattr;
+    acl::FromArchive acl;
+  };
+  std::vector<PendingAcl> pending_acls_;
   std::string what_;
   PathTree layer_paths_;
   std::vector<DirTime> dir_times_;
