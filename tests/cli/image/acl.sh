@@ -5,8 +5,8 @@
 # tar in both of its ways (--xattrs --xattrs-include='*': SCHILY.xattr.system.
 # posix_acl_*, as docker layers carry them; --acls: SCHILY.acl.*), imported,
 # unpacked to a directory and to an ext4 disk, and compared with getfacl.
-# (A full debootstrap is too slow for a test; see bench/ for one that is run
-# when debootstrap is there.) Run as root only: ACLs naming groups need it.
+# (A full debootstrap is too slow for every run: image-debootstrap does one
+# with KINA_TEST_DEBOOTSTRAP=1.) Run as root only: ACLs naming groups need it.
 source "$KINA_CLI_LIB"
 source "$KINA_SRC/tests/cli/image/helpers.sh"
 cd "$TEST_TMP"
