@@ -291,8 +291,28 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
     }
     return make_error(code, what, wire::sink_failure_why(sink));
   };
+  // SIGINT, SIGTERM and SIGHUP end the copy like a failure: the sink's
+  // destructor removes what it wrote (the signals are taken by a signalfd
+  // while the copy runs, then the previous mask is back).
+  sigset_t mask, old;
+  sigemptyset(&mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, sig);
+  ::sigprocmask(SIG_BLOCK, &mask, &old);
+  struct Restore {
+    sigset_t m;
+    ~Restore() { ::sigprocmask(SIG_SETMASK, &m, nullptr); }
+  } restore{old};
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   for (;;) {
-    auto f = conn.next();
+    auto f = conn.next(0);
+    if (!f && f.error().exit == Exit::temp_fail) {  // nothing buffered: wait for a frame or a signal
+      pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+      if (::poll(fds, sfd.valid() ? 2 : 1, -1) < 0 && errno != EINTR) return os_error("poll");
+      signalfd_siginfo si;
+      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        return make_error(Exit::temp_fail, what, fmt::format("interrupted by signal {}; what it wrote is removed", si.ssi_signo));
+      continue;
+    }
     if (!f) return f.error();
     if (!f->has_value())
       return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed during cp");

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -54,7 +57,11 @@ struct Sandbox {
   ~Sandbox() { fsys::remove_all(base); }
 
   // Runs copy_out(NAME:/src/tree, dst) against a fake agent sending `stream`.
-  Status copy(const std::string& stream, const std::string& dst, uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes) {
+  // With signal_after, the agent then stalls and sends that signal to the
+  // client's thread (a user pressing Ctrl-C).
+  Status copy(const std::string& stream, const std::string& dst, uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes,
+              int signal_after = 0) {
+    pthread_t client = ::pthread_self();
     ::signal(SIGPIPE, SIG_IGN);  // the fake agent may write after the client gave up
     std::string sock = machine + "/" + file::ctl_sock;
     ::unlink(sock.c_str());
@@ -70,7 +77,12 @@ struct Sandbox {
       char buf[4096];
       (void)!::read(c.get(), buf, sizeof buf);  // the get request
       (void)wire::write_fully(c.get(), stream);
-      ::shutdown(c.get(), SHUT_WR);
+      if (signal_after) {
+        ::usleep(100000);
+        ::pthread_kill(client, signal_after);
+      } else {
+        ::shutdown(c.get(), SHUT_WR);
+      }
       while (::read(c.get(), buf, sizeof buf) > 0) {
       }
     });
@@ -260,4 +272,18 @@ BOOST_AUTO_TEST_CASE(incomplete_transfers_leave_nothing) {
                     s.dest + "/keep");
   BOOST_TEST(!st2.ok());
   BOOST_TEST((s.names(s.dest + "/keep/tree") == std::vector<std::string>{"old"}));
+}
+
+// Ctrl-C (SIGINT) or SIGTERM during a copy: the client stops and removes
+// what it wrote.
+BOOST_AUTO_TEST_CASE(interrupted_copy_leaves_nothing) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    Sandbox s;
+    std::string head = entry(wire::Entry::dir, "") + entry(wire::Entry::dir, "d") + entry(wire::Entry::file, "d/f", 10) + data_frame("12345");
+    auto st = s.copy(head, s.dest + "/out", wire::TreeSink::kDefaultMaxBytes, sig);
+    BOOST_TEST_REQUIRE(!st.ok());
+    BOOST_TEST((st.error().exit == Exit::temp_fail), st.error().message());
+    BOOST_TEST(st.error().why.find("interrupted") != std::string::npos);
+    BOOST_TEST(s.names(s.dest).empty());
+  }
 }
