@@ -627,11 +627,11 @@ class LayerApplier {
       if (!value) return bad(path, fmt::format("invalid ACL: {}", why));
       if (auto st = set(xn, value->data(), value->size()); !st) return st;
     }
-    // Below a directory with a default ACL a new entry inherits it; the
-    // layer's entry has exactly the ACLs it carries (as tar --acls does), so
-    // inherited ones go. Only once a default ACL was seen: no cost otherwise.
-    if (set_default) default_acl_seen_ = true;
-    if (default_acl_seen_ && !is_link) {
+    // Below a directory with a default ACL (from this layer or a lower one) a
+    // new entry inherits it; the layer's entry has exactly the ACLs it
+    // carries (as tar --acls does), so inherited ones go. One cheap syscall
+    // per entry (ENODATA almost always).
+    if (!is_link) {
       auto drop = [&](std::string_view xn) -> Status {
         std::string n(xn);
         int rc = fd >= 0 ? ::fremovexattr(fd, n.c_str()) : ::lremovexattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str());
@@ -810,7 +810,6 @@ class LayerApplier {
   RootMeta& root_meta_;
   bool as_root_;
   bool warned_nodes_ = false, warned_xattr_ = false;
-  bool default_acl_seen_ = false;  // some directory got a default ACL: new entries may inherit it
   struct PendingAcl {
     std::string path, xattr;
     acl::FromArchive acl;

@@ -367,6 +367,14 @@ BOOST_AUTO_TEST_CASE(posix_acls_are_applied_in_both_forms) {
   BOOST_TEST(get_xattr(s.root + "/var/log/journal", "system.posix_acl_access") == kJournalAcl);
   BOOST_TEST(get_xattr(s.root + "/var/log/journal", "system.posix_acl_default") == kJournalAcl);
   BOOST_TEST(get_xattr(s.root + "/var/log/f", "system.posix_acl_access") == kJournalAcl);
+  // An entry gets the ACLs it carries, not the ones its directory's default ACL would give it.
+  st = s.apply(Tar().file("var/log/journal/plain", "x", 0640).dir("var/log/journal/sub", 0750).bytes());
+  BOOST_TEST_REQUIRE(st.ok());
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal/plain", "system.posix_acl_access") == "<No data available>");
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal/sub", "system.posix_acl_default") == "<No data available>");
+  struct stat sb {};
+  BOOST_TEST(::stat((s.root + "/var/log/journal/plain").c_str(), &sb) == 0);
+  BOOST_TEST((sb.st_mode & 07777) == 0640u);
   // libarchive's form (GNU tar --acls writes SCHILY.acl.access/default as text).
   Sandbox t;
   st = t.apply(Tar()
