@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +325,33 @@ class TreeSink {
     return out + "\"";
   }
 
+  // Removes the temporaries (".kina-cp.PID.N", regular files) that a
+  // transfer killed with SIGKILL left in the directory dfd: those whose PID
+  // is gone. Run on the directories a transfer writes into that existed before.
+  static void sweep(int dfd) {
+    int fd = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return;
+    }
+    constexpr std::string_view prefix = ".kina-cp.";
+    while (dirent* de = ::readdir(d)) {
+      std::string_view n = de->d_name;
+      if (n.substr(0, prefix.size()) != prefix) continue;
+      long pid = 0;
+      size_t i = prefix.size();
+      while (i < n.size() && n[i] >= '0' && n[i] <= '9' && pid < (1L << 30)) pid = pid * 10 + (n[i++] - '0');
+      if (i == prefix.size() || i >= n.size() || n[i] != '.' || pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+      struct stat sb {};
+      if (::fstatat(::dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+        (void)::unlinkat(::dirfd(d), de->d_name, 0);
+    }
+    ::closedir(d);
+  }
+
   bool add_root(const Entry& e) {
     // The root's parent is this side's choice (it may be reached through
     // symlinks); the root itself is never followed.
@@ -342,6 +370,7 @@ class TreeSink {
     }
     parent_ = Fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (parent_.get() < 0) return fail(Failure::os, dir, errno);
+    sweep(parent_.get());
     if (e.kind == Entry::symlink) {
       links_.push_back({{}, root_, e.link, e.uid, e.gid});
       return true;
@@ -361,6 +390,7 @@ class TreeSink {
     }
     in_ = std::make_unique<InRoot>(parent_.get(), base_.c_str(), InRoot::Symlinks::refuse);
     if (!in_->valid()) return fail(errno == ELOOP ? Failure::unsafe : Failure::os, root_, errno);
+    if (!created_root_) sweep(in_->root_fd());
     dirs_.push_back({{}, root_, e.mode, e.uid, e.gid});
     return true;
   }
@@ -378,6 +408,8 @@ class TreeSink {
         if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(Failure::os, path, errno);
         if (S_ISLNK(st.st_mode)) return fail(Failure::unsafe, path, ELOOP);
         if (!S_ISDIR(st.st_mode)) return fail(Failure::os, path, EEXIST);
+        Fd existing(::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (existing.get() >= 0) sweep(existing.get());
       }
       dirs_.push_back({comps, path, e.mode, e.uid, e.gid});
       return true;

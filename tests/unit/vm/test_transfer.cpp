@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -286,4 +287,27 @@ BOOST_AUTO_TEST_CASE(interrupted_copy_leaves_nothing) {
     BOOST_TEST(st.error().why.find("interrupted") != std::string::npos);
     BOOST_TEST(s.names(s.dest).empty());
   }
+}
+
+// What a kill -9 left (a temporary of a transfer whose process is gone) is
+// swept by the next copy into the same directory; a live one is kept.
+BOOST_AUTO_TEST_CASE(next_copy_sweeps_temporaries_of_killed_copies) {
+  Sandbox s;
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::string stale = ".kina-cp." + std::to_string(dead) + ".3", live = ".kina-cp.1.3";  // pid 1 is alive
+  std::ofstream(s.dest + "/" + stale) << "partial";
+  std::ofstream(s.dest + "/" + live) << "partial";
+  BOOST_TEST_REQUIRE(s.copy(entry(wire::Entry::file, "", 2) + data_frame("ok") + end(), s.dest + "/f").ok());
+  BOOST_TEST((s.names(s.dest) == std::vector<std::string>{live, "f"}));
+  // Also in existing directories of the tree being merged into.
+  ::mkdir((s.dest + "/d").c_str(), 0755);
+  ::mkdir((s.dest + "/d/tree").c_str(), 0755);
+  ::mkdir((s.dest + "/d/tree/sub").c_str(), 0755);
+  std::ofstream(s.dest + "/d/tree/" + stale) << "partial";
+  std::ofstream(s.dest + "/d/tree/sub/" + stale) << "partial";
+  BOOST_TEST_REQUIRE(s.copy(entry(wire::Entry::dir, "") + entry(wire::Entry::dir, "sub") + end(), s.dest + "/d").ok());
+  BOOST_TEST(s.names(s.dest + "/d/tree") == std::vector<std::string>{"sub"});
+  BOOST_TEST(s.names(s.dest + "/d/tree/sub").empty());
 }
