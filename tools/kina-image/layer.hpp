@@ -468,7 +468,7 @@ class LayerApplier {
         if (auto st = write_data(a, fd.get(), path, archive_entry_size_is_set(e) ? archive_entry_size(e) : -1); !st) return st;
         if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
         if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, fd.get(), -1, nullptr); !st) return st;
         if (::futimens(fd.get(), times) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -479,7 +479,7 @@ class LayerApplier {
         if (!fd.valid()) return os_fail(path, "opening the directory");
         if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
         if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, fd.get(), -1, nullptr); !st) return st;
         dir_times_.push_back({comps, {times[0], times[1]}});  // after the layer: entries inside change mtime
         return {};
       }
@@ -489,7 +489,7 @@ class LayerApplier {
         // The target is stored as is: it is only ever resolved inside the root.
         if (::symlinkat(target, pfd, name) != 0) return os_fail(path, "creating the symlink");
         if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
-        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, -1, pfd, name); !st) return st;
         if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -507,7 +507,7 @@ class LayerApplier {
         }
         if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
         if (::fchmodat(pfd, name, perm, 0) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, -1, pfd, name); !st) return st;
         if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -567,7 +567,8 @@ class LayerApplier {
   // after chown, which would clear a file capability; then POSIX ACLs, in the
   // xattr form (SCHILY.xattr.system.posix_acl_*) or libarchive's (GNU tar's
   // SCHILY.acl.*), checked first (acl.hpp). Other system.* names are refused.
-  Status set_xattrs(archive_entry* e, const std::string& path, int fd, int pfd, const char* name) {
+  Status set_xattrs(archive_entry* e, const std::vector<std::string>& comps, const std::string& path, int fd, int pfd,
+                    const char* name) {
     bool is_dir = archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e);
     bool is_link = archive_entry_filetype(e) == AE_IFLNK;
     auto set = [&](std::string_view xn, const void* value, size_t size) -> Status {
@@ -627,11 +628,14 @@ class LayerApplier {
       if (!value) return bad(path, fmt::format("invalid ACL: {}", why));
       if (auto st = set(xn, value->data(), value->size()); !st) return st;
     }
-    // Below a directory with a default ACL (from this layer or a lower one) a
-    // new entry inherits it; the layer's entry has exactly the ACLs it
-    // carries (as tar --acls does), so inherited ones go. One cheap syscall
-    // per entry (ENODATA almost always).
-    if (!is_link) {
+    // Below a directory with a default ACL a new entry inherits it; the
+    // layer's entry has exactly the ACLs it carries (as tar --acls does), so
+    // inherited ones go. Only below the directories that got a default ACL
+    // in this unpack (or everywhere, if the root inherited one from where it
+    // was made): no cost elsewhere.
+    if (set_default) default_acl_dirs_.insert(detail::join(comps, comps.size()));
+    if (!is_link && !comps.empty() &&
+        (root_has_default_acl() || default_acl_dirs_.count(detail::join(comps, comps.size() - 1)) != 0)) {
       auto drop = [&](std::string_view xn) -> Status {
         std::string n(xn);
         int rc = fd >= 0 ? ::fremovexattr(fd, n.c_str()) : ::lremovexattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str());
@@ -644,6 +648,12 @@ class LayerApplier {
         if (auto st = drop(kAclDefault); !st) return st;
     }
     return {};
+  }
+
+  bool root_has_default_acl() {
+    if (root_default_acl_ < 0)
+      root_default_acl_ = ::getxattr(fmt::format("/proc/self/fd/{}", res_.root_fd()).c_str(), std::string(kAclDefault).c_str(), nullptr, 0) > 0;
+    return root_default_acl_ > 0;
   }
 
   // Both ends inside the root: the entry's parent is pfd, the target is
@@ -810,6 +820,8 @@ class LayerApplier {
   RootMeta& root_meta_;
   bool as_root_;
   bool warned_nodes_ = false, warned_xattr_ = false;
+  std::unordered_set<std::string> default_acl_dirs_;  // directories given a default ACL: new entries in them inherit it
+  int root_default_acl_ = -1;                         // the root inherited a default ACL (-1: not looked yet)
   struct PendingAcl {
     std::string path, xattr;
     acl::FromArchive acl;
