@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -325,7 +327,7 @@ class TreeSink {
     return out + "\"";
   }
 
-  // Removes the temporaries (".kina-cp.PID.N", regular files) that a
+  // Removes the temporaries (".kina-cp.PID.*", regular files) that a
   // transfer killed with SIGKILL left in the directory dfd: those whose PID
   // is gone. Run on the directories a transfer writes into that existed before.
   static void sweep(int dfd) {
@@ -423,7 +425,11 @@ class TreeSink {
   }
 
   bool start_file(const Entry& e, Fd parent, const std::string& name, const std::string& path) {
-    tmp_ = ".kina-cp." + std::to_string(::getpid()) + "." + std::to_string(entries_);
+    // PID, this sink (the agent runs several puts at once), entry number.
+    char id[64];
+    std::snprintf(id, sizeof id, "%ld.%lx.%llu", static_cast<long>(::getpid()), static_cast<unsigned long>(reinterpret_cast<uintptr_t>(this)),
+                  static_cast<unsigned long long>(entries_));
+    tmp_ = std::string(".kina-cp.") + id;
     fd_ = ::openat(parent.get(), tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ < 0) {
       tmp_.clear();

@@ -311,3 +311,22 @@ BOOST_AUTO_TEST_CASE(next_copy_sweeps_temporaries_of_killed_copies) {
   BOOST_TEST(s.names(s.dest + "/d/tree") == std::vector<std::string>{"sub"});
   BOOST_TEST(s.names(s.dest + "/d/tree/sub").empty());
 }
+
+// The agent runs several puts at once: their temporaries never collide.
+BOOST_AUTO_TEST_CASE(concurrent_sinks_in_one_directory) {
+  Sandbox s;
+  auto file_entry = [](uint64_t size) {
+    wire::Entry e;
+    e.kind = wire::Entry::file;
+    e.size = size;
+    return e.encode();
+  };
+  wire::TreeSink a(s.dest + "/a", false), b(s.dest + "/b", false);
+  BOOST_TEST_REQUIRE(a.entry(file_entry(2)));
+  BOOST_TEST_REQUIRE(b.entry(file_entry(2)));
+  BOOST_TEST(a.data("aa"));
+  BOOST_TEST(b.data("bb"));
+  BOOST_TEST(a.finish());
+  BOOST_TEST(b.finish());
+  BOOST_TEST((s.names(s.dest) == std::vector<std::string>{"a", "b"}));
+}
