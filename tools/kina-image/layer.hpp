@@ -29,11 +29,13 @@
 
 #include <fmt/format.h>
 
+#include "acl.hpp"
 #include "archive_error.hpp"
 #include "digest.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
+#include "kina/inroot.hpp"
 #include "kina/sha256.hpp"
 #include "kina/validate.hpp"
 
@@ -63,7 +65,7 @@ namespace detail {
 
 inline bool openat2_disabled_by_env() {
   const char* v = std::getenv("KINA_IMAGE_NO_OPENAT2");  // test knob: exercise the fallback walk
-  return v && *v && std::string_view(v) != "0";
+  return (v && *v && std::string_view(v) != "0") || !inroot_openat2_allowed();
 }
 
 // Splits a path into components, dropping empty ones and ".".
@@ -200,26 +202,29 @@ inline std::string proc_fd_path(int dirfd, const std::string& name) { return fmt
 
 }  // namespace detail
 
-// Resolves directories inside a root. Symlinks met on the way are followed
-// as if the root were "/" (absolute targets and ".." stay inside).
+// Resolves directories inside a root for the layer writer: kina/inroot.hpp
+// in its in_root mode (symlinks met on the way are followed as if the root
+// were "/"), with its errno turned into kina-image's errors.
 class RootResolver {
  public:
-  explicit RootResolver(int root_fd) : root_(root_fd) {
-    use_openat2_ = !detail::openat2_disabled_by_env() && probe_openat2();
-  }
-  bool uses_openat2() const { return use_openat2_; }
+  explicit RootResolver(int root_fd)
+      : in_(root_fd, InRoot::Symlinks::in_root, !detail::openat2_disabled_by_env()), root_(root_fd) {}
+  bool uses_openat2() const { return in_.uses_openat2(); }
   // Parent directories created because an entry needed them (they count
   // against the entry cap: one entry can imply thousands of them).
-  uint64_t created_dirs() const { return created_; }
+  uint64_t created_dirs() const { return in_.created_dirs(); }
   int root_fd() const { return root_; }
+  const InRoot& in_root() const { return in_; }
 
   // Opens (O_PATH) the directory made of the first n components of comps.
-  // Missing directories are created 0755 when `create`; errno is kept on failure.
+  // Missing directories are created 0755 when `create`.
   Result<UniqueFd> open_dir(const std::vector<std::string>& comps, size_t n, bool create) const {
-    return use_openat2_ ? open_dir_openat2(comps, n, create) : open_dir_walk(comps, n, create);
+    if (!in_.valid()) return os_error("opening the root");
+    int fd = in_.open_dir(comps, n, create);
+    if (fd < 0) return resolve_error(comps, n, errno);
+    return UniqueFd(fd);
   }
 
- private:
   static Error resolve_error(const std::vector<std::string>& comps, size_t n, int err) {
     std::string p = detail::join(comps, n);
     if (err == ENOTDIR) return make_error(Exit::data, fmt::format("resolving {}", shown(p)), "a component is not a directory");
@@ -228,125 +233,9 @@ class RootResolver {
     return os_error(fmt::format("resolving {}", shown(p)), err);
   }
 
-  bool probe_openat2() const {
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    long fd = ::syscall(SYS_openat2, root_, ".", &how, sizeof how);
-    if (fd < 0) return false;
-    ::close(static_cast<int>(fd));
-    return true;
-  }
-
-  int openat2_in_root(const std::string& path) const {
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    for (;;) {
-      long fd = ::syscall(SYS_openat2, root_, path.c_str(), &how, sizeof how);
-      if (fd >= 0 || errno != EAGAIN) return static_cast<int>(fd);
-    }
-  }
-
-  Result<UniqueFd> open_dir_openat2(const std::vector<std::string>& comps, size_t n, bool create) const {
-    int fd = openat2_in_root(detail::join(comps, n));
-    if (fd >= 0) return UniqueFd(fd);
-    if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
-    // Something is missing: create it with the O_NOFOLLOW walk, which also
-    // handles a dangling symlink used as a directory (var/run -> /run before
-    // run exists) by creating its target inside the root, as docker does.
-    // It is linear in the path; re-resolving every prefix with openat2 was
-    // quadratic (a 2000-component path cost 2 million lookups per entry).
-    return open_dir_walk(comps, n, create);
-  }
-
-  // The fallback: one component at a time with O_NOFOLLOW; symlinks are read
-  // and their targets walked again from the root (absolute) or from the
-  // current stack (relative); ".." never climbs above the root.
-  Result<UniqueFd> open_dir_walk(const std::vector<std::string>& comps, size_t n, bool create) const {
-    std::deque<std::string> todo(comps.begin(), comps.begin() + static_cast<long>(n));
-    std::vector<std::string> stack;
-    UniqueFd cur(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!cur.valid()) return os_error("opening the root");
-    struct stat rb {};
-    if (::fstat(cur.get(), &rb) != 0) return os_error("opening the root");
-    const std::pair<dev_t, ino_t> root_id{rb.st_dev, rb.st_ino};
-    std::vector<std::pair<dev_t, ino_t>> ids;  // (dev, ino) of each directory on the stack
-    int links = 0;
-    auto reopen = [&]() -> Status {
-      UniqueFd fd(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-      for (const auto& c : stack) {
-        if (!fd.valid()) break;
-        fd.reset(::openat(fd.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      }
-      if (!fd.valid()) return resolve_error(comps, n, errno);
-      cur = std::move(fd);
-      return {};
-    };
-    while (!todo.empty()) {
-      std::string c = std::move(todo.front());
-      todo.pop_front();
-      if (c.empty() || c == ".") continue;
-      if (c == "..") {
-        if (stack.empty()) continue;  // ".." of the root is the root
-        stack.pop_back();
-        ids.pop_back();
-        // The parent in one step when it is the directory the stack says
-        // (always, in a tree nobody else writes); else walk again from the
-        // root. Re-walking for every ".." was quadratic: a symlink target of
-        // 1000 ".." below 2000 directories cost 2 million lookups.
-        UniqueFd up(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        struct stat ub {};
-        auto want = ids.empty() ? root_id : ids.back();
-        if (up.valid() && ::fstat(up.get(), &ub) == 0 && ub.st_dev == want.first && ub.st_ino == want.second) {
-          cur = std::move(up);
-        } else if (auto st = reopen(); !st) {
-          return st.error();
-        }
-        continue;
-      }
-      struct stat sb {};
-      if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno != ENOENT || !create) return resolve_error(comps, n, errno);
-        if (::mkdirat(cur.get(), c.c_str(), 0755) != 0) return resolve_error(comps, n, errno);
-        ++created_;
-        if (::fstatat(cur.get(), c.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return resolve_error(comps, n, errno);
-      }
-      if (S_ISLNK(sb.st_mode)) {
-        if (++links > 40) return resolve_error(comps, n, ELOOP);
-        std::string target(PATH_MAX, '\0');
-        ssize_t len = ::readlinkat(cur.get(), c.c_str(), target.data(), target.size());
-        if (len < 0) return resolve_error(comps, n, errno);
-        target.resize(static_cast<size_t>(len));
-        std::vector<std::string> parts;
-        size_t start = 0;
-        while (start <= target.size()) {
-          size_t slash = target.find('/', start);
-          if (slash == std::string::npos) slash = target.size();
-          if (slash > start) parts.push_back(target.substr(start, slash - start));
-          start = slash + 1;
-        }
-        todo.insert(todo.begin(), parts.begin(), parts.end());
-        if (!target.empty() && target[0] == '/') {
-          stack.clear();
-          ids.clear();
-          if (auto st = reopen(); !st) return st.error();
-        }
-        continue;
-      }
-      if (!S_ISDIR(sb.st_mode)) return resolve_error(comps, n, ENOTDIR);
-      UniqueFd next(::openat(cur.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!next.valid()) return resolve_error(comps, n, errno);
-      cur = std::move(next);
-      stack.push_back(std::move(c));
-      ids.emplace_back(sb.st_dev, sb.st_ino);
-    }
-    return cur;
-  }
-
+ private:
+  InRoot in_;
   int root_;
-  bool use_openat2_ = false;
-  mutable uint64_t created_ = 0;
 };
 
 // Applies one layer stream to the root. The layer's compressed digest and its
@@ -367,6 +256,7 @@ class LayerApplier {
     layer_paths_.kids.clear();
     dir_times_.clear();
     kept_times_.clear();
+    pending_acls_.clear();
     Source src{fd, {}, {}, 0, false};
     std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
     std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
@@ -409,6 +299,7 @@ class LayerApplier {
     if (!plain.error.empty()) return bad("", plain.error);
     // Trailing bytes after the compressed stream still belong to the blob.
     if (auto st = src.drain(); !st) return bad("", st.error().message());
+    if (auto st = apply_pending_acls(); !st) return st.error();
     if (auto st = finish_dir_times(); !st) return st.error();
     return Hashes{Digest::of(src.hash.finish()), Digest::of(plain.hash.finish())};
   }
@@ -485,16 +376,16 @@ class LayerApplier {
     return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
   }
 
-  // Cleans an entry path: components without "." and empty ones; ".." refused.
+  // Cleans an entry path (kina/inroot.hpp): components without "." and empty
+  // ones, a leading "/" stripped as tar does; ".." refused.
   Result<std::vector<std::string>> clean(std::string_view p, bool is_link_target) const {
-    auto comps = detail::split_path(p);
-    for (const auto& c : comps)
+    std::vector<std::string> comps;
+    if (inroot_components(p, comps, true)) return comps;
+    for (const auto& c : detail::split_path(p))
       if (c == "..")
         return bad(p, is_link_target ? "hardlink target contains \"..\"" : "path contains \"..\"");
     if (p.size() > PATH_MAX) return bad(p.substr(0, 200), "path longer than PATH_MAX");
-    for (const auto& c : comps)
-      if (c.size() > NAME_MAX) return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
-    return comps;
+    return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
   }
 
   // The paths this layer has entries for (and their parents), as a tree of
@@ -577,7 +468,7 @@ class LayerApplier {
         if (auto st = write_data(a, fd.get(), path, archive_entry_size_is_set(e) ? archive_entry_size(e) : -1); !st) return st;
         if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
         if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, fd.get(), -1, nullptr); !st) return st;
         if (::futimens(fd.get(), times) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -588,7 +479,7 @@ class LayerApplier {
         if (!fd.valid()) return os_fail(path, "opening the directory");
         if (as_root_ && ::fchown(fd.get(), uid, gid) != 0) return os_fail(path, "changing the owner");
         if (::fchmod(fd.get(), perm) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, fd.get(), -1, nullptr); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, fd.get(), -1, nullptr); !st) return st;
         dir_times_.push_back({comps, {times[0], times[1]}});  // after the layer: entries inside change mtime
         return {};
       }
@@ -598,7 +489,7 @@ class LayerApplier {
         // The target is stored as is: it is only ever resolved inside the root.
         if (::symlinkat(target, pfd, name) != 0) return os_fail(path, "creating the symlink");
         if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
-        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, -1, pfd, name); !st) return st;
         if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -616,7 +507,7 @@ class LayerApplier {
         }
         if (as_root_ && ::fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "changing the owner");
         if (::fchmodat(pfd, name, perm, 0) != 0) return os_fail(path, "changing the mode");
-        if (auto st = set_xattrs(e, path, -1, pfd, name); !st) return st;
+        if (auto st = set_xattrs(e, comps, path, -1, pfd, name); !st) return st;
         if (::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) return os_fail(path, "setting the times");
         return {};
       }
@@ -673,47 +564,114 @@ class LayerApplier {
   }
 
   // Extended attributes (SCHILY.xattr.*, including security.capability), set
-  // after chown, which would clear a file capability.
-  Status set_xattrs(archive_entry* e, const std::string& path, int fd, int pfd, const char* name) {
-    if (archive_entry_xattr_reset(e) == 0) return {};
-    const char* xname = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
-      std::string_view xn = xname ? xname : "";
-      if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0)
-        return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace", shown(xn)));
-      int rc = fd >= 0 ? ::fsetxattr(fd, xname, value, size, 0)
-                       : ::lsetxattr(detail::proc_fd_path(pfd, name).c_str(), xname, value, size, 0);
-      if (rc != 0) {
-        if (errno == ENOTSUP || (errno == EPERM && !as_root_)) {
-          if (!warned_xattr_) kina::detail::write_stderr(fmt::format("kina-image: warning: extended attribute {} not kept: {}\n", xn, std::strerror(errno)));
-          warned_xattr_ = true;
-          continue;
-        }
-        return os_fail(path, fmt::format("setting extended attribute {}", xn));
+  // after chown, which would clear a file capability; then POSIX ACLs, in the
+  // xattr form (SCHILY.xattr.system.posix_acl_*) or libarchive's (GNU tar's
+  // SCHILY.acl.*), checked first (acl.hpp). Other system.* names are refused.
+  Status set_xattrs(archive_entry* e, const std::vector<std::string>& comps, const std::string& path, int fd, int pfd,
+                    const char* name) {
+    bool is_dir = archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e);
+    bool is_link = archive_entry_filetype(e) == AE_IFLNK;
+    auto set = [&](std::string_view xn, const void* value, size_t size) -> Status {
+      std::string n(xn);
+      int rc = fd >= 0 ? ::fsetxattr(fd, n.c_str(), value, size, 0)
+                       : ::lsetxattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str(), value, size, 0);
+      if (rc == 0) return {};
+      if (errno == ENOTSUP || (errno == EPERM && !as_root_)) {
+        if (!warned_xattr_) kina::detail::write_stderr(fmt::format("kina-image: warning: extended attribute {} not kept: {}\n", xn, std::strerror(errno)));
+        warned_xattr_ = true;
+        return {};
       }
+      if (errno == EINVAL && xn.rfind("system.", 0) == 0) return bad(path, fmt::format("{} is not a valid ACL for this entry", xn));
+      return os_fail(path, fmt::format("setting extended attribute {}", xn));
+    };
+    bool set_access = false, set_default = false;
+    auto acl_allowed = [&](std::string_view xn) -> Status {
+      if (is_link) return bad(path, fmt::format("{} on a symlink (symlinks have no ACLs)", xn));
+      if (xn == kAclDefault && !is_dir) return bad(path, fmt::format("{} on an entry that is not a directory", xn));
+      return {};
+    };
+    if (archive_entry_xattr_reset(e) > 0) {
+      const char* xname = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+        std::string_view xn = xname ? xname : "";
+        if (xn == kAclAccess || xn == kAclDefault) {
+          if (auto st = acl_allowed(xn); !st) return st;
+          std::string why;
+          auto entries = acl::parse(std::string_view(static_cast<const char*>(value), size), why);
+          if (!entries) return bad(path, fmt::format("extended attribute {}: not a POSIX ACL: {}", xn, why));
+          if (entries->empty()) continue;  // an empty default ACL is none
+        } else if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0) {
+          return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace, nor a POSIX ACL", shown(xn)));
+        }
+        if (auto st = set(xn, value, size); !st) return st;
+        set_access = set_access || xn == kAclAccess;
+        set_default = set_default || xn == kAclDefault;
+      }
+    }
+    int nfs4 = archive_entry_acl_types(e) & ARCHIVE_ENTRY_ACL_TYPE_NFS4;
+    if (nfs4) return bad(path, "an NFSv4 ACL (only POSIX ACLs are kept)");
+    for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
+      std::string why;
+      auto fa = acl::from_archive(e, type, why);
+      if (!why.empty()) return bad(path, fmt::format("invalid ACL: {}", why));
+      if (!fa) continue;
+      std::string_view xn = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? kAclAccess : kAclDefault;
+      if (auto st = acl_allowed(xn); !st) return st;
+      (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? set_access : set_default) = true;
+      if (!fa->names.empty()) {  // ids from the image's /etc/passwd and /etc/group, at the end of the layer
+        pending_acls_.push_back({path, std::string(xn), std::move(*fa)});
+        continue;
+      }
+      auto value = acl::finish(std::move(fa->entries), why);
+      if (!value) return bad(path, fmt::format("invalid ACL: {}", why));
+      if (auto st = set(xn, value->data(), value->size()); !st) return st;
+    }
+    // Below a directory with a default ACL a new entry inherits it; the
+    // layer's entry has exactly the ACLs it carries (as tar --acls does), so
+    // inherited ones go. Only below the directories that got a default ACL
+    // in this unpack (or everywhere, if the root inherited one from where it
+    // was made): no cost elsewhere.
+    if (set_default) default_acl_dirs_.insert(detail::join(comps, comps.size()));
+    if (!is_link && !comps.empty() &&
+        (root_has_default_acl() || default_acl_dirs_.count(detail::join(comps, comps.size() - 1)) != 0)) {
+      auto drop = [&](std::string_view xn) -> Status {
+        std::string n(xn);
+        int rc = fd >= 0 ? ::fremovexattr(fd, n.c_str()) : ::lremovexattr(detail::proc_fd_path(pfd, name).c_str(), n.c_str());
+        if (rc != 0 && errno != ENODATA && errno != ENOTSUP) return os_fail(path, fmt::format("removing the inherited {}", xn));
+        return {};
+      };
+      if (!set_access)
+        if (auto st = drop(kAclAccess); !st) return st;
+      if (is_dir && !set_default)
+        if (auto st = drop(kAclDefault); !st) return st;
     }
     return {};
   }
 
+  bool root_has_default_acl() {
+    if (root_default_acl_ < 0)
+      root_default_acl_ = ::getxattr(fmt::format("/proc/self/fd/{}", res_.root_fd()).c_str(), std::string(kAclDefault).c_str(), nullptr, 0) > 0;
+    return root_default_acl_ > 0;
+  }
+
+  // Both ends inside the root: the entry's parent is pfd, the target is
+  // resolved by InRoot::link with no symlink on the way and never followed.
   Status apply_hardlink(const std::string& path, int pfd, const char* name, const char* target) {
     auto t = clean(target, true);
     if (!t) return t.error();
     if (t->empty()) return bad(path, "hardlink to the root directory");
-    auto tparent = res_.open_dir(*t, t->size() - 1, false);
-    if (!tparent) return bad(path, fmt::format("hardlink target {}: {}", shown(target), tparent.error().why));
-    struct stat sb {};
-    if (::fstatat(tparent->get(), t->back().c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0)
-      return bad(path, fmt::format("hardlink target {} does not exist", shown(target)));
-    if (S_ISDIR(sb.st_mode)) return bad(path, fmt::format("hardlink target {} is a directory", shown(target)));
-    // flags 0: a link to a symlink links the symlink itself, never its target.
-    if (::linkat(tparent->get(), t->back().c_str(), pfd, name, 0) != 0) {
-      if (errno == EMLINK)  // the layer asks for more links to one file than the filesystem holds
-        return bad(path, fmt::format("too many hard links to {} for the target filesystem", shown(target)));
-      return os_fail(path, "creating the hardlink");
-    }
-    return {};
+    if (res_.in_root().link(*t, pfd, name) == 0) return {};
+    int err = errno;
+    std::string tn = shown(target);
+    if (err == ENOENT) return bad(path, fmt::format("hardlink target {}: does not exist", tn));
+    if (err == EISDIR) return bad(path, fmt::format("hardlink target {} is a directory", tn));
+    if (err == ELOOP) return bad(path, fmt::format("hardlink target {} is reached through a symlink", tn));
+    if (err == ENOTDIR) return bad(path, fmt::format("hardlink target {}: a component is not a directory", tn));
+    if (err == EMLINK)  // the layer asks for more links to one file than the filesystem holds
+      return bad(path, fmt::format("too many hard links to {} for the target filesystem", tn));
+    return os_fail(path, "creating the hardlink", err);
   }
 
   Status apply_whiteout(const std::string& path, const std::vector<std::string>& comps, const std::string& victim) {
@@ -788,6 +746,54 @@ class LayerApplier {
     kept_times_.push_back({std::move(dir), {sb.st_atim, sb.st_mtim}});
   }
 
+  // A regular file of the root, read inside it ("" when missing; bounded).
+  Result<std::string> read_in_root(const std::vector<std::string>& comps) const {
+    auto parent = res_.open_dir(comps, comps.size() - 1, false);
+    if (!parent) return std::string();
+    UniqueFd fd(::openat(parent->get(), comps.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat sb {};
+    if (!fd.valid() || ::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) return std::string();
+    return read_fd(fd.get(), fmt::format("reading /{} in the image", detail::join(comps, comps.size())), 16u << 20);
+  }
+
+  // ACLs whose named entries came without ids (GNU tar --acls): the names
+  // are looked up in the image's /etc/passwd and /etc/group as the layer
+  // left them (never the host's), then the ACLs are set.
+  Status apply_pending_acls() {
+    if (pending_acls_.empty()) return {};
+    auto passwd = read_in_root({"etc", "passwd"});
+    if (!passwd) return bad("etc/passwd", passwd.error().message());
+    auto group = read_in_root({"etc", "group"});
+    if (!group) return bad("etc/group", group.error().message());
+    auto users = acl::parse_id_file(*passwd), groups = acl::parse_id_file(*group);
+    for (auto& p : pending_acls_) {
+      for (const auto& [i, n] : p.acl.names) {
+        bool is_user = p.acl.entries[i].tag == acl::user;
+        const auto& db = is_user ? users : groups;
+        auto it = std::find_if(db.begin(), db.end(), [&](const auto& kv) { return kv.first == n; });
+        if (it == db.end())
+          return bad(p.path, fmt::format("its ACL names the {} {}, which is not in the image's /etc/{}", is_user ? "user" : "group",
+                                         shown(n), is_user ? "passwd" : "group"));
+        p.acl.entries[i].id = it->second;
+      }
+      std::string why;
+      auto value = acl::finish(std::move(p.acl.entries), why);
+      if (!value) return bad(p.path, fmt::format("invalid ACL: {}", why));
+      auto comps = clean(p.path, false);
+      if (!comps || comps->empty()) continue;
+      auto parent = res_.open_dir(*comps, comps->size() - 1, false);
+      if (!parent) continue;  // removed later in the layer
+      if (::lsetxattr(detail::proc_fd_path(parent->get(), comps->back()).c_str(), p.xattr.c_str(), value->data(), value->size(), 0) != 0) {
+        if (errno == ENOENT) continue;
+        if (errno == EINVAL) return bad(p.path, fmt::format("{} is not a valid ACL for this entry", p.xattr));
+        if (errno == ENOTSUP || (errno == EPERM && !as_root_)) continue;
+        return os_fail(p.path, fmt::format("setting extended attribute {}", p.xattr));
+      }
+    }
+    pending_acls_.clear();
+    return {};
+  }
+
   Status finish_dir_times() {
     for (const auto& k : kept_times_) {
       auto parent = res_.open_dir(k.comps, k.comps.size() - 1, false);
@@ -814,6 +820,13 @@ class LayerApplier {
   RootMeta& root_meta_;
   bool as_root_;
   bool warned_nodes_ = false, warned_xattr_ = false;
+  std::unordered_set<std::string> default_acl_dirs_;  // directories given a default ACL: new entries in them inherit it
+  int root_default_acl_ = -1;                         // the root inherited a default ACL (-1: not looked yet)
+  struct PendingAcl {
+    std::string path, xattr;
+    acl::FromArchive acl;
+  };
+  std::vector<PendingAcl> pending_acls_;
   std::string what_;
   PathTree layer_paths_;
   std::vector<DirTime> dir_times_;

@@ -295,8 +295,7 @@ void put_end(uint32_t id, Session& s) {
   if (s.sink->finish()) {
     send(Type::exit, id, Encoder().i32(0).take());
   } else {
-    int err = s.sink->failed_errno() ? s.sink->failed_errno() : EIO;
-    send_error(id, std::string("writing ") + s.sink->root() + ": " + std::strerror(err));
+    send_error(id, std::string("writing ") + s.sink->root() + ": " + sink_failure_why(*s.sink));
   }
   g_sessions.erase(id);
 }

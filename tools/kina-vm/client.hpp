@@ -269,20 +269,50 @@ inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::s
   }
 }
 
-inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst) {
+// Writes the guest's tree at dst (or dst/basename for an existing directory)
+// through wire::TreeSink: never outside it, never through a symlink, holes
+// kept, at most max_bytes of data; on any failure what was written is removed.
+inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst,
+                       uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes) {
   fsys::path root = dst;
   std::error_code ec;
   std::string base = fsys::path(src).lexically_normal().filename().string();
   if (fsys::is_directory(dst, ec) && !base.empty()) root = dst / base;
   if (auto s = conn.send(wire::Type::get, wire::Encoder().str(src).take()); !s) return s;
-  wire::TreeSink sink(root.string(), ::geteuid() == 0);
-  std::string what = fmt::format("cp from {}:{}", conn.name(), src);
-  auto failed = [&](std::string_view protocol_why) -> Error {
-    if (sink.failure() == wire::TreeSink::Failure::protocol) return make_error(Exit::data, what, std::string(protocol_why));
-    return os_error(fmt::format("cp: writing {}", sink.failed_path()), sink.failed_errno(), Exit::cant_create);
+  wire::TreeSink sink(root.string(), ::geteuid() == 0, max_bytes);
+  std::string what = fmt::format("cp from {}:{} to {}", conn.name(), src, root.string());
+  auto failed = [&]() -> Error {
+    Exit code = Exit::cant_create;
+    switch (sink.failure()) {
+      case wire::TreeSink::Failure::protocol:
+      case wire::TreeSink::Failure::unsafe:
+      case wire::TreeSink::Failure::too_large: code = Exit::data; break;
+      default: break;
+    }
+    return make_error(code, what, wire::sink_failure_why(sink));
   };
+  // SIGINT, SIGTERM and SIGHUP end the copy like a failure: the sink's
+  // destructor removes what it wrote (the signals are taken by a signalfd
+  // while the copy runs, then the previous mask is back).
+  sigset_t mask, old;
+  sigemptyset(&mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, sig);
+  ::sigprocmask(SIG_BLOCK, &mask, &old);
+  struct Restore {
+    sigset_t m;
+    ~Restore() { ::sigprocmask(SIG_SETMASK, &m, nullptr); }
+  } restore{old};
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   for (;;) {
-    auto f = conn.next();
+    auto f = conn.next(0);
+    if (!f && f.error().exit == Exit::temp_fail) {  // nothing buffered: wait for a frame or a signal
+      pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+      if (::poll(fds, sfd.valid() ? 2 : 1, -1) < 0 && errno != EINTR) return os_error("poll");
+      signalfd_siginfo si;
+      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        return make_error(Exit::temp_fail, what, fmt::format("interrupted by signal {}; what it wrote is removed", si.ssi_signo));
+      continue;
+    }
     if (!f) return f.error();
     if (!f->has_value())
       return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed during cp");
@@ -294,14 +324,11 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
       return e;
     }
     if (fr.type == wire::Type::entry) {
-      if (!sink.entry(fr.payload)) return failed("malformed entry from the guest");
+      if (!sink.entry(fr.payload)) return failed();
     } else if (fr.type == wire::Type::data) {
-      if (!sink.data(fr.payload)) {
-        if (sink.failure() == wire::TreeSink::Failure::os) return os_error("cp", sink.failed_errno(), Exit::io);
-        return failed("unexpected data from the guest");
-      }
+      if (!sink.data(fr.payload)) return failed();
     } else if (fr.type == wire::Type::end) {
-      if (!sink.finish()) return failed("");
+      if (!sink.finish()) return failed();
       return {};
     }
   }

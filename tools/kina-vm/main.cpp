@@ -55,7 +55,7 @@ struct Options {
   bool interactive = false, tty = false;
   std::string workdir, user;
   // cp
-  std::string src, dst;
+  std::string src, dst, cp_max_bytes = "64Gi";
   // logs / stop / rm
   bool follow = false, force = false;
   std::string stop_timeout = "30s";
@@ -929,6 +929,8 @@ Status cmd_cp(Options& o) {
   auto& remote = rs ? *rs : *rd;
   if (remote.second.empty() || remote.second.front() != '/')
     return usage_error(fmt::format("cp: {}:{}", remote.first, remote.second), "the guest path must be absolute");
+  auto cap = parse_size(o.cp_max_bytes);
+  if (!cap) return usage_error(fmt::format("cp --max-bytes {}", o.cp_max_bytes), cap.error().why);
   o.name = remote.first;
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
@@ -939,7 +941,7 @@ Status cmd_cp(Options& o) {
   auto conn = AgentConnection::open(*dir, o.name);
   if (!conn) return conn.error();
   if (rd) return copy_in(*conn, o.src, rd->second);
-  return copy_out(*conn, rs->second, o.dst);
+  return copy_out(*conn, rs->second, o.dst, *cap);
 }
 
 Status cmd_stop(Options& o) {
@@ -1232,6 +1234,10 @@ int main(int argc, char** argv) {
     add_cluster(cp);
     cp->add_option("src", o.src, "Source")->required();
     cp->add_option("dst", o.dst, "Destination")->required();
+    cp->add_option("--max-bytes", o.cp_max_bytes,
+                   "cp NAME:SRC DST: most data bytes written on the host (holes in sparse files are kept and not counted); "
+                   "a bigger transfer fails and what it wrote is removed")
+        ->default_str("64Gi");
 
     auto* ls = app.add_subcommand("ls", "Print a Machine record per machine");
     add_cluster(ls);

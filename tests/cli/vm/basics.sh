@@ -147,6 +147,19 @@ assert_contains "$ERR" "No such file or directory"
 expect_exit 64 kina-vm cp "$TEST_TMP/src" "$TEST_TMP/elsewhere"
 ok "cp both ways"
 
+# cp out keeps a sparse file sparse (holes are not written) and stops at
+# --max-bytes, leaving nothing behind.
+expect_exit 0 kina-vm exec n1 -- sh -c 'echo tail | dd of=/tmp/sparse bs=1M seek=16 2>/dev/null'
+expect_exit 0 kina-vm cp n1:/tmp/sparse "$TEST_TMP/sparse"
+assert_eq "$(stat -c %s "$TEST_TMP/sparse")" "$((16 * 1024 * 1024 + 5))"
+[ "$(du -k "$TEST_TMP/sparse" | cut -f1)" -lt 1024 ] || fail "the sparse file was written dense: $(du -k "$TEST_TMP/sparse")"
+assert_eq "$(tail -c 5 "$TEST_TMP/sparse")" "tail"
+expect_exit 65 kina-vm cp --max-bytes 64Ki n1:/tmp/src "$TEST_TMP/capped"
+assert_contains "$ERR" "--max-bytes"
+[ ! -e "$TEST_TMP/capped" ] || fail "a capped cp left its output"
+ls -a "$TEST_TMP" | grep -q '^\.kina-cp' && fail "a temporary file was left"
+ok "cp out: holes kept, --max-bytes cap"
+
 expect_exit 0 kina-vm ls
 assert_eq "$(jq_field "$OUT" .name)" "n1"
 expect_exit 0 kina-vm inspect n1

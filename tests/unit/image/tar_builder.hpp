@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kina::image::test {
@@ -23,6 +24,17 @@ class Tar {
   Tar& dir(const std::string& path, mode_t mode = 0755) { return add(path, AE_IFDIR, mode, "", ""); }
   Tar& symlink(const std::string& path, const std::string& target) { return add(path, AE_IFLNK, 0777, "", target); }
   Tar& hardlink(const std::string& path, const std::string& target) { return add(path, 0, 0644, "", "", target); }
+  // An extended attribute (SCHILY.xattr.NAME) on the last entry.
+  Tar& xattr(const std::string& name, const std::string& value) {
+    entries_.back().xattrs.emplace_back(name, value);
+    return *this;
+  }
+  // An ACL in libarchive's text form (GNU tar's SCHILY.acl.*) on the last
+  // entry; type ARCHIVE_ENTRY_ACL_TYPE_ACCESS or _DEFAULT.
+  Tar& acl(int type, const std::string& text) {
+    entries_.back().acls.emplace_back(type, text);
+    return *this;
+  }
   std::string bytes() {
     std::string out;
     archive* a = archive_write_new();
@@ -39,6 +51,8 @@ class Tar {
       archive_entry_set_perm(ae, e.mode);
       archive_entry_set_size(ae, static_cast<la_int64_t>(e.data.size()));
       if (!e.target.empty()) archive_entry_set_symlink(ae, e.target.c_str());
+      for (const auto& [n, v] : e.xattrs) archive_entry_xattr_add_entry(ae, n.c_str(), v.data(), v.size());
+      for (const auto& [t, text] : e.acls) archive_entry_acl_from_text(ae, text.c_str(), t);
       archive_write_header(a, ae);
       if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
       archive_entry_free(ae);
@@ -54,6 +68,8 @@ class Tar {
     unsigned type;
     mode_t mode;
     std::string data, target, hardlink;
+    std::vector<std::pair<std::string, std::string>> xattrs = {};
+    std::vector<std::pair<int, std::string>> acls = {};
   };
   Tar& add(const std::string& p, unsigned type, mode_t mode, const std::string& data, const std::string& target,
            const std::string& hl = "") {

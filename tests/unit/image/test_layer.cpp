@@ -5,7 +5,10 @@
 #include <archive_entry.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
+#include <array>
+#include <cstring>
 #include <fstream>
 
 #include "layer.hpp"
@@ -111,6 +114,13 @@ BOOST_AUTO_TEST_CASE(breakouts_refused) {
          [](const Sandbox&) { return Tar().hardlink("h", "../outside/secret").bytes(); }},
         {"hardlink-abs", "hardlink target \"/etc/passwd\": does not exist",
          [](const Sandbox&) { return Tar().hardlink("h", "/etc/passwd").bytes(); }},
+        // Hardlink targets are resolved inside the root with no symlink on
+        // the way (kina/inroot.hpp): neither to the host nor inside it.
+        {"hardlink-via-host-symlink", "is reached through a symlink",
+         [](const Sandbox& s) { return Tar().symlink("o", s.outside).hardlink("h", "o/secret").bytes(); }},
+        {"hardlink-via-symlink", "is reached through a symlink",
+         [](const Sandbox&) { return Tar().dir("d").file("d/f", "x").symlink("l", "d").hardlink("h", "l/f").bytes(); }},
+        {"hardlink-dir", "is a directory", [](const Sandbox&) { return Tar().dir("d").hardlink("h", "d").bytes(); }},
         {"root-symlink", "changes the type of the root directory", [](const Sandbox&) { return Tar().symlink(".", "/tmp").bytes(); }},
         {"root-file", "changes the type of the root directory", [](const Sandbox&) { return Tar().file(".", "x").bytes(); }},
         {"wh-dotdot", "invalid whiteout name", [](const Sandbox&) { return Tar().file(".wh..", "").bytes(); }},
@@ -308,4 +318,119 @@ BOOST_AUTO_TEST_CASE(regress_implied_parents_count_against_entry_cap) {
       BOOST_TEST(h.error().why.find("more than 10 entries in total") != std::string::npos, h.error().message());
     }
   });
+}
+
+// --- POSIX ACLs (issue: every Debian systemd root has them on /var/log/journal) ---
+
+namespace {
+
+// An ACL in the kernel's xattr form: version 2, then {tag, perm, id} entries.
+std::string acl_xattr(std::initializer_list<std::array<uint32_t, 3>> entries, uint32_t version = 2) {
+  std::string out;
+  auto put = [&](uint32_t x, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+  };
+  put(version, 4);
+  for (const auto& e : entries) {
+    put(e[0], 2);
+    put(e[1], 2);
+    put(e[2], 4);
+  }
+  return out;
+}
+constexpr uint32_t kNone = 0xffffffffu;
+// user::rwx group::r-x group:4:r-x mask::r-x other::r-x, as on /var/log/journal (gid 4 is adm).
+const std::string kJournalAcl = acl_xattr({{0x01, 7, kNone}, {0x04, 5, kNone}, {0x08, 5, 4}, {0x10, 5, kNone}, {0x20, 5, kNone}});
+
+std::string get_xattr(const std::string& path, const char* name) {
+  std::string v(65536, '\0');
+  ssize_t n = ::lgetxattr(path.c_str(), name, v.data(), v.size());
+  if (n < 0) return "<" + std::string(std::strerror(errno)) + ">";
+  v.resize(static_cast<size_t>(n));
+  return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(posix_acls_are_applied_in_both_forms) {
+  if (::geteuid() != 0) return;  // ACL xattrs are checked for validity by the kernel as any user, but ids need root
+  Sandbox s;
+  // The xattr form (SCHILY.xattr.system.posix_acl_*), as docker and GNU tar --xattrs-include='*' write it.
+  auto st = s.apply(Tar()
+                        .dir("var/log/journal", 02755)
+                        .xattr("system.posix_acl_access", kJournalAcl)
+                        .xattr("system.posix_acl_default", kJournalAcl)
+                        .file("var/log/f", "x", 0640)
+                        .xattr("system.posix_acl_access", kJournalAcl)
+                        .bytes());
+  BOOST_TEST_REQUIRE(st.ok(), (st.ok() ? "" : st.error().message()));
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal", "system.posix_acl_access") == kJournalAcl);
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal", "system.posix_acl_default") == kJournalAcl);
+  BOOST_TEST(get_xattr(s.root + "/var/log/f", "system.posix_acl_access") == kJournalAcl);
+  // An entry gets the ACLs it carries, not the ones its directory's default
+  // ACL would give it (in one applier: the layers of one unpack).
+  Sandbox u;
+  {
+    std::string f = u.base + "/layer.tar";
+    std::ofstream(f, std::ios::binary) << Tar().dir("var/log/journal", 02755).xattr("system.posix_acl_default", kJournalAcl).bytes();
+    std::string g = u.base + "/layer2.tar";
+    std::ofstream(g, std::ios::binary) << Tar().file("var/log/journal/plain", "x", 0640).dir("var/log/journal/sub", 0750).bytes();
+    UniqueFd r(::open(u.root.c_str(), O_RDONLY | O_DIRECTORY));
+    RootResolver res(r.get());
+    Limits lim;
+    ApplyCounters c;
+    RootMeta m;
+    LayerApplier ap(res, lim, c, m);
+    for (const auto& l : {f, g}) {
+      UniqueFd fd(::open(l.c_str(), O_RDONLY));
+      BOOST_TEST_REQUIRE(ap.apply(fd.get(), l).ok());
+    }
+  }
+  s.root = u.root;
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal/plain", "system.posix_acl_access") == "<No data available>");
+  BOOST_TEST(get_xattr(s.root + "/var/log/journal/sub", "system.posix_acl_default") == "<No data available>");
+  struct stat sb {};
+  BOOST_TEST(::stat((s.root + "/var/log/journal/plain").c_str(), &sb) == 0);
+  BOOST_TEST((sb.st_mode & 07777) == 0640u);
+  // libarchive's form (GNU tar --acls writes SCHILY.acl.access/default as text).
+  Sandbox t;
+  st = t.apply(Tar()
+                   .dir("j", 0755)
+                   .acl(ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "user::rwx,group::r-x,group:4:r-x,mask::r-x,other::r-x")
+                   .acl(ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "user::rwx,group::r-x,group:4:r-x,mask::r-x,other::r-x")
+                   .bytes());
+  BOOST_TEST_REQUIRE(st.ok(), (st.ok() ? "" : st.error().message()));
+  BOOST_TEST(get_xattr(t.root + "/j", "system.posix_acl_access") == kJournalAcl);
+  BOOST_TEST(get_xattr(t.root + "/j", "system.posix_acl_default") == kJournalAcl);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_acls_and_other_system_attributes_refused) {
+  struct Bad {
+    std::string name, xattr, value, why;
+    bool dir = true;
+  };
+  const std::string ok = kJournalAcl;
+  std::vector<Bad> cases = {
+      {"other-system", "system.nfs4_acl", "x", "not in the user, security or trusted namespace, nor a POSIX ACL"},
+      {"version-1", "system.posix_acl_access", acl_xattr({{0x01, 7, kNone}, {0x04, 5, kNone}, {0x20, 5, kNone}}, 1), "version 1"},
+      {"short", "system.posix_acl_access", ok.substr(0, ok.size() - 3), "not a 4-byte header and 8-byte entries"},
+      {"bad-tag", "system.posix_acl_access", acl_xattr({{0x01, 7, kNone}, {0x04, 5, kNone}, {0x40, 5, kNone}, {0x20, 5, kNone}}), "unknown tag 0x40"},
+      {"bad-perm", "system.posix_acl_access", acl_xattr({{0x01, 8, kNone}, {0x04, 5, kNone}, {0x20, 5, kNone}}), "invalid permissions"},
+      {"no-mask", "system.posix_acl_access", acl_xattr({{0x01, 7, kNone}, {0x04, 5, kNone}, {0x08, 5, 4}, {0x20, 5, kNone}}), "without a mask"},
+      {"unsorted", "system.posix_acl_access", acl_xattr({{0x04, 5, kNone}, {0x01, 7, kNone}, {0x20, 5, kNone}}), "out of order"},
+      {"no-other", "system.posix_acl_access", acl_xattr({{0x01, 7, kNone}, {0x04, 5, kNone}}), "exactly one owner"},
+      {"default-on-file", "system.posix_acl_default", ok, "not a directory", false},
+  };
+  for (const auto& c : cases) {
+    Sandbox s;
+    Tar t;
+    if (c.dir)
+      t.dir("d");
+    else
+      t.file("d", "x");
+    auto st = s.apply(t.xattr(c.xattr, c.value).bytes());
+    BOOST_TEST_REQUIRE(!st.ok(), c.name);
+    BOOST_TEST((st.error().exit == Exit::data), c.name);
+    BOOST_TEST(st.error().why.find(c.why) != std::string::npos, c.name << ": " << st.error().message());
+  }
 }
