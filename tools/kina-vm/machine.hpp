@@ -38,6 +38,7 @@ inline constexpr const char* initramfs = "initramfs.cpio";
 inline constexpr const char* console = "console.log";
 inline constexpr const char* qemu_log = "qemu.log";
 inline constexpr const char* supervisor_log = "supervisor.log";
+inline constexpr const char* virtiofsd_log = "virtiofsd.log";
 inline constexpr const char* agent_sock = "agent.sock";
 inline constexpr const char* qmp_sock = "qmp.sock";
 inline constexpr const char* ctl_sock = "ctl.sock";

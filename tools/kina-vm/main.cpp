@@ -336,6 +336,10 @@ void show_tail(const fsys::path& dir) {
   };
   emit("console: ", tail_lines(dir / file::console, 15));
   emit("qemu: ", tail_lines(dir / file::qemu_log, 5));
+  // The supervisor's and virtiofsd's last words: the machine directory (and
+  // these logs with it) is removed after a failed boot.
+  emit("supervisor: ", tail_lines(dir / file::supervisor_log, 8));
+  emit("virtiofsd: ", tail_lines(dir / file::virtiofsd_log, 5));
 }
 
 Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::path& mdisk, const std::string& user_mac,
@@ -493,7 +497,7 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
     if (st.state == "exited" && (started || fsys::exists(dir / file::exit_info))) {
       if (!quiet) show_tail(dir);
       return make_error(Exit::unavailable, fmt::format("booting {}", s.name), st.reason,
-                        fmt::format("the lines above are the end of its console and of QEMU's output"));
+                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output");
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (!quiet) show_tail(dir);
