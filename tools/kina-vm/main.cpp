@@ -27,6 +27,8 @@
 #include "machine.hpp"
 #include "network.hpp"
 #include "supervisor.hpp"
+#include "sweep.hpp"
+#include "interrupt.hpp"
 #include "wire.hpp"
 
 namespace {
@@ -302,26 +304,6 @@ void remove_machine_dir(const fsys::path& dir) {
   fsys::remove_all(dir, ec);
 }
 
-// Stops a machine's processes: the supervisor (which stops QEMU), then
-// anything left by force. Returns once none is alive.
-void kill_machine(const fsys::path& dir, std::chrono::milliseconds grace) {
-  State st = machine_state(dir);
-  if (st.supervisor) ::kill(*st.supervisor, SIGTERM);
-  else if (st.qemu) ::kill(*st.qemu, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  for (;;) {
-    st = machine_state(dir);
-    if (!st.supervisor && !st.qemu) return;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      if (st.qemu) ::kill(*st.qemu, SIGKILL);
-      if (st.supervisor) ::kill(*st.supervisor, SIGKILL);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 // The end of a failed guest's console (and QEMU's own complaints) on stderr,
 // one prefixed line each, before the error itself.
 void show_tail(const fsys::path& dir) {
@@ -362,6 +344,7 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
     qi.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base.string(), (dir / file::disk).string()};
     if (auto r = run_checked(qi, "creating the overlay disk"); !r) return r.error();
   }
+  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
   auto mdisk = modules_disk(k);
   if (!mdisk) return mdisk.error();
 
@@ -393,6 +376,7 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
   for (const auto& e : o.env) config += "env " + e + "\n";
   if (!in.workdir.empty()) config += "cwd " + in.workdir + "\n";
   if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config); !st) return st;
+  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
 
   auto accel = choose_accel(o, k, init);
   if (!accel) return accel.error();
@@ -481,12 +465,13 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
   // The grandchild's pid: it writes its own pid file as its first act.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
+    if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
     State st = machine_state(dir);
     if (st.state == "running") {
       // Confirm through the supervisor that the agent answers.
       auto conn = AgentConnection::open(dir, s.name);
       if (conn && conn->send(wire::Type::ping)) {
-        auto f = conn->next(5000);
+        auto f = conn->next(1000);
         if (f && f->has_value() && (*f)->type == wire::Type::hello) {
           plan.record = machine_record(dir, s, st);
           return {};
@@ -601,7 +586,9 @@ Status boot_apple(Options& o, uint64_t memory_mib) {
     remove_machine_dir(*dir);
     return e;
   };
+  HeldInterrupts held;  // SIGINT, SIGTERM, SIGHUP: the container is deleted first
   if (auto r = apple::run_container(apple::run_argv(rr)); !r) return fail(r.error());
+  if (auto st = check_interrupt(fmt::format("booting {}", o.name)); !st) return fail(st.error());
   auto c = apple::find(s.container);
   if (!c) return fail(c.error());
   if (!*c) return fail(make_error(Exit::unavailable, fmt::format("booting {}", o.name), "`container list` does not show it"));
@@ -723,6 +710,8 @@ Status cmd_boot(Options& o) {
   if (which("qemu-system-x86_64").empty())
     return make_error(Exit::unavailable, "qemu-system-x86_64 not found", "install qemu-system-x86");
 
+  // From here on, SIGINT, SIGTERM and SIGHUP undo what this boot started.
+  HeldInterrupts held;
   // The records are printed once every machine answers.
   std::vector<BootPlan> booted;
   auto undo = [](const BootPlan& plan) {
@@ -740,6 +729,11 @@ Status cmd_boot(Options& o) {
     }
     booted.push_back(std::move(plan));
   }
+  for (const auto& plan : booted)
+    if (auto st = boot_completed(plan.dir); !st) {
+      for (auto it = booted.rbegin(); it != booted.rend(); ++it) undo(*it);
+      return st;
+    }
   for (const auto& plan : booted)
     if (auto st = print(plan.record); !st) return st;
   return {};
@@ -781,13 +775,12 @@ Status boot_one(Options& o, const std::string& name, const RootfsInput& in, uint
   {
     auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm boot");
     if (!lock) return lock.error();
-    if (::mkdir(dir->c_str(), 0700) != 0) {
-      if (errno == EEXIST)
-        return make_error(Exit::cant_create, fmt::format("machine {}", name),
-                          fmt::format("the name is taken in cluster {}", o.cluster),
-                          fmt::format("pick another --name, or remove it: kina-vm rm -f {}", name));
-      return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
-    }
+    sweep_abandoned_boots(*cdir, o.cluster);
+    if (fsys::exists(*dir))
+      return make_error(Exit::cant_create, fmt::format("machine {}", name),
+                        fmt::format("the name is taken in cluster {}", o.cluster),
+                        fmt::format("pick another --name, or remove it: kina-vm rm -f {}", name));
+    if (auto st = create_machine_dir(*dir, this_boot(s.network)); !st) return st;
   }
   plan.dir = *dir;
   return boot_machine(o, plan, k, in, init);
@@ -829,6 +822,9 @@ Status cmd_ls(const Options& o) {
     for (const auto& c : fsys::directory_iterator(*root, ec)) clusters.push_back(c.path());
   std::sort(clusters.begin(), clusters.end());
   for (const auto& c : clusters) {
+    // Sweep what a killed boot left (best effort: skipped while the cluster is busy).
+    if (auto lock = FileLock::acquire(c / "lock", std::chrono::seconds(2), "kina-vm ls"))
+      sweep_abandoned_boots(c, c.filename().string());
     std::vector<fsys::path> machines;
     for (const auto& m : fsys::directory_iterator(c / "machines", ec)) machines.push_back(m.path());
     std::sort(machines.begin(), machines.end());
@@ -1161,10 +1157,12 @@ Status cmd_network_rm(const Options& o) {
 int main(int argc, char** argv) {
   if (argc == 3 && std::string_view(argv[1]) == "_supervise") {
     // The per-VM supervisor (started by boot, never by hand).
+    // It runs in the machine directory (how its pid is told from others').
     kina::vm::Supervisor sup;
-    auto pid_file = fsys::path(argv[2]) / kina::vm::file::supervisor_pid;
-    if (auto st = kina::write_file_atomic(pid_file, fmt::format("{}\n", ::getpid()), 0644); !st) return 73;
-    return sup.run(argv[2]);
+    if (::chdir(argv[2]) != 0) return 71;
+    if (auto st = kina::write_file_atomic(kina::vm::file::supervisor_pid, fmt::format("{}\n", ::getpid()), 0644); !st)
+      return 73;
+    return sup.run(".");
   }
   Options o;
   for (int i = 1; i < argc; ++i) o.argv.emplace_back(argv[i]);

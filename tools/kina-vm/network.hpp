@@ -149,9 +149,14 @@ inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const
   return AppleNetwork{name, cluster, std::string(container), std::string(subnet), std::string(gateway), *dir};
 }
 
+// PID is N's vde_switch: started with `--pidfile <N's switch.pid>` exactly.
+inline bool is_switch(pid_t pid, const Network& n) {
+  return process_has_args(pid, "--pidfile", (n.dir / "switch.pid").string());
+}
+
 inline bool switch_running(const Network& n) {
   auto pid = read_pid(n.dir / "switch.pid");
-  return pid && process_matches(*pid, "vde_switch");
+  return pid && is_switch(*pid, n);
 }
 
 // leases: "ADDRESS MACHINE" lines.
@@ -223,10 +228,10 @@ inline Status start_switch(const Network& n) {
 
 inline void stop_switch(const Network& n) {
   auto pid = read_pid(n.dir / "switch.pid");
-  if (!pid || !process_matches(*pid, "vde_switch")) return;
+  if (!pid || !is_switch(*pid, n)) return;
   ::kill(*pid, SIGTERM);
-  for (int i = 0; i < 50 && process_matches(*pid, "vde_switch"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (process_matches(*pid, "vde_switch")) ::kill(*pid, SIGKILL);
+  for (int i = 0; i < 50 && is_switch(*pid, n); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (is_switch(*pid, n)) ::kill(*pid, SIGKILL);
 }
 
 }  // namespace kina::vm
