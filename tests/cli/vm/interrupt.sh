@@ -78,7 +78,19 @@ boot_vm ok1 --cluster c1 --network net1 --rootfs "$TEST_TMP/rootfs" -- "${IDLE[@
 [ ! -e "$MACHINES/ok1/booting" ] || fail "a completed boot kept its booting marker"
 expect_exit 0 kina-vm ls --cluster c1
 assert_eq "$(jq_field "$OUT" '[.name,.state]|join(" ")')" "ok1 running" "a completed boot survives ls"
+ok "the next boot sweeps; a completed boot is kept"
+
+# Pid checks are exact: machine `ok` whose pid files name the processes of
+# `ok1` (as after pid reuse) is not running, and rm -f of it leaves ok1 alone.
+mkdir "$MACHINES/ok"
+jq -c '.name = "ok"' "$MACHINES/ok1/machine.json" > "$MACHINES/ok/machine.json"
+cp "$MACHINES/ok1/supervisor.pid" "$MACHINES/ok1/qemu.pid" "$MACHINES/ok/"
+expect_exit 0 kina-vm inspect ok --cluster c1
+assert_eq "$(jq_field "$OUT" .state)" "exited" "state of a machine whose pids belong to another"
+expect_exit 0 kina-vm rm -f ok --cluster c1
+expect_exit 0 kina-vm exec ok1 --cluster c1 -- echo still here
+assert_eq "$OUT" "still here" "ok1 after rm -f ok"
+ok "pid checks: machine ok is not ok1"
 expect_exit 0 kina-vm rm -f ok1 --cluster c1
 expect_exit 0 kina-vm network rm net1 --cluster c1
 assert_eq "$(leftovers)" "" "processes at the end"
-ok "the next boot sweeps; a completed boot is kept"
