@@ -64,23 +64,42 @@ struct Options {
   // network
   std::string subnet;
   int exit_status = 0;  // exec: the command's status
+  std::string audit_action, audit_target;  // set by a mutating command before it runs
 };
 
-int64_t g_start_ms = now_ms();
-
-// One audit event for a mutating command; a failure to log is a warning.
-Status audited(const Options& o, std::string_view action, const std::string& target, Status st) {
+// The audit event of a mutating command, appended once the exit code is
+// known (whatever the outcome, input errors included); a failure to log is a
+// warning.
+void record_audit(const Options& o, int exit_code, int64_t start_ms) {
   audit::Event ev;
   ev.tool = std::string(kTool);
-  ev.action = std::string(action);
-  ev.cluster = o.cluster;
-  ev.target = target;
+  ev.action = o.audit_action;
+  // An invalid --cluster is the error being recorded: it stays in args only.
+  if (validate_name("cluster name", o.cluster)) ev.cluster = o.cluster;
+  ev.target = o.audit_target;
   ev.args = o.argv;
-  ev.outcome = st ? "ok" : "error";
-  ev.exit_code = st ? 0 : code(st.error().exit);
-  ev.duration_ms = now_ms() - g_start_ms;
+  ev.outcome = exit_code == 0 ? "ok" : "error";
+  ev.exit_code = exit_code;
+  ev.duration_ms = now_ms() - start_ms;
   if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
-  return st;
+}
+
+// The mutating command named by ARGV, for an invocation refused before it
+// ran (a parse error): "" when it names none.
+std::string mutating_action(const std::vector<std::string>& argv) {
+  std::vector<std::string> words;
+  for (const auto& a : argv) {
+    if (a == "--") break;
+    if (!a.empty() && a[0] != '-') words.push_back(a);
+  }
+  if (words.empty()) return {};
+  const std::string& w = words[0];
+  if (w == "boot" || w == "exec" || w == "cp" || w == "stop" || w == "rm") return w;
+  if (w == "network" && words.size() > 1 && (words[1] == "create" || words[1] == "rm")) return "network-" + words[1];
+  if (w == "kernel")
+    for (const auto& a : argv)
+      if (a == "--fetch" || a.rfind("--kernel", 0) == 0 || a.rfind("--modules", 0) == 0) return "kernel";
+  return {};
 }
 
 Status print(const std::string& record) { return RecordWriter().write_line(record); }
@@ -880,6 +899,7 @@ Status cmd_logs(const Options& o) {
 Status cmd_exec(Options& o) {
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
+  o.cluster = cluster_of(*dir);
   if (o.command.empty()) return usage_error("exec", "give the command after --");
   for (const auto& e : o.env)
     if (e.find('=') == std::string::npos || e.front() == '=')
@@ -915,6 +935,7 @@ Status cmd_cp(Options& o) {
   o.name = remote.first;
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
+  o.cluster = cluster_of(*dir);
   if (auto s = Spec::load(*dir); s && s->backend == "apple") {
     if (rd) return apple::copy_in(o.name, s->container, o.src, rd->second);
     return apple::copy_out(o.name, s->container, rs->second, o.dst);
@@ -1164,6 +1185,7 @@ int main(int argc, char** argv) {
       return 73;
     return sup.run(".");
   }
+  const int64_t start_ms = kina::now_ms();
   Options o;
   for (int i = 1; i < argc; ++i) o.argv.emplace_back(argv[i]);
   int rc = kina::run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
@@ -1252,24 +1274,32 @@ int main(int argc, char** argv) {
     add_cluster(nls);
 
     return [&, kernel, boot, exec, cp, ls, inspect, logs, stop, rm, ncreate, nrm, nls]() -> Status {
+      auto audit_as = [&](std::string action, std::string target) {
+        o.audit_action = std::move(action);
+        o.audit_target = std::move(target);
+      };
       if (kernel->parsed()) {
-        bool mutating = o.fetch || !o.kernel_path.empty();
-        auto st = cmd_kernel(o);
-        return mutating ? audited(o, "kernel", "kernel", st) : st;
+        if (o.fetch || !o.kernel_path.empty() || !o.modules_dir.empty()) audit_as("kernel", "kernel");
+        return cmd_kernel(o);
       }
-      if (boot->parsed()) return audited(o, "boot", o.name, cmd_boot(o));
-      if (exec->parsed()) return audited(o, "exec", o.name, cmd_exec(o));
-      if (cp->parsed()) return audited(o, "cp", o.src + " " + o.dst, cmd_cp(o));
+      if (boot->parsed()) return audit_as("boot", o.name), cmd_boot(o);
+      if (exec->parsed()) return audit_as("exec", o.name), cmd_exec(o);
+      if (cp->parsed()) return audit_as("cp", o.src + " " + o.dst), cmd_cp(o);
       if (ls->parsed()) return cmd_ls(o);
       if (inspect->parsed()) return cmd_inspect(o);
       if (logs->parsed()) return cmd_logs(o);
-      if (stop->parsed()) return audited(o, "stop", o.name, cmd_stop(o));
-      if (rm->parsed()) return audited(o, "rm", o.name, cmd_rm(o));
-      if (ncreate->parsed()) return audited(o, "network-create", o.name, cmd_network_create(o));
-      if (nrm->parsed()) return audited(o, "network-rm", o.name, cmd_network_rm(o));
+      if (stop->parsed()) return audit_as("stop", o.name), cmd_stop(o);
+      if (rm->parsed()) return audit_as("rm", o.name), cmd_rm(o);
+      if (ncreate->parsed()) return audit_as("network-create", o.name), cmd_network_create(o);
+      if (nrm->parsed()) return audit_as("network-rm", o.name), cmd_network_rm(o);
       if (nls->parsed()) return cmd_network_ls(o);
       return usage_error("no command");
     };
   });
-  return rc == 0 ? o.exit_status : rc;
+  // Exactly one audit event per mutating invocation, with the exit code this
+  // process ends with (exec: the command's status).
+  int exit_code = rc == 0 ? o.exit_status : rc;
+  if (o.audit_action.empty() && rc != 0) o.audit_action = mutating_action(o.argv);
+  if (!o.audit_action.empty()) record_audit(o, exit_code, start_ms);
+  return exit_code;
 }
