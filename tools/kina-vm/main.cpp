@@ -29,6 +29,8 @@
 #include "supervisor.hpp"
 #include "sweep.hpp"
 #include "interrupt.hpp"
+#include "console.hpp"
+#include "guest_config.hpp"
 #include "wire.hpp"
 
 namespace {
@@ -59,7 +61,7 @@ struct Options {
   // cp
   std::string src, dst;
   // logs / stop / rm
-  bool follow = false, force = false;
+  bool follow = false, force = false, raw = false;
   std::string stop_timeout = "30s";
   // network
   std::string subnet;
@@ -223,7 +225,9 @@ Result<Accel> choose_accel(const Options& o, const Kernel& k, const fsys::path& 
   char tmpl[] = "/tmp/kina-probe.XXXXXX";
   if (!::mkdtemp(tmpl)) return os_error("creating a temporary directory");
   fsys::path tmp = tmpl;
-  auto st = build_initramfs(tmp / "probe.cpio", init, {}, "probe 1\n");
+  GuestConfig probe;
+  auto st = probe.add("probe", "1", "probe");
+  if (st) st = build_initramfs(tmp / "probe.cpio", init, {}, probe.text());
   bool works = false;
   if (st) {
     ProcessSpec spec;
@@ -374,27 +378,37 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
 
   // Addresses: the user-mode NIC (egress, --publish) always; the cluster NIC on --network.
   std::string user_mac = mac_for(s.cluster + "/" + s.name + "/user");
-  std::string config = fmt::format("hostname {}\nroot /dev/vda\nmodules-disk /dev/vdb\n", s.name);
-  config += fmt::format("net {} 10.0.2.15/24 10.0.2.2\n", user_mac);
+  GuestConfig config;
+  auto add = [&](std::string_view key, std::string_view value, std::string_view what) -> Status {
+    return config.add(key, value, what);
+  };
+  if (auto st = add("hostname", s.name, "machine name"); !st) return st;
+  if (auto st = add("root", "/dev/vda", "root disk"); !st) return st;
+  if (auto st = add("modules-disk", "/dev/vdb", "modules disk"); !st) return st;
+  if (auto st = add("net", fmt::format("{} 10.0.2.15/24 10.0.2.2", user_mac), "user NIC"); !st) return st;
   std::string net_mac;
   if (plan.net) {
     auto ip = allocate_ip(*plan.net, s.name);
     if (!ip) return ip.error();
     s.ip = *ip;
     net_mac = mac_for(s.cluster + "/" + s.name + "/" + plan.net->name);
-    config += fmt::format("net {} {}/{} -\n", net_mac, s.ip, plan.net->subnet.prefix);
+    if (auto st = add("net", fmt::format("{} {}/{} -", net_mac, s.ip, plan.net->subnet.prefix), "cluster NIC"); !st) return st;
   } else {
     s.ip = "10.0.2.15";
   }
   for (size_t i = 0; i < s.mounts.size(); ++i) {
     auto m = parse_mount(s.mounts[i]);
-    config += fmt::format("mount kina{} {} {}\n", i, m->read_only ? "ro" : "rw", m->guest);
+    if (auto st = add("mount", fmt::format("kina{} {} {}", i, m->read_only ? "ro" : "rw", m->guest), "--mount"); !st) return st;
   }
-  for (const auto& a : s.command) config += "arg " + a + "\n";
-  for (const auto& e : in.env) config += "env " + e + "\n";
-  for (const auto& e : o.env) config += "env " + e + "\n";
-  if (!in.workdir.empty()) config += "cwd " + in.workdir + "\n";
-  if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config); !st) return st;
+  for (const auto& a : s.command)
+    if (auto st = add("arg", a, "command argument"); !st) return st;
+  for (const auto& e : in.env)
+    if (auto st = add("env", e, "image Env entry"); !st) return st;
+  for (const auto& e : o.env)
+    if (auto st = add("env", e, "--env"); !st) return st;
+  if (!in.workdir.empty())
+    if (auto st = add("cwd", in.workdir, "image WorkingDir"); !st) return st;
+  if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config.text()); !st) return st;
   if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
 
   auto accel = choose_accel(o, k, init);
@@ -631,6 +645,7 @@ Status exec_apple(Options& o, const Spec& s) {
   spec.argv.insert(spec.argv.end(), o.command.begin(), o.command.end());
   spec.inherit_stdin = o.interactive;
   spec.capture_stdout = spec.capture_stderr = false;
+  spec.foreground = true;  // the terminal's: it may read it, Ctrl-C reaches it
   auto r = run_process(spec);
   if (!r) return r.error();
   o.exit_status = r->exit_code();
@@ -714,6 +729,15 @@ Status cmd_boot(Options& o) {
         return make_error(Exit::no_input, fmt::format("rootfs {}", in.dir.string()), "no such directory");
     }
   }
+  // Image Env and WorkingDir (from the records) become lines of the guest's
+  // config: refused before anything is created when they could add lines.
+  for (const auto& in : inputs) {
+    for (const auto& e : in.env)
+      if (auto st = check_config_value(fmt::format("Env entry of image {}", in.image), e); !st) return st;
+    if (auto st = check_config_value(fmt::format("WorkingDir of image {}", in.image), in.workdir); !st) return st;
+    for (const auto& a : in.command)
+      if (auto st = check_config_value(fmt::format("command of image {}", in.image), a); !st) return st;
+  }
   // Several Rootfs records boot several machines: NAME, NAME2, NAME3, ...
   // (kind's worker, worker2). All or nothing: a failure removes the ones
   // this command booted.
@@ -735,7 +759,8 @@ Status cmd_boot(Options& o) {
   std::vector<BootPlan> booted;
   auto undo = [](const BootPlan& plan) {
     kill_machine(plan.dir, std::chrono::seconds(3));
-    if (plan.net) release_ip(*plan.net, plan.spec.name);
+    if (plan.net)
+      if (auto st = release_ip(*plan.net, plan.spec.name); !st) warn(kTool, st.error().message());
     remove_machine_dir(plan.dir);
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -875,23 +900,36 @@ Status cmd_logs(const Options& o) {
     if (o.follow) spec.argv.push_back("--follow");
     spec.argv.push_back(s->container);
     spec.capture_stdout = spec.capture_stderr = false;
+    spec.foreground = true;  // Ctrl-C during logs -f stops `container logs` too
     auto r = run_process(spec);
     if (!r) return r.error();
+    if (!r->exited && (r->term_signal == SIGINT || r->term_signal == SIGTERM || r->term_signal == SIGHUP))
+      return make_error(static_cast<Exit>(signal_exit(r->term_signal)), fmt::format("logs of {}", o.name), "interrupted");
     if (!r->success()) return make_error(Exit::unavailable, fmt::format("logs of {}", o.name), "container logs " + r->describe());
     return {};
   }
-  UniqueFd fd(::open((*dir / file::console).c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open((*dir / file::console).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd.valid()) return os_error(fmt::format("reading the console of {}", o.name), errno, Exit::no_input);
+  struct stat sb {};
+  if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
+    return make_error(Exit::data, fmt::format("reading the console of {}", o.name), "console.log is not a regular file");
+  // The guest writes what it likes to its console: on a terminal, control
+  // characters are shown escaped unless --raw.
+  bool escape = !o.raw && ::isatty(1);
+  TerminalEscaper esc;
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return os_error("reading the console", errno, Exit::io);
     if (n > 0) {
-      if (auto st = write_all(1, std::string_view(buf, static_cast<size_t>(n)), "writing stdout"); !st) return st;
+      std::string_view chunk(buf, static_cast<size_t>(n));
+      std::string safe = escape ? esc.feed(chunk) : std::string();
+      if (auto st = write_all(1, escape ? std::string_view(safe) : chunk, "writing stdout"); !st) return st;
       continue;
     }
-    if (!o.follow || machine_state(*dir).state == "exited") return {};
+    if (!o.follow || machine_state(*dir).state == "exited")
+      return escape ? write_all(1, esc.finish(), "writing stdout") : Status{};
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
@@ -1005,7 +1043,8 @@ Status cmd_rm(Options& o) {
   }
   auto s = Spec::load(*dir);
   if (s && !s->network.empty())
-    if (auto n = load_network(s->cluster, s->network)) release_ip(*n, s->name);
+    if (auto n = load_network(s->cluster, s->network))
+      if (auto r = release_ip(*n, s->name); !r) warn(kTool, r.error().message() + " (its address stays leased)");
   lock->release();
   std::error_code ec;
   fsys::remove_all(*dir, ec);
@@ -1026,8 +1065,7 @@ Status network_create_apple(const Options& o) {
   if (!o.subnet.empty()) {
     auto subnet = parse_cidr(o.subnet);
     if (!subnet) return subnet.error();
-    if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
-      return usage_error(fmt::format("invalid --subnet {}", shown(o.subnet)), "an IPv4 prefix from /16 to /29");
+    if (auto st = check_subnet(*subnet, o.subnet, false); !st) return st;
   }
   auto dir = network_dir(o.cluster, o.name);
   if (!dir) return dir.error();
@@ -1059,10 +1097,9 @@ Status network_create_apple(const Options& o) {
 
 Status cmd_network_create(const Options& o) {
   if (use_apple(o.backend)) return network_create_apple(o);
-  auto subnet = parse_cidr(o.subnet.empty() ? std::string(kDefaultSubnet) : o.subnet);
+  auto subnet = o.subnet.empty() ? default_subnet() : parse_cidr(o.subnet);
   if (!subnet) return subnet.error();
-  if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
-    return usage_error(fmt::format("invalid --subnet {}", shown(o.subnet)), "an IPv4 prefix from /16 to /29");
+  if (auto st = check_subnet(*subnet, o.subnet.empty() ? subnet->str() : o.subnet, true); !st) return st;
   auto dir = network_dir(o.cluster, o.name);
   if (!dir) return dir.error();
   if (which("vde_switch").empty()) return make_error(Exit::unavailable, "vde_switch not found", "install vde2");
@@ -1160,9 +1197,10 @@ Status cmd_network_rm(const Options& o) {
   auto n = load_network(o.cluster, o.name);
   if (!n) return n.error();
   auto leases = read_leases(*n);
-  if (!leases.empty() && !o.force) {
+  if (!leases && !o.force) return leases.error();
+  if (leases && !leases->empty() && !o.force) {
     std::string users;
-    for (const auto& [ip, m] : leases) users += (users.empty() ? "" : ", ") + m;
+    for (const auto& [ip, m] : *leases) users += (users.empty() ? "" : ", ") + m;
     return make_error(Exit::usage, fmt::format("network {}", o.name), "machines are attached: " + users,
                       "remove them first, or use network rm -f");
   }
@@ -1248,6 +1286,7 @@ int main(int argc, char** argv) {
     auto* logs = app.add_subcommand("logs", "Print a machine's console");
     logs->add_option("name", o.name, "Machine")->required();
     logs->add_flag("-f,--follow", o.follow, "Keep printing until the machine exits");
+    logs->add_flag("--raw", o.raw, "Write the console's bytes as they are, also to a terminal (by default control characters are shown as \\xNN there)");
     add_cluster(logs);
     auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout");
     stop->add_option("name", o.name, "Machine")->required();
@@ -1262,7 +1301,7 @@ int main(int argc, char** argv) {
     network->require_subcommand(1);
     auto* ncreate = network->add_subcommand("create", "Start a network and print its Network record");
     ncreate->add_option("name", o.name, "Network name")->required();
-    ncreate->add_option("--subnet", o.subnet, fmt::format("IPv4 subnet (default {}; apple: container's choice)", kDefaultSubnet));
+    ncreate->add_option("--subnet", o.subnet, "IPv4 private subnet, /16 to /29, clear of loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, the user-mode NIC's 10.0.2.0/24 and every kina network (default: the first free 10.213.N.0/24; apple: container's choice)");
     ncreate->add_option("--backend", o.backend, "auto, qemu (a vde_switch) or apple (a `container network`)")
         ->check(CLI::IsMember({"auto", "qemu", "apple"}));
     add_cluster(ncreate);

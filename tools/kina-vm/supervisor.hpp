@@ -73,7 +73,40 @@ inline bool qmp_quit() {
 
 class Supervisor {
  public:
+  // Runs the machine until QEMU ends. An exception (a bug, or memory
+  // exhausted) never reaches std::terminate: it is logged to supervisor.log,
+  // QEMU is stopped and exit.json says why.
   int run(const fsys::path& dir) {
+    try {
+      return run_machine(dir);
+    } catch (const std::exception& e) {
+      return failed(e.what());
+    } catch (...) {
+      return failed("an unknown exception");
+    }
+  }
+
+ private:
+  int failed(const char* what) noexcept {
+    try {
+      log(fmt::format("internal error: {}; stopping QEMU", what));
+      if (qemu_ > 0) {
+        ::kill(qemu_, SIGKILL);
+        int status = 0;
+        ::waitpid(qemu_, &status, 0);
+        json::Writer w;
+        w.begin_object().field("reason", fmt::format("the supervisor failed: {}", what)).field("time", format_utc_ms(now_ms()));
+        w.field("exitCode", 70).end_object();
+        (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
+      }
+      for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready}) ::unlink(f);
+    } catch (...) {
+      if (qemu_ > 0) ::kill(qemu_, SIGKILL);
+    }
+    return 70;
+  }
+
+  int run_machine(const fsys::path& dir) {
     if (::chdir(dir.c_str()) != 0) return 71;
     auto spec = Spec::load(".");
     if (!spec) {
@@ -100,7 +133,6 @@ class Supervisor {
     return 0;
   }
 
- private:
   struct Client {
     int fd = -1;
     wire::FrameBuffer in;

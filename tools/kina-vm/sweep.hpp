@@ -87,7 +87,7 @@ inline void sweep_abandoned_boots(const fsys::path& cdir, const std::string& clu
     if (m && m->alive()) continue;
     kill_machine(dir, std::chrono::seconds(3));
     if (m && !m->network.empty())
-      if (auto n = load_network(cluster, m->network)) release_ip(*n, name);
+      if (auto n = load_network(cluster, m->network)) (void)release_ip(*n, name);  // an unreadable lease file stays as it is
     std::error_code rec;
     fsys::remove_all(dir, rec);
   }
