@@ -759,7 +759,7 @@ Status cmd_boot(Options& o) {
   std::vector<BootPlan> booted;
   auto undo = [](const BootPlan& plan) {
     kill_machine(plan.dir, std::chrono::seconds(3));
-    if (plan.net)
+    if (plan.net && !plan.spec.ip.empty())  // an address was leased
       if (auto st = release_ip(*plan.net, plan.spec.name); !st) warn(kTool, st.error().message());
     remove_machine_dir(plan.dir);
   };
