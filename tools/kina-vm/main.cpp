@@ -901,8 +901,19 @@ Status cmd_logs(const Options& o) {
     spec.argv.push_back(s->container);
     spec.capture_stdout = spec.capture_stderr = false;
     spec.foreground = true;  // Ctrl-C during logs -f stops `container logs` too
+    // On a terminal, what the container printed goes through the escaper.
+    TerminalEscaper esc;
+    Status written;
+    if (!o.raw && ::isatty(1)) {
+      spec.capture_stdout = true;
+      spec.on_stdout = [&](std::string_view chunk) {
+        if (written) written = write_all(1, esc.feed(chunk), "writing stdout");
+      };
+    }
     auto r = run_process(spec);
     if (!r) return r.error();
+    if (spec.on_stdout && written) written = write_all(1, esc.finish(), "writing stdout");
+    if (!written) return written;
     if (!r->exited && (r->term_signal == SIGINT || r->term_signal == SIGTERM || r->term_signal == SIGHUP))
       return make_error(static_cast<Exit>(signal_exit(r->term_signal)), fmt::format("logs of {}", o.name), "interrupted");
     if (!r->success()) return make_error(Exit::unavailable, fmt::format("logs of {}", o.name), "container logs " + r->describe());

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -74,6 +75,9 @@ struct ProcessSpec {
   // the child's to answer, as with system(3)) and pass SIGTERM and SIGHUP on
   // to it, so it never outlives us.
   bool foreground = false;
+  // With capture_stdout: each chunk of stdout as it arrives, instead of
+  // collecting it in ProcessResult::out (logs -f through a filter).
+  std::function<void(std::string_view)> on_stdout;
 };
 
 struct ProcessResult {
@@ -262,6 +266,10 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     for (;;) {
       ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n > 0) {
+        if (spec.on_stdout && fd == out_pipe[0]) {
+          spec.on_stdout(std::string_view(chunk, static_cast<size_t>(n)));
+          continue;
+        }
         size_t room = spec.max_output > buf.size() ? spec.max_output - buf.size() : 0;
         size_t take = std::min(room, static_cast<size_t>(n));
         buf.append(chunk, take);

@@ -202,6 +202,15 @@ expect_exit 0 kina-vm boot --backend apple --name n1 --cluster c1 --image "$REF"
 expect_exit 0 python3 "$PTYRUN" --timeout 60 --send $'typed line\n' -- kina-vm exec -i -t n1 -- readline
 assert_contains "$OUT" "got: typed line" "exec -it on a terminal"
 ok "exec -i -t reads the terminal"
+# What the container printed is escaped on a terminal, as the qemu console is.
+printf '\033]0;owned\007\033[2Jafter\r\n' > "$FAKE/console"
+expect_exit 0 python3 "$PTYRUN" --timeout 60 -- kina-vm logs n1
+assert_not_contains "$OUT" $'\033' "apple logs on a terminal"
+assert_contains "$OUT" '\x1b]0;owned\x07\x1b[2Jafter'
+expect_exit 0 python3 "$PTYRUN" --timeout 60 -- kina-vm logs --raw n1
+assert_contains "$OUT" $'\033]0;owned\007' "apple logs --raw on a terminal"
+rm "$FAKE/console"
+ok "logs escapes the container's control characters on a terminal"
 
 # gone PIDFILE: the process it names has ended (a zombie counts as ended).
 gone() {
