@@ -1242,7 +1242,8 @@ int main(int argc, char** argv) {
         "Boot node VMs (QEMU) from a root filesystem, run commands in them, copy files, connect them on a network.\n"
         "State: $KINA_HOME/clusters/<cluster>/machines/<name>/. Records on stdout, diagnostics on stderr.\n"
         "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 hypervisor/guest unavailable, 73 cannot create,\n"
-        "75 busy; exec exits with the command's status (128+N for signal N, 126/127 when it cannot start).");
+        "74 I/O, 75 busy, 128+N interrupted by signal N (boot removes what it started); exec exits with the command's status\n"
+        "(128+N for signal N, 126/127 when it cannot start).");
     app.require_subcommand(1);
     auto add_cluster = [&](CLI::App* sub) {
       sub->add_option("--cluster", o.cluster, "Cluster (default: default; for lookups: the one that has NAME)")
