@@ -78,18 +78,35 @@ struct Config {
   std::vector<std::string> argv, env, nets, mounts;
 };
 
-// /kina.conf: one "key value" per line; arg and env repeat.
+// /kina.conf (written by the host's GuestConfig): one "key value" per line,
+// closed by "end". arg, env, net and mount repeat; any other key appears at
+// most once, and an unknown key, a line after "end" or a missing "end" is
+// refused: a value that smuggled in a line of its own is not obeyed.
 Config read_config() {
   Config c;
   std::string text = read_text("/kina.conf");
   size_t pos = 0;
+  bool ended = false;
+  std::vector<std::string> seen;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
+    if (nl == std::string::npos) die("/kina.conf: the last line has no newline");
     std::string line = text.substr(pos, nl - pos);
     pos = nl + 1;
+    if (ended) die("/kina.conf: a line after \"end\"");
+    if (line == "end") {
+      ended = true;
+      continue;
+    }
+    if (line.find('\r') != std::string::npos) die("/kina.conf: a carriage return in: " + line);
     size_t sp = line.find(' ');
     std::string key = line.substr(0, sp), value = sp == std::string::npos ? "" : line.substr(sp + 1);
+    bool repeats = key == "arg" || key == "env" || key == "net" || key == "mount";
+    if (!repeats) {
+      for (const auto& k : seen)
+        if (k == key) die("/kina.conf: \"" + key + "\" given twice");
+      seen.push_back(key);
+    }
     if (key == "hostname") c.hostname = value;
     else if (key == "cwd") c.cwd = value;
     else if (key == "root") c.root = value;
@@ -99,7 +116,9 @@ Config read_config() {
     else if (key == "net") c.nets.push_back(value);
     else if (key == "probe") c.probe = true;
     else if (key == "mount") c.mounts.push_back(value);
+    else die("/kina.conf: unknown key \"" + key + "\"");
   }
+  if (!ended) die("/kina.conf: no \"end\" line (cut short?)");
   return c;
 }
 

@@ -38,6 +38,7 @@ inline constexpr const char* initramfs = "initramfs.cpio";
 inline constexpr const char* console = "console.log";
 inline constexpr const char* qemu_log = "qemu.log";
 inline constexpr const char* supervisor_log = "supervisor.log";
+inline constexpr const char* virtiofsd_log = "virtiofsd.log";
 inline constexpr const char* agent_sock = "agent.sock";
 inline constexpr const char* qmp_sock = "qmp.sock";
 inline constexpr const char* ctl_sock = "ctl.sock";
@@ -45,6 +46,9 @@ inline constexpr const char* supervisor_pid = "supervisor.pid";
 inline constexpr const char* qemu_pid = "qemu.pid";
 inline constexpr const char* ready = "ready";
 inline constexpr const char* exit_info = "exit.json";
+// Present from the directory's creation until its boot completed: "PID
+// STARTTICKS NETWORK" of the boot command (NETWORK may be empty).
+inline constexpr const char* booting = "booting";
 }  // namespace file
 
 inline Result<fsys::path> cluster_dir(const std::string& cluster) {
@@ -207,19 +211,66 @@ inline std::optional<pid_t> read_pid(const fsys::path& p) {
   return std::nullopt;
 }
 
-// True when PID is alive and its command line mentions NEEDLE (so a recycled
-// pid is never mistaken for ours).
-inline bool process_matches(pid_t pid, std::string_view needle) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+// The argument vector of a live process; empty when it is gone, a zombie or
+// unreadable.
+inline std::vector<std::string> process_argv(pid_t pid) {
+  std::vector<std::string> argv;
+  if (pid <= 1 || (::kill(pid, 0) != 0 && errno == ESRCH)) return argv;
   auto cmd = read_file(fmt::format("/proc/{}/cmdline", pid), 1 << 16);
-  if (!cmd) return false;
-  // A zombie has an empty cmdline: it is gone for our purposes.
-  return cmd->find(needle) != std::string::npos;
+  if (!cmd) return argv;
+  size_t pos = 0;
+  while (pos < cmd->size()) {
+    size_t end = cmd->find('\0', pos);
+    if (end == std::string::npos) end = cmd->size();
+    argv.push_back(cmd->substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return argv;
+}
+
+// True when PID is alive and its argv holds KEY immediately followed by
+// VALUE, each compared whole (machine `web` never matches `web2`'s process;
+// a recycled pid running something else never matches).
+inline bool process_has_args(pid_t pid, std::string_view key, std::string_view value) {
+  auto argv = process_argv(pid);
+  for (size_t i = 0; i + 1 < argv.size(); ++i)
+    if (argv[i] == key && argv[i + 1] == value) return true;
+  return false;
+}
+
+// True when PID's working directory is DIR (the supervisor and QEMU run in
+// their machine directory).
+inline bool process_in_dir(pid_t pid, const fsys::path& dir) {
+  std::error_code ec;
+  return fsys::equivalent(fmt::format("/proc/{}/cwd", pid), dir, ec) && !ec;
+}
+
+// When PID started, in clock ticks since boot (field 22 of /proc/PID/stat):
+// with the pid, it names one process for good.
+inline std::optional<unsigned long long> process_start_ticks(pid_t pid) {
+  auto stat = read_file(fmt::format("/proc/{}/stat", pid), 4096);
+  if (!stat) return std::nullopt;
+  auto close = stat->rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  // After "pid (comm)": field 3 (state) ... field 22 (starttime).
+  char state = 0;
+  unsigned long long start = 0;
+  if (std::sscanf(stat->c_str() + close + 1,
+                  " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
+                  &start) != 2 || state == 'Z')
+    return std::nullopt;
+  return start;
 }
 
 // The -name QEMU gets: lets a pid be checked against the machine it should be.
 inline std::string qemu_tag(const fsys::path& dir) {
   return fmt::format("kina:{}/{}", dir.parent_path().parent_path().filename().string(), dir.filename().string());
+}
+
+// PID is DIR's supervisor: `kina-vm _supervise DIR`, running in DIR.
+inline bool is_supervisor(pid_t pid, const fsys::path& dir) {
+  auto argv = process_argv(pid);
+  return argv.size() == 3 && argv[1] == "_supervise" && process_in_dir(pid, dir);
 }
 
 struct State {
@@ -231,10 +282,10 @@ struct State {
 inline State machine_state(const fsys::path& dir) {
   State st;
   auto sup = read_pid(dir / file::supervisor_pid);
-  bool alive = sup && process_matches(*sup, dir.string());
+  bool alive = sup && is_supervisor(*sup, dir);
   if (alive) st.supervisor = sup;
   auto q = read_pid(dir / file::qemu_pid);
-  if (q && process_matches(*q, qemu_tag(dir))) st.qemu = q;
+  if (q && process_has_args(*q, "-name", qemu_tag(dir)) && process_in_dir(*q, dir)) st.qemu = q;
   bool ended = fsys::exists(dir / file::exit_info);
   if (alive && st.qemu && !ended) {
     st.state = fsys::exists(dir / file::ready) ? "running" : "starting";
@@ -285,6 +336,27 @@ inline std::string machine_record(const fsys::path& dir, const Spec& s, const St
   if (s.created_ms) w.field("created", format_utc_ms(s.created_ms));
   w.end_object();
   return w.take();
+}
+
+// Stops a machine's processes: the supervisor (which stops QEMU), then
+// anything left by force. Returns once none is alive.
+inline void kill_machine(const fsys::path& dir, std::chrono::milliseconds grace) {
+  State st = machine_state(dir);
+  if (st.supervisor) ::kill(*st.supervisor, SIGTERM);
+  else if (st.qemu) ::kill(*st.qemu, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    st = machine_state(dir);
+    if (!st.supervisor && !st.qemu) return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (st.qemu) ::kill(*st.qemu, SIGKILL);
+      if (st.supervisor) ::kill(*st.supervisor, SIGKILL);
+      for (int i = 0; i < 40 && (machine_state(dir).qemu || machine_state(dir).supervisor); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 // Connects to a unix socket in DIR whatever the length of DIR's path: through

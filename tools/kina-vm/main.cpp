@@ -27,6 +27,10 @@
 #include "machine.hpp"
 #include "network.hpp"
 #include "supervisor.hpp"
+#include "sweep.hpp"
+#include "interrupt.hpp"
+#include "console.hpp"
+#include "guest_config.hpp"
 #include "wire.hpp"
 
 namespace {
@@ -57,30 +61,50 @@ struct Options {
   // cp
   std::string src, dst, cp_max_bytes = "64Gi";
   // logs / stop / rm
-  bool follow = false, force = false;
+  bool follow = false, force = false, raw = false;
   std::string stop_timeout = "30s";
   // network
   std::string subnet;
   int exit_status = 0;  // exec: the command's status
+  std::string audit_action, audit_target;  // set by a mutating command before it runs
 };
 
-int64_t g_start_ms = now_ms();
 // Bounds of the duration flags (docs/cli.md, "Numeric bounds").
 constexpr int64_t kMinBootTimeoutMs = 1000, kMaxBootTimeoutMs = 86400LL * 1000, kMaxStopTimeoutMs = 3600LL * 1000;
 
-// One audit event for a mutating command; a failure to log is a warning.
-Status audited(const Options& o, std::string_view action, const std::string& target, Status st) {
+// The audit event of a mutating command, appended once the exit code is
+// known (whatever the outcome, input errors included); a failure to log is a
+// warning.
+void record_audit(const Options& o, int exit_code, int64_t start_ms) {
   audit::Event ev;
   ev.tool = std::string(kTool);
-  ev.action = std::string(action);
-  ev.cluster = o.cluster;
-  ev.target = target;
+  ev.action = o.audit_action;
+  // An invalid --cluster is the error being recorded: it stays in args only.
+  if (validate_name("cluster name", o.cluster)) ev.cluster = o.cluster;
+  ev.target = o.audit_target;
   ev.args = o.argv;
-  ev.outcome = st ? "ok" : "error";
-  ev.exit_code = st ? 0 : code(st.error().exit);
-  ev.duration_ms = now_ms() - g_start_ms;
+  ev.outcome = exit_code == 0 ? "ok" : "error";
+  ev.exit_code = exit_code;
+  ev.duration_ms = now_ms() - start_ms;
   if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
-  return st;
+}
+
+// The mutating command named by ARGV, for an invocation refused before it
+// ran (a parse error): "" when it names none.
+std::string mutating_action(const std::vector<std::string>& argv) {
+  std::vector<std::string> words;
+  for (const auto& a : argv) {
+    if (a == "--") break;
+    if (!a.empty() && a[0] != '-') words.push_back(a);
+  }
+  if (words.empty()) return {};
+  const std::string& w = words[0];
+  if (w == "boot" || w == "exec" || w == "cp" || w == "stop" || w == "rm") return w;
+  if (w == "network" && words.size() > 1 && (words[1] == "create" || words[1] == "rm")) return "network-" + words[1];
+  if (w == "kernel")
+    for (const auto& a : argv)
+      if (a == "--fetch" || a.rfind("--kernel", 0) == 0 || a.rfind("--modules", 0) == 0) return "kernel";
+  return {};
 }
 
 Status print(const std::string& record) { return RecordWriter().write_line(record); }
@@ -204,7 +228,9 @@ Result<Accel> choose_accel(const Options& o, const Kernel& k, const fsys::path& 
   char tmpl[] = "/tmp/kina-probe.XXXXXX";
   if (!::mkdtemp(tmpl)) return os_error("creating a temporary directory");
   fsys::path tmp = tmpl;
-  auto st = build_initramfs(tmp / "probe.cpio", init, {}, "probe 1\n");
+  GuestConfig probe;
+  auto st = probe.add("probe", "1", "probe");
+  if (st) st = build_initramfs(tmp / "probe.cpio", init, {}, probe.text());
   bool works = false;
   if (st) {
     ProcessSpec spec;
@@ -304,26 +330,6 @@ void remove_machine_dir(const fsys::path& dir) {
   fsys::remove_all(dir, ec);
 }
 
-// Stops a machine's processes: the supervisor (which stops QEMU), then
-// anything left by force. Returns once none is alive.
-void kill_machine(const fsys::path& dir, std::chrono::milliseconds grace) {
-  State st = machine_state(dir);
-  if (st.supervisor) ::kill(*st.supervisor, SIGTERM);
-  else if (st.qemu) ::kill(*st.qemu, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  for (;;) {
-    st = machine_state(dir);
-    if (!st.supervisor && !st.qemu) return;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      if (st.qemu) ::kill(*st.qemu, SIGKILL);
-      if (st.supervisor) ::kill(*st.supervisor, SIGKILL);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 // The end of a failed guest's console (and QEMU's own complaints) on stderr,
 // one prefixed line each, before the error itself.
 void show_tail(const fsys::path& dir) {
@@ -338,6 +344,10 @@ void show_tail(const fsys::path& dir) {
   };
   emit("console: ", tail_lines(dir / file::console, 15));
   emit("qemu: ", tail_lines(dir / file::qemu_log, 5));
+  // The supervisor's and virtiofsd's last words: the machine directory (and
+  // these logs with it) is removed after a failed boot.
+  emit("supervisor: ", tail_lines(dir / file::supervisor_log, 8));
+  emit("virtiofsd: ", tail_lines(dir / file::virtiofsd_log, 5));
 }
 
 Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::path& mdisk, const std::string& user_mac,
@@ -360,6 +370,7 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
     qi.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base.string(), (dir / file::disk).string()};
     if (auto r = run_checked(qi, "creating the overlay disk"); !r) return r.error();
   }
+  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
   auto mdisk = modules_disk(k);
   if (!mdisk) return mdisk.error();
 
@@ -370,27 +381,38 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
 
   // Addresses: the user-mode NIC (egress, --publish) always; the cluster NIC on --network.
   std::string user_mac = mac_for(s.cluster + "/" + s.name + "/user");
-  std::string config = fmt::format("hostname {}\nroot /dev/vda\nmodules-disk /dev/vdb\n", s.name);
-  config += fmt::format("net {} 10.0.2.15/24 10.0.2.2\n", user_mac);
+  GuestConfig config;
+  auto add = [&](std::string_view key, std::string_view value, std::string_view what) -> Status {
+    return config.add(key, value, what);
+  };
+  if (auto st = add("hostname", s.name, "machine name"); !st) return st;
+  if (auto st = add("root", "/dev/vda", "root disk"); !st) return st;
+  if (auto st = add("modules-disk", "/dev/vdb", "modules disk"); !st) return st;
+  if (auto st = add("net", fmt::format("{} 10.0.2.15/24 10.0.2.2", user_mac), "user NIC"); !st) return st;
   std::string net_mac;
   if (plan.net) {
     auto ip = allocate_ip(*plan.net, s.name);
     if (!ip) return ip.error();
     s.ip = *ip;
     net_mac = mac_for(s.cluster + "/" + s.name + "/" + plan.net->name);
-    config += fmt::format("net {} {}/{} -\n", net_mac, s.ip, plan.net->subnet.prefix);
+    if (auto st = add("net", fmt::format("{} {}/{} -", net_mac, s.ip, plan.net->subnet.prefix), "cluster NIC"); !st) return st;
   } else {
     s.ip = "10.0.2.15";
   }
   for (size_t i = 0; i < s.mounts.size(); ++i) {
     auto m = parse_mount(s.mounts[i]);
-    config += fmt::format("mount kina{} {} {}\n", i, m->read_only ? "ro" : "rw", m->guest);
+    if (auto st = add("mount", fmt::format("kina{} {} {}", i, m->read_only ? "ro" : "rw", m->guest), "--mount"); !st) return st;
   }
-  for (const auto& a : s.command) config += "arg " + a + "\n";
-  for (const auto& e : in.env) config += "env " + e + "\n";
-  for (const auto& e : o.env) config += "env " + e + "\n";
-  if (!in.workdir.empty()) config += "cwd " + in.workdir + "\n";
-  if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config); !st) return st;
+  for (const auto& a : s.command)
+    if (auto st = add("arg", a, "command argument"); !st) return st;
+  for (const auto& e : in.env)
+    if (auto st = add("env", e, "image Env entry"); !st) return st;
+  for (const auto& e : o.env)
+    if (auto st = add("env", e, "--env"); !st) return st;
+  if (!in.workdir.empty())
+    if (auto st = add("cwd", in.workdir, "image WorkingDir"); !st) return st;
+  if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config.text()); !st) return st;
+  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
 
   auto accel = choose_accel(o, k, init);
   if (!accel) return accel.error();
@@ -479,12 +501,13 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
   // The grandchild's pid: it writes its own pid file as its first act.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
+    if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
     State st = machine_state(dir);
     if (st.state == "running") {
       // Confirm through the supervisor that the agent answers.
       auto conn = AgentConnection::open(dir, s.name);
       if (conn && conn->send(wire::Type::ping)) {
-        auto f = conn->next(5000);
+        auto f = conn->next(1000);
         if (f && f->has_value() && (*f)->type == wire::Type::hello) {
           plan.record = machine_record(dir, s, st);
           return {};
@@ -495,7 +518,7 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
     if (st.state == "exited" && (started || fsys::exists(dir / file::exit_info))) {
       if (!quiet) show_tail(dir);
       return make_error(Exit::unavailable, fmt::format("booting {}", s.name), st.reason,
-                        fmt::format("the lines above are the end of its console and of QEMU's output"));
+                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output");
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (!quiet) show_tail(dir);
@@ -599,7 +622,9 @@ Status boot_apple(Options& o, uint64_t memory_mib) {
     remove_machine_dir(*dir);
     return e;
   };
+  HeldInterrupts held;  // SIGINT, SIGTERM, SIGHUP: the container is deleted first
   if (auto r = apple::run_container(apple::run_argv(rr)); !r) return fail(r.error());
+  if (auto st = check_interrupt(fmt::format("booting {}", o.name)); !st) return fail(st.error());
   auto c = apple::find(s.container);
   if (!c) return fail(c.error());
   if (!*c) return fail(make_error(Exit::unavailable, fmt::format("booting {}", o.name), "`container list` does not show it"));
@@ -623,6 +648,7 @@ Status exec_apple(Options& o, const Spec& s) {
   spec.argv.insert(spec.argv.end(), o.command.begin(), o.command.end());
   spec.inherit_stdin = o.interactive;
   spec.capture_stdout = spec.capture_stderr = false;
+  spec.foreground = true;  // the terminal's: it may read it, Ctrl-C reaches it
   auto r = run_process(spec);
   if (!r) return r.error();
   o.exit_status = r->exit_code();
@@ -706,6 +732,15 @@ Status cmd_boot(Options& o) {
         return make_error(Exit::no_input, fmt::format("rootfs {}", in.dir.string()), "no such directory");
     }
   }
+  // Image Env and WorkingDir (from the records) become lines of the guest's
+  // config: refused before anything is created when they could add lines.
+  for (const auto& in : inputs) {
+    for (const auto& e : in.env)
+      if (auto st = check_config_value(fmt::format("Env entry of image {}", in.image), e); !st) return st;
+    if (auto st = check_config_value(fmt::format("WorkingDir of image {}", in.image), in.workdir); !st) return st;
+    for (const auto& a : in.command)
+      if (auto st = check_config_value(fmt::format("command of image {}", in.image), a); !st) return st;
+  }
   // Several Rootfs records boot several machines: NAME, NAME2, NAME3, ...
   // (kind's worker, worker2). All or nothing: a failure removes the ones
   // this command booted.
@@ -721,11 +756,14 @@ Status cmd_boot(Options& o) {
   if (which("qemu-system-x86_64").empty())
     return make_error(Exit::unavailable, "qemu-system-x86_64 not found", "install qemu-system-x86");
 
+  // From here on, SIGINT, SIGTERM and SIGHUP undo what this boot started.
+  HeldInterrupts held;
   // The records are printed once every machine answers.
   std::vector<BootPlan> booted;
   auto undo = [](const BootPlan& plan) {
     kill_machine(plan.dir, std::chrono::seconds(3));
-    if (plan.net) release_ip(*plan.net, plan.spec.name);
+    if (plan.net && !plan.spec.ip.empty())  // an address was leased
+      if (auto st = release_ip(*plan.net, plan.spec.name); !st) warn(kTool, st.error().message());
     remove_machine_dir(plan.dir);
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -738,6 +776,11 @@ Status cmd_boot(Options& o) {
     }
     booted.push_back(std::move(plan));
   }
+  for (const auto& plan : booted)
+    if (auto st = boot_completed(plan.dir); !st) {
+      for (auto it = booted.rbegin(); it != booted.rend(); ++it) undo(*it);
+      return st;
+    }
   for (const auto& plan : booted)
     if (auto st = print(plan.record); !st) return st;
   return {};
@@ -779,13 +822,12 @@ Status boot_one(Options& o, const std::string& name, const RootfsInput& in, uint
   {
     auto lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm boot");
     if (!lock) return lock.error();
-    if (::mkdir(dir->c_str(), 0700) != 0) {
-      if (errno == EEXIST)
-        return make_error(Exit::cant_create, fmt::format("machine {}", name),
-                          fmt::format("the name is taken in cluster {}", o.cluster),
-                          fmt::format("pick another --name, or remove it: kina-vm rm -f {}", name));
-      return os_error(fmt::format("creating {}", dir->string()), errno, Exit::cant_create);
-    }
+    sweep_abandoned_boots(*cdir, o.cluster);
+    if (fsys::exists(*dir))
+      return make_error(Exit::cant_create, fmt::format("machine {}", name),
+                        fmt::format("the name is taken in cluster {}", o.cluster),
+                        fmt::format("pick another --name, or remove it: kina-vm rm -f {}", name));
+    if (auto st = create_machine_dir(*dir, this_boot(s.network)); !st) return st;
   }
   plan.dir = *dir;
   return boot_machine(o, plan, k, in, init);
@@ -827,6 +869,9 @@ Status cmd_ls(const Options& o) {
     for (const auto& c : fsys::directory_iterator(*root, ec)) clusters.push_back(c.path());
   std::sort(clusters.begin(), clusters.end());
   for (const auto& c : clusters) {
+    // Sweep what a killed boot left (best effort: skipped while the cluster is busy).
+    if (auto lock = FileLock::acquire(c / "lock", std::chrono::seconds(2), "kina-vm ls"))
+      sweep_abandoned_boots(c, c.filename().string());
     std::vector<fsys::path> machines;
     for (const auto& m : fsys::directory_iterator(c / "machines", ec)) machines.push_back(m.path());
     std::sort(machines.begin(), machines.end());
@@ -858,23 +903,47 @@ Status cmd_logs(const Options& o) {
     if (o.follow) spec.argv.push_back("--follow");
     spec.argv.push_back(s->container);
     spec.capture_stdout = spec.capture_stderr = false;
+    spec.foreground = true;  // Ctrl-C during logs -f stops `container logs` too
+    // On a terminal, what the container printed goes through the escaper.
+    TerminalEscaper esc;
+    Status written;
+    if (!o.raw && ::isatty(1)) {
+      spec.capture_stdout = true;
+      spec.on_stdout = [&](std::string_view chunk) {
+        if (written) written = write_all(1, esc.feed(chunk), "writing stdout");
+      };
+    }
     auto r = run_process(spec);
     if (!r) return r.error();
+    if (spec.on_stdout && written) written = write_all(1, esc.finish(), "writing stdout");
+    if (!written) return written;
+    if (!r->exited && (r->term_signal == SIGINT || r->term_signal == SIGTERM || r->term_signal == SIGHUP))
+      return make_error(static_cast<Exit>(signal_exit(r->term_signal)), fmt::format("logs of {}", o.name), "interrupted");
     if (!r->success()) return make_error(Exit::unavailable, fmt::format("logs of {}", o.name), "container logs " + r->describe());
     return {};
   }
-  UniqueFd fd(::open((*dir / file::console).c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open((*dir / file::console).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd.valid()) return os_error(fmt::format("reading the console of {}", o.name), errno, Exit::no_input);
+  struct stat sb {};
+  if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
+    return make_error(Exit::data, fmt::format("reading the console of {}", o.name), "console.log is not a regular file");
+  // The guest writes what it likes to its console: on a terminal, control
+  // characters are shown escaped unless --raw.
+  bool escape = !o.raw && ::isatty(1);
+  TerminalEscaper esc;
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return os_error("reading the console", errno, Exit::io);
     if (n > 0) {
-      if (auto st = write_all(1, std::string_view(buf, static_cast<size_t>(n)), "writing stdout"); !st) return st;
+      std::string_view chunk(buf, static_cast<size_t>(n));
+      std::string safe = escape ? esc.feed(chunk) : std::string();
+      if (auto st = write_all(1, escape ? std::string_view(safe) : chunk, "writing stdout"); !st) return st;
       continue;
     }
-    if (!o.follow || machine_state(*dir).state == "exited") return {};
+    if (!o.follow || machine_state(*dir).state == "exited")
+      return escape ? write_all(1, esc.finish(), "writing stdout") : Status{};
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
@@ -897,6 +966,7 @@ Status cmd_exec(Options& o) {
   }
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
+  o.cluster = cluster_of(*dir);
   if (o.command.empty()) return usage_error("exec", "give the command after --");
   for (const auto& e : o.env)
     if (e.find('=') == std::string::npos || e.front() == '=')
@@ -934,6 +1004,7 @@ Status cmd_cp(Options& o) {
   o.name = remote.first;
   auto dir = find_machine(o, o.name);
   if (!dir) return dir.error();
+  o.cluster = cluster_of(*dir);
   if (auto s = Spec::load(*dir); s && s->backend == "apple") {
     if (rd) return apple::copy_in(o.name, s->container, o.src, rd->second);
     return apple::copy_out(o.name, s->container, rs->second, o.dst);
@@ -1003,7 +1074,8 @@ Status cmd_rm(Options& o) {
   }
   auto s = Spec::load(*dir);
   if (s && !s->network.empty())
-    if (auto n = load_network(s->cluster, s->network)) release_ip(*n, s->name);
+    if (auto n = load_network(s->cluster, s->network))
+      if (auto r = release_ip(*n, s->name); !r) warn(kTool, r.error().message() + " (its address stays leased)");
   lock->release();
   std::error_code ec;
   fsys::remove_all(*dir, ec);
@@ -1024,8 +1096,7 @@ Status network_create_apple(const Options& o) {
   if (!o.subnet.empty()) {
     auto subnet = parse_cidr(o.subnet);
     if (!subnet) return subnet.error();
-    if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
-      return usage_error(fmt::format("invalid --subnet {}", shown(o.subnet)), "an IPv4 prefix from /16 to /29");
+    if (auto st = check_subnet(*subnet, o.subnet, false); !st) return st;
   }
   auto dir = network_dir(o.cluster, o.name);
   if (!dir) return dir.error();
@@ -1057,10 +1128,9 @@ Status network_create_apple(const Options& o) {
 
 Status cmd_network_create(const Options& o) {
   if (use_apple(o.backend)) return network_create_apple(o);
-  auto subnet = parse_cidr(o.subnet.empty() ? std::string(kDefaultSubnet) : o.subnet);
+  auto subnet = o.subnet.empty() ? default_subnet() : parse_cidr(o.subnet);
   if (!subnet) return subnet.error();
-  if (subnet->network.family != AF_INET || subnet->prefix < 16 || subnet->prefix > 29)
-    return usage_error(fmt::format("invalid --subnet {}", shown(o.subnet)), "an IPv4 prefix from /16 to /29");
+  if (auto st = check_subnet(*subnet, o.subnet.empty() ? subnet->str() : o.subnet, true); !st) return st;
   auto dir = network_dir(o.cluster, o.name);
   if (!dir) return dir.error();
   if (which("vde_switch").empty()) return make_error(Exit::unavailable, "vde_switch not found", "install vde2");
@@ -1158,9 +1228,10 @@ Status cmd_network_rm(const Options& o) {
   auto n = load_network(o.cluster, o.name);
   if (!n) return n.error();
   auto leases = read_leases(*n);
-  if (!leases.empty() && !o.force) {
+  if (!leases && !o.force) return leases.error();
+  if (leases && !leases->empty() && !o.force) {
     std::string users;
-    for (const auto& [ip, m] : leases) users += (users.empty() ? "" : ", ") + m;
+    for (const auto& [ip, m] : *leases) users += (users.empty() ? "" : ", ") + m;
     return make_error(Exit::usage, fmt::format("network {}", o.name), "machines are attached: " + users,
                       "remove them first, or use network rm -f");
   }
@@ -1176,11 +1247,14 @@ Status cmd_network_rm(const Options& o) {
 int main(int argc, char** argv) {
   if (argc == 3 && std::string_view(argv[1]) == "_supervise") {
     // The per-VM supervisor (started by boot, never by hand).
+    // It runs in the machine directory (how its pid is told from others').
     kina::vm::Supervisor sup;
-    auto pid_file = fsys::path(argv[2]) / kina::vm::file::supervisor_pid;
-    if (auto st = kina::write_file_atomic(pid_file, fmt::format("{}\n", ::getpid()), 0644); !st) return 73;
-    return sup.run(argv[2]);
+    if (::chdir(argv[2]) != 0) return 71;
+    if (auto st = kina::write_file_atomic(kina::vm::file::supervisor_pid, fmt::format("{}\n", ::getpid()), 0644); !st)
+      return 73;
+    return sup.run(".");
   }
+  const int64_t start_ms = kina::now_ms();
   Options o;
   for (int i = 1; i < argc; ++i) o.argv.emplace_back(argv[i]);
   int rc = kina::run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
@@ -1188,7 +1262,8 @@ int main(int argc, char** argv) {
         "Boot node VMs (QEMU) from a root filesystem, run commands in them, copy files, connect them on a network.\n"
         "State: $KINA_HOME/clusters/<cluster>/machines/<name>/. Records on stdout, diagnostics on stderr.\n"
         "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 hypervisor/guest unavailable, 73 cannot create,\n"
-        "75 busy; exec exits with the command's status (128+N for signal N, 126/127 when it cannot start).");
+        "74 I/O, 75 busy, 128+N interrupted by signal N (boot removes what it started); exec exits with the command's status\n"
+        "(128+N for signal N, 126/127 when it cannot start).");
     app.require_subcommand(1);
     auto add_cluster = [&](CLI::App* sub) {
       sub->add_option("--cluster", o.cluster, "Cluster (default: default; for lookups: the one that has NAME)")
@@ -1247,6 +1322,7 @@ int main(int argc, char** argv) {
     auto* logs = app.add_subcommand("logs", "Print a machine's console");
     logs->add_option("name", o.name, "Machine")->required();
     logs->add_flag("-f,--follow", o.follow, "Keep printing until the machine exits");
+    logs->add_flag("--raw", o.raw, "Write the console's bytes as they are, also to a terminal (by default control characters are shown as \\xNN there)");
     add_cluster(logs);
     auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout");
     stop->add_option("name", o.name, "Machine")->required();
@@ -1261,7 +1337,7 @@ int main(int argc, char** argv) {
     network->require_subcommand(1);
     auto* ncreate = network->add_subcommand("create", "Start a network and print its Network record");
     ncreate->add_option("name", o.name, "Network name")->required();
-    ncreate->add_option("--subnet", o.subnet, fmt::format("IPv4 subnet (default {}; apple: container's choice)", kDefaultSubnet));
+    ncreate->add_option("--subnet", o.subnet, "IPv4 private subnet, /16 to /29, clear of loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, the user-mode NIC's 10.0.2.0/24 and every kina network (default: the first free 10.213.N.0/24; apple: container's choice)");
     ncreate->add_option("--backend", o.backend, "auto, qemu (a vde_switch) or apple (a `container network`)")
         ->check(CLI::IsMember({"auto", "qemu", "apple"}));
     add_cluster(ncreate);
@@ -1273,24 +1349,32 @@ int main(int argc, char** argv) {
     add_cluster(nls);
 
     return [&, kernel, boot, exec, cp, ls, inspect, logs, stop, rm, ncreate, nrm, nls]() -> Status {
+      auto audit_as = [&](std::string action, std::string target) {
+        o.audit_action = std::move(action);
+        o.audit_target = std::move(target);
+      };
       if (kernel->parsed()) {
-        bool mutating = o.fetch || !o.kernel_path.empty();
-        auto st = cmd_kernel(o);
-        return mutating ? audited(o, "kernel", "kernel", st) : st;
+        if (o.fetch || !o.kernel_path.empty() || !o.modules_dir.empty()) audit_as("kernel", "kernel");
+        return cmd_kernel(o);
       }
-      if (boot->parsed()) return audited(o, "boot", o.name, cmd_boot(o));
-      if (exec->parsed()) return audited(o, "exec", o.name, cmd_exec(o));
-      if (cp->parsed()) return audited(o, "cp", o.src + " " + o.dst, cmd_cp(o));
+      if (boot->parsed()) return audit_as("boot", o.name), cmd_boot(o);
+      if (exec->parsed()) return audit_as("exec", o.name), cmd_exec(o);
+      if (cp->parsed()) return audit_as("cp", o.src + " " + o.dst), cmd_cp(o);
       if (ls->parsed()) return cmd_ls(o);
       if (inspect->parsed()) return cmd_inspect(o);
       if (logs->parsed()) return cmd_logs(o);
-      if (stop->parsed()) return audited(o, "stop", o.name, cmd_stop(o));
-      if (rm->parsed()) return audited(o, "rm", o.name, cmd_rm(o));
-      if (ncreate->parsed()) return audited(o, "network-create", o.name, cmd_network_create(o));
-      if (nrm->parsed()) return audited(o, "network-rm", o.name, cmd_network_rm(o));
+      if (stop->parsed()) return audit_as("stop", o.name), cmd_stop(o);
+      if (rm->parsed()) return audit_as("rm", o.name), cmd_rm(o);
+      if (ncreate->parsed()) return audit_as("network-create", o.name), cmd_network_create(o);
+      if (nrm->parsed()) return audit_as("network-rm", o.name), cmd_network_rm(o);
       if (nls->parsed()) return cmd_network_ls(o);
       return usage_error("no command");
     };
   });
-  return rc == 0 ? o.exit_status : rc;
+  // Exactly one audit event per mutating invocation, with the exit code this
+  // process ends with (exec: the command's status).
+  int exit_code = rc == 0 ? o.exit_status : rc;
+  if (o.audit_action.empty() && rc != 0) o.audit_action = mutating_action(o.argv);
+  if (!o.audit_action.empty()) record_audit(o, exit_code, start_ms);
+  return exit_code;
 }

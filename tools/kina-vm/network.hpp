@@ -22,7 +22,6 @@
 
 namespace kina::vm {
 
-inline constexpr std::string_view kDefaultSubnet = "10.213.0.0/24";
 
 struct Network {
   std::string name, cluster;
@@ -149,24 +148,114 @@ inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const
   return AppleNetwork{name, cluster, std::string(container), std::string(subnet), std::string(gateway), *dir};
 }
 
-inline bool switch_running(const Network& n) {
-  auto pid = read_pid(n.dir / "switch.pid");
-  return pid && process_matches(*pid, "vde_switch");
+// PID is N's vde_switch: started with `--pidfile <N's switch.pid>` exactly.
+inline bool is_switch(pid_t pid, const Network& n) {
+  return process_has_args(pid, "--pidfile", (n.dir / "switch.pid").string());
 }
 
-// leases: "ADDRESS MACHINE" lines.
-inline std::map<std::string, std::string> read_leases(const Network& n) {
+inline bool switch_running(const Network& n) {
+  auto pid = read_pid(n.dir / "switch.pid");
+  return pid && is_switch(*pid, n);
+}
+
+// --- subnets: host-side checks only (nothing is sent to the addresses) ---
+
+inline bool overlaps(const Cidr& a, const Cidr& b) { return a.contains(b.network) || b.contains(a.network); }
+
+// IPv4 blocks a cluster network may never use (RFC 6890 special-purpose
+// blocks that are neither private nor shared space).
+struct ReservedBlock {
+  std::string_view cidr, what;
+};
+inline constexpr ReservedBlock kReservedBlocks[] = {
+    {"0.0.0.0/8", "\"this network\" (0.0.0.0/8)"}, {"127.0.0.0/8", "loopback (127.0.0.0/8)"},
+    {"169.254.0.0/16", "link-local (169.254.0.0/16)"}, {"224.0.0.0/4", "multicast (224.0.0.0/4)"},
+    {"240.0.0.0/4", "reserved and broadcast (240.0.0.0/4)"}};
+// The subnet of every qemu machine's user-mode NIC (QEMU's default).
+inline constexpr std::string_view kUserNicSubnet = "10.0.2.0/24";
+
+// Every kina network of every cluster with its subnet: (cluster/name, subnet).
+inline std::vector<std::pair<std::string, Cidr>> existing_subnets() {
+  std::vector<std::pair<std::string, Cidr>> out;
+  auto root = kina_subdir("clusters");
+  if (!root) return out;
+  std::error_code ec;
+  for (const auto& c : fsys::directory_iterator(*root, ec)) {
+    std::error_code nec;
+    for (const auto& n : fsys::directory_iterator(c.path() / "networks", nec)) {
+      auto text = read_file(n.path() / "network.json", 1 << 16);
+      if (!text) continue;
+      simdjson::dom::parser parser;
+      simdjson::dom::element root_el;
+      std::string_view subnet;
+      if (parser.parse(*text).get(root_el) != simdjson::SUCCESS || root_el["subnet"].get(subnet) != simdjson::SUCCESS)
+        continue;
+      if (auto cidr = parse_cidr(subnet))
+        out.emplace_back(fmt::format("network {} of cluster {}", n.path().filename().string(), c.path().filename().string()), *cidr);
+    }
+  }
+  return out;
+}
+
+// A subnet a new network may use: IPv4, /16 to /29, clear of
+// the reserved blocks, of the machines' user-mode NIC (qemu) and of every
+// existing kina network. Refusals are 65 naming what it overlaps.
+inline Status check_subnet(const Cidr& c, std::string_view given, bool qemu) {
+  std::string what = fmt::format("invalid --subnet {}", shown(given));
+  if (c.network.family != AF_INET || c.prefix < 16 || c.prefix > 29)
+    return make_error(Exit::usage, what, "an IPv4 prefix from /16 to /29");
+  for (const auto& r : kReservedBlocks)
+    if (overlaps(c, *parse_cidr(r.cidr))) return make_error(Exit::data, what, fmt::format("it overlaps {}", r.what));
+  if (qemu && overlaps(c, *parse_cidr(kUserNicSubnet)))
+    return make_error(Exit::data, what,
+                      fmt::format("it overlaps the subnet of every machine's user-mode NIC ({})", kUserNicSubnet));
+  for (const auto& [name, other] : existing_subnets())
+    if (overlaps(c, other))
+      return make_error(Exit::data, what, fmt::format("it overlaps {} ({})", name, other.str()), "pick another --subnet");
+  return {};
+}
+
+// The default subnet of a new qemu network: the first 10.213.N.0/24 that no
+// kina network uses yet.
+inline Result<Cidr> default_subnet() {
+  auto taken = existing_subnets();
+  for (int n = 0; n < 256; ++n) {
+    auto c = parse_cidr(fmt::format("10.213.{}.0/24", n));
+    bool free = true;
+    for (const auto& [name, other] : taken) free = free && !overlaps(*c, other);
+    if (free) return *c;
+  }
+  return make_error(Exit::temp_fail, "choosing a subnet", "every 10.213.N.0/24 is taken", "give --subnet");
+}
+
+// leases: "ADDRESS MACHINE" lines. A missing file is no lease; a file that
+// cannot be read or parsed is an error (never "every address is free", which
+// would hand out addresses twice).
+inline Result<std::map<std::string, std::string>> read_leases(const Network& n) {
   std::map<std::string, std::string> out;
-  auto t = read_file(n.dir / "leases", 1 << 20);
-  if (!t) return out;
+  fsys::path p = n.dir / "leases";
+  auto t = read_file(p, 1 << 20);
+  if (!t) {
+    if (t.error().exit == Exit::no_input) return out;
+    return t.error();
+  }
   size_t pos = 0;
-  while (pos < t->size()) {
+  for (int lineno = 1; pos < t->size(); ++lineno) {
     size_t nl = t->find('\n', pos);
-    if (nl == std::string::npos) nl = t->size();
+    if (nl == std::string::npos)
+      return make_error(Exit::data, fmt::format("reading {}", p.string()), fmt::format("line {} is cut short", lineno));
     std::string line = t->substr(pos, nl - pos);
     pos = nl + 1;
     auto sp = line.find(' ');
-    if (sp != std::string::npos) out[line.substr(0, sp)] = line.substr(sp + 1);
+    std::string ip = line.substr(0, sp), machine = sp == std::string::npos ? "" : line.substr(sp + 1);
+    auto addr = parse_ip(ip);
+    if (!addr || addr->family != AF_INET || !n.subnet.contains(*addr) || !validate_name("machine name", machine) ||
+        out.count(ip))
+      return make_error(Exit::data, fmt::format("reading {}", p.string()),
+                        fmt::format("line {} {} is not \"ADDRESS MACHINE\" with a new address in {}", lineno, shown(line),
+                                    n.subnet.str()),
+                        "repair or remove the file; addresses are not handed out until then");
+    out[ip] = machine;
   }
   return out;
 }
@@ -185,22 +274,26 @@ inline Result<std::string> allocate_ip(const Network& n, const std::string& mach
   auto lock = lock_network(n);
   if (!lock) return lock.error();
   auto leases = read_leases(n);
+  if (!leases) return leases.error();
   for (uint32_t i = 2; i <= n.capacity(); ++i) {
     std::string ip = n.host_address(i);
-    if (leases.count(ip)) continue;
-    leases[ip] = machine;
-    if (auto st = write_leases(n, leases); !st) return st.error();
+    if (leases->count(ip)) continue;
+    (*leases)[ip] = machine;
+    if (auto st = write_leases(n, *leases); !st) return st.error();
     return ip;
   }
   return make_error(Exit::temp_fail, fmt::format("network {}", n.name), fmt::format("no free address left in {}", n.subnet.str()));
 }
 
-inline void release_ip(const Network& n, const std::string& machine) {
+inline Status release_ip(const Network& n, const std::string& machine) {
   auto lock = lock_network(n);
-  if (!lock) return;
+  if (!lock) return lock.error();
   auto leases = read_leases(n);
-  for (auto it = leases.begin(); it != leases.end();) it = it->second == machine ? leases.erase(it) : std::next(it);
-  (void)write_leases(n, leases);
+  if (!leases) return leases.error();
+  size_t before = leases->size();
+  for (auto it = leases->begin(); it != leases->end();) it = it->second == machine ? leases->erase(it) : std::next(it);
+  if (leases->size() == before) return {};
+  return write_leases(n, *leases);
 }
 
 inline Status start_switch(const Network& n) {
@@ -223,10 +316,10 @@ inline Status start_switch(const Network& n) {
 
 inline void stop_switch(const Network& n) {
   auto pid = read_pid(n.dir / "switch.pid");
-  if (!pid || !process_matches(*pid, "vde_switch")) return;
+  if (!pid || !is_switch(*pid, n)) return;
   ::kill(*pid, SIGTERM);
-  for (int i = 0; i < 50 && process_matches(*pid, "vde_switch"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (process_matches(*pid, "vde_switch")) ::kill(*pid, SIGKILL);
+  for (int i = 0; i < 50 && is_switch(*pid, n); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (is_switch(*pid, n)) ::kill(*pid, SIGKILL);
 }
 
 }  // namespace kina::vm

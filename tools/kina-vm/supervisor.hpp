@@ -73,7 +73,40 @@ inline bool qmp_quit() {
 
 class Supervisor {
  public:
+  // Runs the machine until QEMU ends. An exception (a bug, or memory
+  // exhausted) never reaches std::terminate: it is logged to supervisor.log,
+  // QEMU is stopped and exit.json says why.
   int run(const fsys::path& dir) {
+    try {
+      return run_machine(dir);
+    } catch (const std::exception& e) {
+      return failed(e.what());
+    } catch (...) {
+      return failed("an unknown exception");
+    }
+  }
+
+ private:
+  int failed(const char* what) noexcept {
+    try {
+      log(fmt::format("internal error: {}; stopping QEMU", what));
+      if (qemu_ > 0) {
+        ::kill(qemu_, SIGKILL);
+        int status = 0;
+        ::waitpid(qemu_, &status, 0);
+        json::Writer w;
+        w.begin_object().field("reason", fmt::format("the supervisor failed: {}", what)).field("time", format_utc_ms(now_ms()));
+        w.field("exitCode", 70).end_object();
+        (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
+      }
+      for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready}) ::unlink(f);
+    } catch (...) {
+      if (qemu_ > 0) ::kill(qemu_, SIGKILL);
+    }
+    return 70;
+  }
+
+  int run_machine(const fsys::path& dir) {
     if (::chdir(dir.c_str()) != 0) return 71;
     auto spec = Spec::load(".");
     if (!spec) {
@@ -100,7 +133,6 @@ class Supervisor {
     return 0;
   }
 
- private:
   struct Client {
     int fd = -1;
     wire::FrameBuffer in;
@@ -134,37 +166,50 @@ class Supervisor {
     ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
   }
 
-  // One virtiofsd per --mount, serving vfsN.sock; QEMU connects at start-up.
+  // One virtiofsd per --mount, serving vfsN.sock in the machine directory;
+  // QEMU connects at start-up. The supervisor binds the socket and hands
+  // virtiofsd the listening descriptor (--fd): given a --socket-path instead,
+  // virtiofsd locks a pid file named after that path in a system-wide
+  // directory (/var/run/virtiofsd/vfs0.sock.pid), so two machines collided
+  // and a read-only mount of / (where that directory is read-only too) could
+  // not start at all.
   // A read-only mount is enforced on the host: that virtiofsd runs in its own
   // mount namespace where the shared directory is a read-only bind mount, so
   // a guest that remounts its side read-write still cannot write.
   bool start_virtiofsd(const std::string& path, size_t i, const std::string& dir, bool read_only) {
     std::string sock = fmt::format("vfs{}.sock", i);
-    ::unlink(sock.c_str());
+    int lfd = detail_sup::listen_unix(sock.c_str());
+    if (lfd < 0) {
+      log(fmt::format("cannot listen on {}: {}", sock, std::strerror(errno)));
+      return false;
+    }
     pid_t pid = ::fork();
-    if (pid < 0) return false;
+    if (pid < 0) {
+      ::close(lfd);
+      return false;
+    }
     if (pid == 0) {
-      child_prologue("virtiofsd.log");
+      child_prologue(file::virtiofsd_log);
+      // The listening socket as descriptor 3, blocking, kept across exec.
+      if (lfd != 3 && ::dup2(lfd, 3) < 0) ::_exit(126);
+      ::fcntl(3, F_SETFD, 0);
+      ::fcntl(3, F_SETFL, ::fcntl(3, F_GETFL) & ~O_NONBLOCK);
       if (read_only && !private_read_only(dir)) {
         std::string msg = fmt::format("kina-vm supervisor: cannot make {} read-only for virtiofsd: {}\n", dir, std::strerror(errno));
         (void)!::write(2, msg.data(), msg.size());
         ::_exit(126);
       }
-      std::string sp = "--socket-path=" + sock, src = "source=" + dir;
-      const char* argv[] = {path.c_str(), sp.c_str(), "-o", src.c_str(), "-o", "cache=auto", "-o", "sandbox=chroot", nullptr};
+      std::string src = "source=" + dir;
+      const char* argv[] = {path.c_str(), "--fd=3", "-o", src.c_str(), "-o", "cache=auto", "-o", "sandbox=chroot", nullptr};
       ::execv(path.c_str(), const_cast<char**>(argv));
       ::_exit(127);
     }
-    for (int t = 0; t < 500; ++t) {
-      if (fsys::exists(sock)) {
-        log(fmt::format("started virtiofsd for {}, pid {}", dir, pid));
-        return true;
-      }
-      if (::waitpid(pid, nullptr, WNOHANG) == pid) break;
-      ::usleep(10000);
-    }
-    log(fmt::format("virtiofsd for {} did not start (see virtiofsd.log)", dir));
-    return false;
+    // Only virtiofsd listens now: if it dies, QEMU's connection is refused
+    // and the boot fails showing virtiofsd.log, instead of hanging.
+    ::close(lfd);
+    virtiofsd_[pid] = dir;
+    log(fmt::format("started virtiofsd for {}, pid {}, socket {}", dir, pid, sock));
+    return true;
   }
 
   // In a new mount namespace (nothing propagates back to the host), makes dir
@@ -384,6 +429,10 @@ class Supervisor {
                 qemu_exited(status);
                 return;
               }
+              if (auto v = virtiofsd_.find(p); v != virtiofsd_.end()) {
+                log(fmt::format("virtiofsd for {} (pid {}) {} (see virtiofsd.log)", v->second, p, describe_status(status)));
+                virtiofsd_.erase(v);
+              }
             }
           } else if (!stopping_) {
             // Forced stop: QMP quit, then SIGKILL if QEMU is still there.
@@ -463,7 +512,13 @@ class Supervisor {
     }
   }
 
+  static std::string describe_status(int status) {
+    if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+    return fmt::format("was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+  }
+
   int sfd_ = -1, listen_ = -1, agent_ = -1;
+  std::map<pid_t, std::string> virtiofsd_;  // pid -> shared directory
   pid_t qemu_ = -1;
   bool ready_ = false, stopping_ = false;
   std::string release_, hostname_, agent_out_;

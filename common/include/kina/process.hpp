@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -67,6 +69,15 @@ struct ProcessSpec {
   size_t max_output = 16u << 20;                   // per stream; the rest is read and dropped
   std::chrono::milliseconds timeout{0};            // 0: no limit
   std::chrono::milliseconds kill_grace{2000};      // SIGTERM, then SIGKILL after this
+  // Interactive children (exec -it, logs -f): the child stays in our process
+  // group, so the terminal treats it as foreground (it may read the terminal;
+  // Ctrl-C reaches it). While it runs we ignore SIGINT and SIGQUIT (they are
+  // the child's to answer, as with system(3)) and pass SIGTERM and SIGHUP on
+  // to it, so it never outlives us.
+  bool foreground = false;
+  // With capture_stdout: each chunk of stdout as it arrives, instead of
+  // collecting it in ProcessResult::out (logs -f through a filter).
+  std::function<void(std::string_view)> on_stdout;
 };
 
 struct ProcessResult {
@@ -145,6 +156,39 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
   for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
+  // SIGCHLD (and, for a foreground child, the signals passed on to it) is
+  // blocked and waited for with sigtimedwait: no polling while the child runs.
+  // The old mask and dispositions come back before returning.
+  sigset_t wait_set, old_mask;
+  sigemptyset(&wait_set);
+  sigaddset(&wait_set, SIGCHLD);
+  if (spec.foreground) sigaddset(&wait_set, SIGTERM), sigaddset(&wait_set, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &wait_set, &old_mask);
+  struct sigaction ignore {}, old_int {}, old_quit {};
+  ignore.sa_handler = SIG_IGN;
+  if (spec.foreground) ::sigaction(SIGINT, &ignore, &old_int), ::sigaction(SIGQUIT, &ignore, &old_quit);
+  struct Restore {
+    const ProcessSpec& spec;
+    sigset_t& wait_set;
+    sigset_t& old_mask;
+    struct sigaction &old_int, &old_quit;
+    ~Restore() {
+      // Discard what was consumed by waiting (a SIGCHLD left pending would
+      // reach a caller's handler late), then restore.
+      // A SIGTERM or SIGHUP that came after the child ended was its too.
+      timespec zero{};
+      sigset_t drain;
+      sigemptyset(&drain);
+      for (int sig : {SIGCHLD, SIGTERM, SIGHUP})
+        if (sigismember(&wait_set, sig) && !sigismember(&old_mask, sig)) sigaddset(&drain, sig);
+      while (::sigtimedwait(&drain, nullptr, &zero) > 0) {
+      }
+      if (spec.foreground) ::sigaction(SIGINT, &old_int, nullptr), ::sigaction(SIGQUIT, &old_quit, nullptr);
+      ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+    }
+  } restore{spec, wait_set, old_mask, old_int, old_quit};
+  const pid_t group = spec.foreground ? 0 : -1;  // kill(-pid) for a group of its own
+
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
@@ -153,10 +197,10 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls from here to execve.
-    ::setpgid(0, 0);
+    if (!spec.foreground) ::setpgid(0, 0);
     struct sigaction sa {};
     sa.sa_handler = SIG_DFL;
-    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD}) ::sigaction(s, &sa, nullptr);
+    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGHUP}) ::sigaction(s, &sa, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -181,7 +225,8 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     (void)!::write(exec_pipe[1], &e, sizeof e);
     ::_exit(127);
   }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  if (!spec.foreground) ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  auto signal_child = [&](int sig) { ::kill(group < 0 ? -pid : pid, sig); };
   ::close(exec_pipe[1]);
   exec_pipe[1] = -1;
   int child_errno = 0;
@@ -221,6 +266,10 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     for (;;) {
       ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n > 0) {
+        if (spec.on_stdout && fd == out_pipe[0]) {
+          spec.on_stdout(std::string_view(chunk, static_cast<size_t>(n)));
+          continue;
+        }
         size_t room = spec.max_output > buf.size() ? spec.max_output - buf.size() : 0;
         size_t take = std::min(room, static_cast<size_t>(n));
         buf.append(chunk, take);
@@ -241,31 +290,43 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     auto now = clock::now();
     if (!term_sent && now >= deadline) {
       res.timed_out = true;
-      ::kill(-pid, SIGTERM);
+      signal_child(SIGTERM);
       term_sent = true;
       kill_at = now + spec.kill_grace;
     }
     if (term_sent && now >= kill_at) {
-      ::kill(-pid, SIGKILL);
+      signal_child(SIGKILL);
       kill_at = clock::time_point::max();
     }
     std::vector<pollfd> fds;
     if (in_pipe[1] >= 0) fds.push_back({in_pipe[1], POLLOUT, 0});
     if (out_pipe[0] >= 0) fds.push_back({out_pipe[0], POLLIN, 0});
     if (err_pipe[0] >= 0) fds.push_back({err_pipe[0], POLLIN, 0});
+    // Signals to pass on to a foreground child (none pending otherwise).
+    auto forward = [&](int sig) {
+      if (sig == SIGTERM || sig == SIGHUP) signal_child(sig);
+    };
     if (fds.empty()) {
-      // All pipes closed: wait for the exit, still honouring the deadline.
+      // All pipes closed: wait for the exit (SIGCHLD), still honouring the
+      // deadline. At most 1 s per wait, in case another thread took SIGCHLD.
       pid_t w = ::waitpid(pid, &status, WNOHANG);
       if (w == pid) {
         reaped = true;
         break;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      auto until = std::min({term_sent ? kill_at : deadline, now + std::chrono::seconds(1)});
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(until - now, clock::duration::zero())).count();
+      timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      forward(::sigtimedwait(&wait_set, nullptr, &ts));
       continue;
     }
     int wait_ms = 50;
     int rc = ::poll(fds.data(), fds.size(), wait_ms);
     if (rc < 0 && errno != EINTR) break;
+    if (spec.foreground) {
+      timespec zero{};
+      for (int sig; (sig = ::sigtimedwait(&wait_set, nullptr, &zero)) > 0;) forward(sig);
+    }
     for (const auto& p : fds) {
       if (!p.revents) continue;
       if (p.fd == in_pipe[1]) {
@@ -300,7 +361,7 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
   }
   if (!reaped) ::waitpid(pid, &status, 0);
   // Leave nothing of the group behind after a timeout.
-  if (res.timed_out) ::kill(-pid, SIGKILL);
+  if (res.timed_out) signal_child(SIGKILL);
   close_all();
   if (WIFEXITED(status)) {
     res.exited = true;

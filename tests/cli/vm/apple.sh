@@ -193,3 +193,55 @@ expect_exit 66 kina-vm cp n1:/opt/tree "$TEST_TMP/no/such/dir"
 assert_eq "$(ls -A "$TEST_TMP" | grep -c '^\.kina-cp' || true)" "0" "no temporary directory left on the host"
 expect_exit 0 kina-vm rm -f n1
 ok "cp out of the container: exact exec argv, modes, owners, symlink, merge into an existing directory, errors"
+
+# --- on a terminal: exec -i/-t and logs -f are the terminal's foreground job ---------------
+# (ptyrun.py runs kina-vm on a pseudo-terminal as an interactive shell would.)
+PTYRUN="$(dirname "$KINA_VM_TESTLIB")/ptyrun.py"
+fake_env "$FAKE_DIR/list-1.0.json"
+expect_exit 0 kina-vm boot --backend apple --name n1 --cluster c1 --image "$REF" </dev/null
+# `container exec` reads the terminal: in a background process group it
+# would be stopped by SIGTTIN for ever (ptyrun's timeout then fails this).
+expect_exit 0 python3 "$PTYRUN" --timeout 60 --send $'typed line\n' -- kina-vm exec -i -t n1 -- readline
+assert_contains "$OUT" "got: typed line" "exec -it on a terminal"
+ok "exec -i -t reads the terminal"
+# What the container printed is escaped on a terminal, as the qemu console is.
+printf '\033]0;owned\007\033[2Jafter\r\n' > "$FAKE/console"
+expect_exit 0 python3 "$PTYRUN" --timeout 60 -- kina-vm logs n1
+assert_not_contains "$OUT" $'\033' "apple logs on a terminal"
+assert_contains "$OUT" '\x1b]0;owned\x07\x1b[2Jafter'
+expect_exit 0 python3 "$PTYRUN" --timeout 60 -- kina-vm logs --raw n1
+assert_contains "$OUT" $'\033]0;owned\007' "apple logs --raw on a terminal"
+rm "$FAKE/console"
+ok "logs escapes the container's control characters on a terminal"
+
+# gone PIDFILE: the process it names has ended (a zombie counts as ended).
+gone() {
+  local pid
+  pid=$(cat "$1")
+  [ ! -e "/proc/$pid/stat" ] || sed 's/.*) //' "/proc/$pid/stat" | grep -q '^[ZX]' ||
+    fail "process $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)) is still running"
+}
+# Ctrl-C during logs -f and exec stops `container` as well, and kina-vm exits.
+for cmd in "logs -f n1" "exec n1 -- wait-forever"; do
+  rm -f "$FAKE/child.pid"
+  rc=0
+  # shellcheck disable=SC2086
+  OUT=$(python3 "$PTYRUN" --timeout 60 --ctrl-c-when "$FAKE/child.pid" -- kina-vm $cmd) || rc=$?
+  [ "$rc" -ne 124 ] || fail "kina-vm $cmd did not end after Ctrl-C"
+  [ "$rc" -ne 0 ] || fail "kina-vm $cmd exited 0 after Ctrl-C"
+  gone "$FAKE/child.pid"
+  ok "Ctrl-C during kina-vm $cmd (exit $rc): container stopped too"
+done
+# SIGTERM to kina-vm (no terminal) is passed on to the child.
+rm -f "$FAKE/child.pid"
+kina-vm exec n1 -- wait-forever </dev/null >/dev/null 2>&1 &
+kpid=$!
+track_pid "$kpid"
+for _ in $(seq 1 1200); do [ -s "$FAKE/child.pid" ] && break; sleep 0.05; done
+[ -s "$FAKE/child.pid" ] || fail "the exec child did not start"
+kill -TERM "$kpid"
+rc=0; wait "$kpid" || rc=$?
+assert_eq "$rc" "143" "exit of exec after SIGTERM"
+gone "$FAKE/child.pid"
+expect_exit 0 kina-vm rm -f n1
+ok "SIGTERM during exec: passed on to container exec"
