@@ -6,7 +6,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include <simdjson.h>
 
 #include "archive_error.hpp"
+#include "curl_lazy.hpp"
 #include "image.hpp"
 #include "import.hpp"
 #include "kina/encoding.hpp"
@@ -345,11 +345,11 @@ class RegistryClient {
     std::string realm = params["realm"];
     if (realm.rfind("https://", 0) != 0 && !(scheme_ == "http" && realm.rfind("http://", 0) == 0))
       return make_error(Exit::policy, fmt::format("registry {}", host_), fmt::format("token realm {} is not HTTPS", shown(realm)));
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+    std::unique_ptr<CURL, decltype(&curl::easy_cleanup)> c(curl::easy_init(), curl::easy_cleanup);
     auto esc = [&](const std::string& s) {
-      char* e = curl_easy_escape(c.get(), s.c_str(), static_cast<int>(s.size()));
+      char* e = curl::easy_escape(c.get(), s.c_str(), static_cast<int>(s.size()));
       std::string r = e ? e : "";
-      curl_free(e);
+      curl::free(e);
       return r;
     };
     std::string scope = params.count("scope") ? params["scope"] : fmt::format("repository:{}:pull", ref_.path);
@@ -438,36 +438,36 @@ class RegistryClient {
   Result<Response> perform(const std::string& url, const std::vector<std::string>& headers, FileSink* file, size_t max_body) {
     // One handle per thread, reset between requests: its connection cache
     // keeps the TCP/TLS connection to the registry for the next request.
-    thread_local std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(nullptr, curl_easy_cleanup);
+    thread_local std::unique_ptr<CURL, decltype(&curl::easy_cleanup)> c(nullptr, curl::easy_cleanup);
     if (!c) {
-      c.reset(curl_easy_init());
+      c.reset(curl::easy_init());
       if (!c) throw std::bad_alloc();
     } else {
-      curl_easy_reset(c.get());
+      curl::easy_reset(c.get());
     }
     Response resp;
     Transfer t{&resp, file, max_body, false, {}};
     curl_slist* list = nullptr;
-    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> guard(list, curl_slist_free_all);
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
+    for (const auto& h : headers) list = curl::slist_append(list, h.c_str());
+    std::unique_ptr<curl_slist, decltype(&curl::slist_free_all)> guard(list, curl::slist_free_all);
+    curl::easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl::easy_setopt(c.get(), CURLOPT_HTTPHEADER, list);
+    curl::easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
+    curl::easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl::easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+    curl::easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
     // A trickle is a stall: under 1 KiB/s for the whole stall timeout ends the transfer.
     long stall_s = std::max<long>(1, static_cast<long>((opts_.stall_timeout.count() + 999) / 1000));
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, PullOptions::kStallBytesPerSecond);
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, stall_s);
-    curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "kina-image/" KINA_VERSION);
-    curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, &RegistryClient::on_header);
-    curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &RegistryClient::on_body);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(c.get(), CURLOPT_BUFFERSIZE, 131072L);
-    if (file && file->written > 0) curl_easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(file->written));
-    CURLcode rc = curl_easy_perform(c.get());
+    curl::easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, PullOptions::kStallBytesPerSecond);
+    curl::easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, stall_s);
+    curl::easy_setopt(c.get(), CURLOPT_USERAGENT, "kina-image/" KINA_VERSION);
+    curl::easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, &RegistryClient::on_header);
+    curl::easy_setopt(c.get(), CURLOPT_HEADERDATA, &t);
+    curl::easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &RegistryClient::on_body);
+    curl::easy_setopt(c.get(), CURLOPT_WRITEDATA, &t);
+    curl::easy_setopt(c.get(), CURLOPT_BUFFERSIZE, 131072L);
+    if (file && file->written > 0) curl::easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(file->written));
+    CURLcode rc = curl::easy_perform(c.get());
     if (rc != CURLE_OK) {
       if (file && file->written > 0 && rc == CURLE_RANGE_ERROR) {
         file->range_refused = true;
@@ -484,11 +484,11 @@ class RegistryClient {
                           "retry later, or raise --stall-timeout (KINA_IMAGE_STALL_TIMEOUT)");
       bool tls = rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
                  rc == CURLE_SSL_CACERT_BADFILE;
-      return make_error(Exit::unavailable, fmt::format("registry {} unreachable", url_host(url)), curl_easy_strerror(rc),
+      return make_error(Exit::unavailable, fmt::format("registry {} unreachable", url_host(url)), curl::easy_strerror(rc),
                         tls ? fmt::format("a registry serving plain HTTP needs --insecure-registry {}", url_host(url)) : "");
     }
     long code = 0;
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
+    curl::easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &code);
     resp.status = code;
     return resp;
   }
@@ -697,8 +697,7 @@ inline Result<Digest> diff_id_of(const fsys::path& blob, const std::string& what
 // Pulls ref: manifest (and index), config, layers (concurrently, skipping
 // those already stored). Returns the digest the reference resolved to.
 inline Result<Digest> pull_image(const Store& store, const Reference& ref, const PullOptions& opts) {
-  static std::once_flag curl_once;
-  std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (auto st = load_curl(); !st) return st.error();
   RegistryClient c(ref, opts);
   c.load_credentials();
   std::string what = fmt::format("pulling {}", ref.str());
