@@ -1,10 +1,8 @@
 // kernel.hpp: the guest kernel (fetched from Debian's archive or given), the
 // module dependency order read from each .ko's modinfo, the read-only modules
-// disk, and the initramfs kina builds around kina-init (newc cpio, libarchive).
+// disk, and the initramfs kina builds around kina-init (newc cpio).
 #pragma once
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <elf.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -223,53 +221,48 @@ inline const std::vector<std::string>& boot_modules() {
 
 // --- initramfs -----------------------------------------------------------------------------
 
+// The kernel's initramfs format (newc cpio, Documentation/driver-api/
+// early-userspace/buffer-format.rst): per entry a "070701" header of 13
+// eight-digit hex fields, the NUL-terminated name, the data, each padded to 4
+// bytes; a "TRAILER!!!" entry ends it. Written by hand rather than with
+// libarchive, so that kina-vm does not load libarchive (and its ten
+// libraries) at every start for this one use.
 class CpioWriter {
  public:
-  explicit CpioWriter(const fsys::path& out) : path_(out) {
-    a_ = archive_write_new();
-    archive_write_set_format_cpio_newc(a_);
-    archive_write_add_filter_none(a_);
-    ok_ = archive_write_open_filename(a_, out.c_str()) == ARCHIVE_OK;
-  }
-  ~CpioWriter() {
-    if (a_) archive_write_free(a_);
-  }
-  CpioWriter(const CpioWriter&) = delete;
-  CpioWriter& operator=(const CpioWriter&) = delete;
+  explicit CpioWriter(fsys::path out) : path_(std::move(out)) {}
 
-  void dir(const std::string& name) { add(name, AE_IFDIR | 0755, {}); }
-  void file(const std::string& name, std::string_view data, mode_t mode = 0644) { add(name, AE_IFREG | mode, data); }
-  void chardev(const std::string& name, unsigned maj, unsigned min) { add(name, AE_IFCHR | 0600, {}, makedev(maj, min)); }
+  void dir(const std::string& name) { add(name, S_IFDIR | 0755, {}); }
+  void file(const std::string& name, std::string_view data, mode_t mode = 0644) { add(name, S_IFREG | mode, data); }
+  void chardev(const std::string& name, unsigned maj, unsigned min) { add(name, S_IFCHR | 0600, {}, maj, min); }
 
   Status close() {
-    if (ok_ && archive_write_close(a_) != ARCHIVE_OK) ok_ = false;
-    if (!ok_) return make_error(Exit::cant_create, fmt::format("writing {}", path_.string()), error_);
-    return {};
+    add("TRAILER!!!", 0, {});
+    if (!error_.empty()) return make_error(Exit::cant_create, fmt::format("writing {}", path_.string()), error_);
+    return write_file_atomic(path_, buf_, 0600);
   }
 
  private:
-  void add(const std::string& name, unsigned mode, std::string_view data, dev_t rdev = 0) {
-    if (!ok_) return;
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, name.c_str());
-    archive_entry_set_mode(e, mode);
-    archive_entry_set_uid(e, 0);
-    archive_entry_set_gid(e, 0);
-    archive_entry_set_nlink(e, (mode & AE_IFMT) == AE_IFDIR ? 2 : 1);
-    archive_entry_set_mtime(e, 0, 0);
-    if (rdev) archive_entry_set_rdev(e, rdev);
-    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-    if (archive_write_header(a_, e) != ARCHIVE_OK ||
-        (!data.empty() && archive_write_data(a_, data.data(), data.size()) != static_cast<la_ssize_t>(data.size()))) {
-      ok_ = false;
-      error_ = archive_error_string(a_) ? archive_error_string(a_) : "libarchive error";
+  void add(const std::string& name, unsigned mode, std::string_view data, unsigned rmaj = 0, unsigned rmin = 0) {
+    if (data.size() > 0xffffffffu || name.size() >= 0xffffffffu) {
+      error_ = fmt::format("{}: too large for a cpio entry", name);
+      return;
     }
-    archive_entry_free(e);
+    unsigned nlink = (mode & S_IFMT) == S_IFDIR ? 2 : 1;
+    buf_ += fmt::format("070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+                        mode == 0 ? 0 : ++ino_, mode, 0, 0, mode == 0 ? 1 : nlink, 0, data.size(), 0, 0, rmaj, rmin,
+                        name.size() + 1, 0);
+    buf_ += name;
+    buf_.push_back('\0');
+    pad();
+    buf_ += data;
+    pad();
   }
+  void pad() { buf_.append((4 - buf_.size() % 4) % 4, '\0'); }
+
   fsys::path path_;
-  archive* a_ = nullptr;
-  bool ok_ = false;
-  std::string error_ = "cannot open";
+  std::string buf_;
+  unsigned ino_ = 0;
+  std::string error_;
 };
 
 // The initramfs: /init (kina-init), /kina.conf, /modules/order + the modules.
