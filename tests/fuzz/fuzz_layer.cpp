@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kina;
   using namespace kina::image;
   static Dirs dirs;
-  if (size > 0 && (data[0] & 1)) ::setenv("KINA_IMAGE_NO_OPENAT2", "1", 1);
-  else ::unsetenv("KINA_IMAGE_NO_OPENAT2");
+  if (size > 0 && (data[0] & 1)) ::setenv("KINA_NO_OPENAT2", "1", 1);
+  else ::unsetenv("KINA_NO_OPENAT2");
   UniqueFd in(::memfd_create("layer", MFD_CLOEXEC));
   (void)!::write(in.get(), data, size);
   ::lseek(in.get(), 0, SEEK_SET);

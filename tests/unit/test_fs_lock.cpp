@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE fs_lock
 #include <boost/test/unit_test.hpp>
 
+#include "test_support.hpp"
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,15 +17,8 @@
 
 using namespace kina;
 using namespace std::chrono_literals;
-
-struct TempDir {
-  fsys::path path;
-  TempDir() {
-    std::string t = (fsys::temp_directory_path() / "kina-unit-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fsys::remove_all(path); }
-};
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 
 BOOST_AUTO_TEST_CASE(atomic_write_replaces_and_sets_mode) {
   TempDir d;

@@ -4,6 +4,11 @@
 #define BOOST_TEST_MODULE inroot
 #include <boost/test/unit_test.hpp>
 
+#include "test_support.hpp"
+
+using kina::unit::TempDir;
+using kina::unit::both_modes;
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,14 +44,6 @@ std::vector<std::string> comps(const std::string& p) {
   std::vector<std::string> c;
   BOOST_TEST_REQUIRE(inroot_components(p, c, false));
   return c;
-}
-
-void both_modes(const std::function<void()>& fn) {
-  ::unsetenv("KINA_NO_OPENAT2");
-  fn();
-  ::setenv("KINA_NO_OPENAT2", "1", 1);
-  fn();
-  ::unsetenv("KINA_NO_OPENAT2");
 }
 
 }  // namespace

@@ -63,10 +63,7 @@ struct RootMeta {
 
 namespace detail {
 
-inline bool openat2_disabled_by_env() {
-  const char* v = std::getenv("KINA_IMAGE_NO_OPENAT2");  // test knob: exercise the fallback walk
-  return (v && *v && std::string_view(v) != "0") || !inroot_openat2_allowed();
-}
+inline bool openat2_disabled_by_env() { return !inroot_openat2_allowed(); }
 
 // Splits a path into components, dropping empty ones and ".".
 inline std::vector<std::string> split_path(std::string_view p) {

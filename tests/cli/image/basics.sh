@@ -32,7 +32,7 @@ assert_eq "$(stat -c %a kina-root/usr/bin/tool)" 4755
 assert_eq "$(stat -c %h kina-root/usr/bin/tool)" 2
 assert_eq "$(readlink kina-root/var/run)" /run
 assert_eq "$(stat -c %u:%g kina-root/opt/app/rel)" "12:34"
-KINA_IMAGE_NO_OPENAT2=1 expect_exit 0 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/walk-root"
+KINA_NO_OPENAT2=1 expect_exit 0 kina-image unpack example.com/rich:1 --rootfs "$TEST_TMP/walk-root"
 treecmp "$TEST_TMP/walk-root" "$TEST_TMP/kina-root" || fail "the O_NOFOLLOW walk unpacks differently from openat2"
 ok "unpack equals umoci unpack (openat2 and walk)"
 

@@ -38,7 +38,7 @@ run_cases() {
 }
 
 run_cases openat2
-KINA_IMAGE_NO_OPENAT2=1 run_cases walk
+KINA_NO_OPENAT2=1 run_cases walk
 
 # hardlink-to-symlink links the symlink itself.
 assert_eq "$(readlink "$TEST_TMP/roots-walk/hardlink-to-symlink/h")" "$sentinel/file"
@@ -78,7 +78,7 @@ if command -v strace >/dev/null && strace -f -o /dev/null true 2>/dev/null; then
   expect_exit 0 kina-image import "$TEST_TMP/deep3" --tag local/deep:3
   for mode in openat2 walk; do
     nowalk=; [ $mode = walk ] && nowalk=1
-    KINA_IMAGE_NO_OPENAT2=$nowalk strace -f -c -e trace=openat -o "$TEST_TMP/dd.strace" \
+    KINA_NO_OPENAT2=$nowalk strace -f -c -e trace=openat -o "$TEST_TMP/dd.strace" \
       kina-image unpack local/deep:3 --rootfs "$TEST_TMP/dd-$mode" >/dev/null
     calls=$(awk '$NF == "openat" {print $4}' "$TEST_TMP/dd.strace")
     [ "${calls:-0}" -lt 50000 ] || fail "$mode: openat called $calls times to resolve 1000 \"..\""

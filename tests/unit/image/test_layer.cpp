@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE image_layer
 #include <boost/test/unit_test.hpp>
 
+#include "../test_support.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdlib.h>
@@ -16,6 +18,8 @@
 
 using namespace kina;
 using namespace kina::image;
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 using kina::image::test::Tar;
 
 namespace {
@@ -54,14 +58,6 @@ struct Sandbox {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 };
-
-void both_modes(const std::function<void()>& fn) {
-  ::unsetenv("KINA_IMAGE_NO_OPENAT2");
-  fn();
-  ::setenv("KINA_IMAGE_NO_OPENAT2", "1", 1);
-  fn();
-  ::unsetenv("KINA_IMAGE_NO_OPENAT2");
-}
 
 }  // namespace
 

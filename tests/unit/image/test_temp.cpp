@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE image_temp
 #include <boost/test/unit_test.hpp>
 
+#include "../test_support.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,16 +15,10 @@
 
 using namespace kina;
 using namespace kina::image;
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 
 namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kina-temp-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fsys::remove_all(path); }
-};
 }  // namespace
 
 // Issue 8 (item 10): an exception in a pull worker thread called

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE image_unpack
 #include <boost/test/unit_test.hpp>
 
+#include "../test_support.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -16,17 +18,10 @@
 
 using namespace kina;
 using namespace kina::image;
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kina-unpack-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fsys::remove_all(path); }
-};
 
 std::vector<std::string> names_in(const std::string& dir) {
   std::vector<std::string> out;
@@ -42,7 +37,7 @@ std::vector<std::string> names_in(const std::string& dir) {
 // replaced. Now the rename itself refuses (RENAME_NOREPLACE): 73, nothing left.
 BOOST_AUTO_TEST_CASE(regress_rootfs_created_while_unpacking_is_not_replaced) {
   TempDir t;
-  auto store = Store::open(t.path + "/store");
+  auto store = Store::open(t.path.string() + "/store");
   BOOST_TEST_REQUIRE(store.ok());
   std::string tar = test::Tar().file("hello", "world").bytes();
   Digest d = Digest::of_data(tar);
@@ -51,7 +46,7 @@ BOOST_AUTO_TEST_CASE(regress_rootfs_created_while_unpacking_is_not_replaced) {
   BOOST_TEST_REQUIRE(::mkfifo(store->blob_path(d).c_str(), 0600) == 0);
   ImageInfo img;
   img.layers.push_back({Descriptor{"application/vnd.oci.image.layer.v1.tar", d, static_cast<int64_t>(tar.size()), {}}, d});
-  std::string parent = t.path + "/out-parent", out = parent + "/rootfs";
+  std::string parent = t.path.string() + "/out-parent", out = parent + "/rootfs";
   BOOST_TEST_REQUIRE(::mkdir(parent.c_str(), 0700) == 0);
   std::thread racer([&] {
     for (int i = 0; i < 10000; ++i) {  // at most 10 s
@@ -85,20 +80,20 @@ BOOST_AUTO_TEST_CASE(regress_rootfs_created_while_unpacking_is_not_replaced) {
 // replaces an existing disk.
 BOOST_AUTO_TEST_CASE(regress_disk_temporary_is_private) {
   TempDir t;
-  std::string root = t.path + "/root";
+  std::string root = t.path.string() + "/root";
   BOOST_TEST_REQUIRE(::mkdir(root.c_str(), 0755) == 0);
   std::ofstream(root + "/f") << "data";
-  std::string other = t.path + "/.d.img.kina-tmp";
+  std::string other = t.path.string() + "/.d.img.kina-tmp";
   std::ofstream(other) << "another unpack's work in progress";
   TreeStats st;
   st.files = 1;
   st.bytes = 4;
-  auto s = make_disk(root, t.path + "/d.img", 8u << 20, st);
+  auto s = make_disk(root, t.path.string() + "/d.img", 8u << 20, st);
   BOOST_TEST_REQUIRE(s.ok(), (s ? "" : s.error().message()));
   std::ifstream in(other);
   BOOST_TEST(std::string(std::istreambuf_iterator<char>(in), {}) == "another unpack's work in progress");
   struct stat sb {};
-  BOOST_TEST_REQUIRE(::stat((t.path + "/d.img").c_str(), &sb) == 0);
+  BOOST_TEST_REQUIRE(::stat((t.path.string() + "/d.img").c_str(), &sb) == 0);
   BOOST_TEST((sb.st_mode & 0777) == 0600u);
   auto names = names_in(t.path);
   std::sort(names.begin(), names.end());

@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE vm_kernel
 #include <boost/test/unit_test.hpp>
 
+#include "../test_support.hpp"
+
 #include <cstdlib>
 
 #include <archive.h>
@@ -12,6 +14,8 @@
 
 using namespace kina;
 using namespace kina::vm;
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 
 namespace {
 
@@ -49,15 +53,6 @@ std::string make_ko(const std::string& modinfo) {
 }
 
 std::string info(const std::string& deps) { return std::string("license=GPL\0depends=", 20) + deps + std::string("\0vermagic=6.1\0", 13); }
-
-struct TempDir {
-  fsys::path path;
-  TempDir() {
-    char t[] = "/tmp/kina-unit-vm.XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~TempDir() { fsys::remove_all(path); }
-};
 
 void put(const fsys::path& p, const std::string& data) {
   fsys::create_directories(p.parent_path());

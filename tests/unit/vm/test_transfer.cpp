@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE vm_transfer
 #include <boost/test/unit_test.hpp>
 
+#include "../test_support.hpp"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +26,8 @@
 
 using namespace kina;
 using namespace kina::vm;
+using kina::unit::TempDir;
+using kina::unit::both_modes;
 namespace wire = kina::wire;
 
 namespace {
@@ -109,14 +113,6 @@ struct Sandbox {
     return out;
   }
 };
-
-void both_modes(const std::function<void()>& fn) {
-  ::unsetenv("KINA_NO_OPENAT2");
-  fn();
-  ::setenv("KINA_NO_OPENAT2", "1", 1);
-  fn();
-  ::unsetenv("KINA_NO_OPENAT2");
-}
 
 }  // namespace
 
