@@ -18,6 +18,7 @@
 #include "kina/keystore.hpp"
 #include "kina/merkle.hpp"
 #include "kina/note.hpp"
+#include "kina/output.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
 
@@ -259,6 +260,13 @@ Result<std::vector<audit::CheckpointInput>> stored_checkpoints(const fsys::path&
 Status cmd_checkpoint(Options& o) {
   auto path = log_path(o);
   if (!path) return path.error();
+  // Check --out before anything is signed or stored (docs/security.md, "Output paths").
+  std::optional<OutputPlan> out_plan;
+  if (!o.out.empty()) {
+    auto plan = plan_output(fsys::absolute(o.out), "writing the checkpoint to", 0644);
+    if (!plan) return plan.error();
+    out_plan = std::move(*plan);
+  }
   auto signer = load_signer();
   if (!signer) return signer.error();
   auto rep = audit::verify(*path, {}, std::nullopt);
@@ -274,9 +282,9 @@ Status cmd_checkpoint(Options& o) {
   fsys::path dir = audit::checkpoint_dir(*path);
   if (auto st = ensure_dir(dir, 0700); !st) return st;
   fsys::path stored = dir / fmt::format("{:020}.note", cp.size);
-  if (auto st = write_file_atomic(stored, signed_note, 0644); !st) return st;
-  if (!o.out.empty())
-    if (auto st = write_file_atomic(o.out, signed_note, 0644); !st) return st;
+  if (auto st = write_output_file(stored, signed_note, "writing the checkpoint to", 0644); !st) return st;
+  if (out_plan)
+    if (auto st = write_output(*out_plan, signed_note); !st) return st;
   RecordWriter out;
   auto w = begin_record("AuditCheckpoint");
   w.field("log", path->string()).field("origin", cp.origin).field("size", static_cast<unsigned long long>(cp.size));
@@ -330,6 +338,16 @@ Status cmd_verify(Options& o) {
     w.field("detail", p.detail).end_object();
   }
   w.end_array();
+  // Bytes that appends cut from the end of the log (torn tails): not a break of
+  // the chain, but a reader must be able to see that something was removed.
+  w.key("repairs").begin_array();
+  for (const auto& r : rep->repairs) {
+    w.begin_object().field("seq", static_cast<unsigned long long>(r.seq)).field("reason", r.reason);
+    if (!r.cut_bytes.empty()) w.field("truncatedBytes", r.cut_bytes);
+    if (!r.cut_sha256.empty()) w.field("truncatedSha256", r.cut_sha256);
+    w.end_object();
+  }
+  w.end_array();
   w.key("checkpoints").begin_array();
   for (const auto& c : rep->checkpoints) {
     w.begin_object().field("source", c.source).field("size", static_cast<unsigned long long>(c.size));
@@ -339,6 +357,10 @@ Status cmd_verify(Options& o) {
   }
   w.end_array();
   if (auto st = print(out, w); !st) return st;
+  for (const auto& r : rep->repairs)
+    if (!r.cut_bytes.empty() && r.cut_bytes != "0")
+      info(kTool, fmt::format("seq {} records that an append cut {} bytes (sha256 {}) from the end of the log: {}", r.seq,
+                              r.cut_bytes, r.cut_sha256, r.reason));
   if (!rep->intact()) {
     const auto& p = *first;
     return make_error(Exit::negative, fmt::format("{}: NOT intact", path->string()),
@@ -474,8 +496,9 @@ Status cmd_verify_proof(Options& o) {
   std::optional<RecordReader> in;
   UniqueFd file;
   if (!o.proof_file.empty()) {
-    file.reset(::open(o.proof_file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file.valid()) return os_error(fmt::format("reading {}", o.proof_file), errno, errno == ENOENT ? Exit::no_input : Exit::os);
+    auto opened = open_regular(o.proof_file, fmt::format("reading {}", o.proof_file));
+    if (!opened) return opened.error();
+    file = std::move(*opened);
     in.emplace(file.get(), o.proof_file);
   } else {
     if (!stdin_has_records()) return usage_error("verify-proof", "pipe an AuditProof record to stdin or give --proof FILE");
