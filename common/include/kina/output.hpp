@@ -49,8 +49,8 @@ inline std::string_view file_kind(mode_t m) {
 //    resolved and its final target is held to the same rule;
 //  - a read-only regular file (no write permission bit, or no access), as
 //    kubectl refuses it.
-// An existing file keeps its mode; `secret` output never keeps permission
-// bits for others (o=), whatever the existing mode was.
+// An existing file keeps its mode (0640 stays 0640), except that `secret`
+// output into a file others may read or write gets 0600.
 inline Result<OutputPlan> plan_output(const fsys::path& given, std::string_view what, mode_t default_mode,
                                       FollowLinks follow = FollowLinks::no, bool secret = false) {
   auto refuse = [&](const fsys::path& p, std::string why) {
@@ -95,7 +95,7 @@ inline Result<OutputPlan> plan_output(const fsys::path& given, std::string_view 
   } else {
     plan.mode = default_mode;
   }
-  if (secret) plan.mode &= ~mode_t{0007};
+  if (secret && (plan.mode & 0007) != 0) plan.mode = 0600;
   return plan;
 }
 
