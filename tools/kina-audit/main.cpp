@@ -616,8 +616,10 @@ int main(int argc, char** argv) {
     app.description(
         "Append to, show, checkpoint and verify kina's tamper-evident audit log.\n"
         "Default log: $KINA_HOME/audit/log.jsonl (or $KINA_AUDIT_LOG). Records on stdout, diagnostics on stderr.\n"
-        "Exit codes: 0 ok, 1 verification failed, 64 usage, 65 bad data, 66 not found, 74 I/O, 75 lock busy.");
-    app.add_option("--log", o.log, "Audit log file (default $KINA_HOME/audit/log.jsonl)")->type_name("PATH");
+        "Exit codes: 0 ok, 1 verification failed, 64 usage, 65 bad data (not kina's log, corrupt, a line over the 1 MiB cap,\n"
+        "a FIFO or device as input), 66 not found, 73 cannot create output (a device, FIFO, symlink or read-only file as\n"
+        "output, disk full), 74 I/O, 75 lock busy.");
+    app.add_option("--log", o.log, "Audit log file (default $KINA_HOME/audit/log.jsonl); a regular file, never a symlink, device or FIFO")->type_name("PATH");
     app.require_subcommand(1);
 
     auto* append = app.add_subcommand("append",
@@ -642,7 +644,8 @@ int main(int argc, char** argv) {
 
     auto* checkpoint = app.add_subcommand("checkpoint", "Sign the current tree head (C2SP tlog-checkpoint, Ed25519); "
                                                         "kept in audit/checkpoints/, copy it somewhere else too");
-    checkpoint->add_option("--out", o.out, "Also write the signed checkpoint here")->type_name("FILE")->allow_extra_args(false);
+    checkpoint->add_option("--out", o.out, "Also write the signed checkpoint here (a regular file, kept mode, or a new path; "
+                                           "a symlink, device, FIFO or read-only file is refused: 73)")->type_name("FILE")->allow_extra_args(false);
 
     auto* keygen = app.add_subcommand("keygen", "Create the Ed25519 signing key (sealed in the keystore) and print "
                                                 "the verifier key (C2SP vkey) in an AuditKey record");

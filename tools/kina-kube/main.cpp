@@ -1402,7 +1402,8 @@ int main(int argc, char** argv) {
     sign->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 24h; never beyond the CA's)");
     sign->add_option("--server", o.server, "API server URL https://HOST[:PORT][/PATH] (default: from the fetched admin kubeconfig)");
     sign->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
-    sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig)");
+    sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig); "
+                                     "a symlink, device, FIFO or read-only file is refused (73)");
 
     auto* token = app.add_subcommand("token", "Make a kubeadm bootstrap token; prints a JoinToken record (refused on a terminal)");
     token->add_option("--cluster", o.cluster, "Cluster name")->required();
@@ -1415,13 +1416,13 @@ int main(int argc, char** argv) {
 
     auto* merge = app.add_subcommand("merge", "Merge the kubeconfigs of Kubeconfig records (stdin) into $KUBECONFIG's first "
                                               "file or ~/.kube/config, under PATH.lock, mode 0600");
-    auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead (a symlink is followed as kubectl does; a device, FIFO or read-only file is refused: 73)");
     merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
     merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
     unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
-    auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead (a symlink is followed as kubectl does; a device, FIFO or read-only file is refused: 73)");
     unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     return [&, init, exp, issue, sign, token, fetch, merge, unmerge, merge_kc, unmerge_kc]() -> Status {
