@@ -180,3 +180,16 @@ BOOST_AUTO_TEST_CASE(shared_locks_coexist_and_exclude_an_exclusive_one) {
   auto s3 = FileLock::acquire(path, 100ms, "reader", LockMode::shared);
   BOOST_TEST(!s3.ok());
 }
+
+BOOST_AUTO_TEST_CASE(one_lock_per_file_through_a_symlinked_home) {
+  TempDir d;
+  fsys::create_directories(d.path / "real" / "audit");
+  fsys::create_directory_symlink(d.path / "real", d.path / "home");
+  ::setenv("KINA_HOME", (d.path / "home").c_str(), 1);
+  auto a = lock_path_for(d.path / "home" / "audit" / "log.jsonl");
+  auto b = lock_path_for(d.path / "real" / "audit" / "log.jsonl");
+  BOOST_REQUIRE(a.ok() && b.ok());
+  BOOST_TEST(*a == *b);
+  BOOST_TEST(*a == d.path / "real" / "audit" / "log.jsonl.lock");
+  ::unsetenv("KINA_HOME");
+}

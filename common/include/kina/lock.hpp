@@ -25,16 +25,22 @@ namespace kina {
 enum class LockMode { exclusive, shared };
 
 // The lock file that guards `file`: "<file>.lock" beside it when the file is
-// inside $KINA_HOME, else $KINA_HOME/locks/<sha256 of the absolute path>.lock,
+// inside $KINA_HOME, else $KINA_HOME/locks/<sha256 of the canonical path>.lock,
 // so that no lock file is ever created in a directory kina does not own
-// (`--log /dev/null` must not leave /dev/null.lock behind).
+// (`--log /dev/null` must not leave /dev/null.lock behind). Both paths are
+// made canonical first (symlinks resolved), so every spelling of one file
+// gets the same lock.
 inline Result<fsys::path> lock_path_for(const fsys::path& file) {
   auto home = kina_home();
   if (!home) return home.error();
-  fsys::path abs = fsys::absolute(file).lexically_normal();
-  fsys::path h = home->lexically_normal();
+  std::error_code ec;
+  fsys::path abs = fsys::weakly_canonical(fsys::absolute(file), ec);
+  if (ec) abs = fsys::absolute(file).lexically_normal();
+  fsys::path h = fsys::weakly_canonical(*home, ec);
+  if (ec) h = home->lexically_normal();
   auto rel = abs.lexically_relative(h);
   if (!rel.empty() && *rel.begin() != ".." && rel != ".") return fsys::path(abs.string() + ".lock");
+  // (Outside: the hash of the canonical path names the lock.)
   fsys::path dir = *home / "locks";
   if (auto st = ensure_dir(dir, 0700); !st) return st.error();
   return dir / (to_hex(sha256(abs.string())) + ".lock");
