@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -545,42 +546,22 @@ Status cmd_show(Options& o) {
     }
   }
   std::string format = o.format.empty() ? (::isatty(1) ? "table" : "json") : o.format;
-  simdjson::dom::parser parser;
-  std::vector<std::string> rows;
-  uint64_t index = 0;
-  Status parse_err;
-  auto st = audit::for_each_line(*path, [&](std::string_view line, uint64_t) {
-    ++index;
-    simdjson::dom::element doc;
-    if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS) {
-      parse_err = make_error(Exit::data, fmt::format("reading {} line {}", path->string(), index), "not valid JSON",
-                             "run kina-audit verify");
-      return false;
-    }
-    auto str = [&](const char* k) {
-      std::string_view v;
-      return doc[k].get(v) == simdjson::SUCCESS ? v : std::string_view();
-    };
-    if (!o.cluster_filter.empty() && str("cluster") != o.cluster_filter) return true;
-    if (!o.tool_filter.empty() && str("tool") != o.tool_filter) return true;
-    if (since) {
-      auto t = parse_rfc3339_ms(str("time"));
-      if (!t || *t < *since) return true;
-    }
-    rows.emplace_back(line);
-    return true;
-  });
-  if (!st) return st;
-  if (!parse_err) return parse_err;
-  size_t from = 0;
-  if (o.last_n >= 0 && rows.size() > static_cast<size_t>(o.last_n)) from = rows.size() - static_cast<size_t>(o.last_n);
+  if (format != "json" && format != "table") return usage_error(fmt::format("invalid --format {}", shown(format)), "use json or table");
+  // Memory stays bounded: rows are printed as they are read, or (with -n N)
+  // only the last N are kept; each row is at most one 1 MiB entry.
   RecordWriter out;
-  if (format == "table") {
-    std::string text = fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}\n", "SEQ", "TIME", "USER", "TOOL",
-                                   "ACTION", "CLUSTER", "TARGET", "OUTCOME");
-    for (size_t i = from; i < rows.size(); ++i) {
+  simdjson::dom::parser row_parser;
+  std::string text;
+  auto flush_text = [&]() -> Status {
+    if (text.empty()) return {};
+    auto s2 = write_all(1, text, "writing to stdout");
+    text.clear();
+    return s2;
+  };
+  auto emit = [&](std::string_view row) -> Status {
+    if (format == "table") {
       simdjson::dom::element doc;
-      if (parser.parse(rows[i]).get(doc) != simdjson::SUCCESS) continue;
+      if (row_parser.parse(row.data(), row.size()).get(doc) != simdjson::SUCCESS) return {};
       auto str = [&](const char* k) {
         std::string_view v;
         return doc[k].get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
@@ -594,18 +575,52 @@ Status cmd_show(Options& o) {
       text += detail::one_line(fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}", seq, str("time"),
                                            str("user"), str("tool"), str("action"), str("cluster"), str("target"), outcome));
       text += '\n';
+      return text.size() >= (1u << 16) ? flush_text() : Status{};
     }
-    if (auto s2 = write_all(1, text, "writing to stdout"); !s2) return s2;
-    return {};
-  }
-  if (format != "json") return usage_error(fmt::format("invalid --format {}", shown(format)), "use json or table");
-  for (size_t i = from; i < rows.size(); ++i) {
     // {"apiVersion":..,"kind":"AuditEntry","log":..., then the stored fields}
     std::string rec = fmt::format("{{\"apiVersion\":\"{}\",\"kind\":\"AuditEntry\",\"log\":{},{}", kApiVersion,
-                                  json::quote(path->string()), std::string_view(rows[i]).substr(1));
-    if (auto s2 = out.write_line(rec); !s2) return s2;
-  }
-  return {};
+                                  json::quote(path->string()), row.substr(1));
+    return out.write_line(rec);
+  };
+  if (format == "table")
+    text = fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}\n", "SEQ", "TIME", "USER", "TOOL", "ACTION",
+                       "CLUSTER", "TARGET", "OUTCOME");
+  simdjson::dom::parser parser;
+  std::deque<std::string> last;  // with -n N: the last N matching rows
+  uint64_t index = 0;
+  Status failed;
+  auto st = audit::for_each_line(*path, [&](std::string_view line, uint64_t) {
+    ++index;
+    simdjson::dom::element doc;
+    if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS) {
+      failed = make_error(Exit::data, fmt::format("reading {} line {}", path->string(), index), "not valid JSON",
+                          "run kina-audit verify");
+      return false;
+    }
+    auto str = [&](const char* k) {
+      std::string_view v;
+      return doc[k].get(v) == simdjson::SUCCESS ? v : std::string_view();
+    };
+    if (!o.cluster_filter.empty() && str("cluster") != o.cluster_filter) return true;
+    if (!o.tool_filter.empty() && str("tool") != o.tool_filter) return true;
+    if (since) {
+      auto t = parse_rfc3339_ms(str("time"));
+      if (!t || *t < *since) return true;
+    }
+    if (o.last_n < 0) {
+      failed = emit(line);
+      return failed.ok();
+    }
+    if (o.last_n == 0) return true;
+    last.emplace_back(line);
+    if (last.size() > static_cast<size_t>(o.last_n)) last.pop_front();
+    return true;
+  });
+  if (!st) return st;
+  if (!failed) return failed;
+  for (const auto& row : last)
+    if (auto s2 = emit(row); !s2) return s2;
+  return flush_text();
 }
 
 }  // namespace

@@ -31,6 +31,23 @@ if [ -x /usr/bin/time ]; then
   [ "$rss" -lt 40000 ] || fail "show of a 50 MB line used $rss KiB"
 fi
 
+# show holds no more than the rows it must print: a 60 MB log shown whole (to a
+# pipe) or with -n 1 stays far below the log's size.
+python3 -c '
+import json, sys
+for i in range(100000):
+    sys.stdout.write(json.dumps({"apiVersion":"kina/v1alpha1","kind":"AuditEvent","tool":"t","action":"bulk","target":"y"*500}) + "\n")' |
+  kina-audit --log "$D/many.jsonl" append >/dev/null
+if [ -x /usr/bin/time ]; then
+  rss=$(/usr/bin/time -f %M -o "$D/rss" kina-audit --log "$D/many.jsonl" show -n 1 >/dev/null 2>&1; tail -n1 "$D/rss")
+  [ "$rss" -lt 40000 ] || fail "show -n 1 of a 60 MB log used $rss KiB"
+  rss=$(/usr/bin/time -f %M -o "$D/rss" kina-audit --log "$D/many.jsonl" show --format table >/dev/null 2>&1; tail -n1 "$D/rss")
+  [ "$rss" -lt 40000 ] || fail "show of a 60 MB log used $rss KiB"
+fi
+assert_eq "$(kina-audit --log "$D/many.jsonl" show -n 2 | jq -r .seq | paste -sd, -)" "99998,99999"
+assert_eq "$(kina-audit --log "$D/many.jsonl" show | wc -l)" 100000
+rm -f "$D/many.jsonl"
+
 # A FIFO as --log: refused at once (nothing ever writes it).
 mkfifo "$D/fifo"
 expect_exit 65 $T kina-audit --log "$D/fifo" verify
