@@ -193,3 +193,26 @@ BOOST_AUTO_TEST_CASE(one_lock_per_file_through_a_symlinked_home) {
   BOOST_TEST(*a == d.path / "real" / "audit" / "log.jsonl.lock");
   ::unsetenv("KINA_HOME");
 }
+
+// Issue 8, item 2, for every writer: an atomic write never replaces a device
+// or FIFO with a regular file, and leaves no temporary behind.
+BOOST_AUTO_TEST_CASE(atomic_write_never_replaces_a_device_or_fifo) {
+  TempDir d;
+  auto fifo = d.path / "fifo";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto st = write_file_atomic(fifo, "x");
+  BOOST_REQUIRE(!st.ok());
+  BOOST_TEST(code(st.error().exit) == 73);
+  struct stat sb {};
+  BOOST_REQUIRE(::lstat(fifo.c_str(), &sb) == 0);
+  BOOST_TEST(S_ISFIFO(sb.st_mode));
+  int n = 0;
+  for (auto& e : fsys::directory_iterator(d.path)) (void)e, ++n;
+  BOOST_TEST(n == 1);
+  // Reading one is refused at once instead of blocking (nothing writes it).
+  auto r = read_file(fifo);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 65);
+  BOOST_TEST(r.error().why.find("FIFO") != std::string::npos);
+  BOOST_TEST(!read_file("/dev/zero", 16).ok());
+}

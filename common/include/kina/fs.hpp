@@ -136,7 +136,13 @@ inline Status ensure_dir(const fsys::path& dir, mode_t mode = 0700) {
 
 // Writes `data` to `path` so that a crash leaves either the old file or the
 // new one: a temporary file in the same directory, fsync, rename, fsync dir.
+// Whatever is at `path` must be a regular file or a symlink (which the rename
+// replaces, never follows): a device, FIFO or socket is refused (Exit::cant_create)
+// rather than replaced. Paths a user named go through output.hpp first.
 inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
+  if (struct stat sb {}; ::lstat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+    return make_error(Exit::cant_create, fmt::format("writing {}", path.string()),
+                      S_ISDIR(sb.st_mode) ? "it is a directory" : "it is a device, FIFO or socket, not a regular file");
   fsys::path dir = path.parent_path();
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
   int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
