@@ -101,3 +101,113 @@ BOOST_AUTO_TEST_CASE(kina_home_is_created_0700) {
   BOOST_REQUIRE(def.ok());
   BOOST_TEST(*def == d.path / ".kina");
 }
+
+// Issue 8, item 4: a symlink or hard link planted at a lock path is refused and
+// what it points at is never truncated or written.
+BOOST_AUTO_TEST_CASE(lock_never_follows_a_symlink_nor_truncates_another_file) {
+  TempDir d;
+  auto victim = d.path / "victim";
+  BOOST_REQUIRE(write_file_atomic(victim, "precious", 0600).ok());
+  auto link = d.path / "log.lock";
+  BOOST_REQUIRE(::symlink(victim.c_str(), link.c_str()) == 0);
+  auto l = FileLock::acquire(link, 100ms, "t");
+  BOOST_REQUIRE(!l.ok());
+  BOOST_TEST(code(l.error().exit) == 73);
+  BOOST_TEST(l.error().why.find("symbolic link") != std::string::npos);
+  BOOST_TEST(*read_file(victim) == "precious");
+  // A dangling symlink is not followed to create its target either.
+  auto dangling = d.path / "dangling.lock";
+  BOOST_REQUIRE(::symlink((d.path / "made").c_str(), dangling.c_str()) == 0);
+  BOOST_TEST(!FileLock::acquire(dangling, 100ms).ok());
+  BOOST_TEST(!fsys::exists(d.path / "made"));
+  // A hard link to another file.
+  auto hard = d.path / "hard.lock";
+  BOOST_REQUIRE(::link(victim.c_str(), hard.c_str()) == 0);
+  auto h = FileLock::acquire(hard, 100ms, "t");
+  BOOST_REQUIRE(!h.ok());
+  BOOST_TEST(code(h.error().exit) == 73);
+  BOOST_TEST(*read_file(victim) == "precious");
+  // A FIFO or device: refused without blocking.
+  auto fifo = d.path / "fifo.lock";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  BOOST_TEST(!FileLock::acquire(fifo, 100ms).ok());
+  BOOST_TEST(!FileLock::acquire("/dev/null", 100ms).ok());
+}
+
+BOOST_AUTO_TEST_CASE(lock_files_outside_kina_home_go_under_its_locks_dir) {
+  TempDir d;
+  auto home = d.path / "home";
+  ::setenv("KINA_HOME", home.c_str(), 1);
+  auto inside = lock_path_for(home / "audit" / "log.jsonl");
+  BOOST_REQUIRE(inside.ok());
+  BOOST_TEST(*inside == home / "audit" / "log.jsonl.lock");
+  auto outside = lock_path_for("/dev/null");
+  BOOST_REQUIRE(outside.ok());
+  BOOST_TEST(outside->parent_path() == home / "locks");
+  BOOST_TEST(*outside != *lock_path_for("/dev/zero"));
+  BOOST_TEST(*outside == *lock_path_for("/dev/../dev/null"));  // one lock per file, however it is spelled
+  // A sibling whose name starts like KINA_HOME is outside it.
+  auto sibling = lock_path_for(d.path / "home2" / "log");
+  BOOST_REQUIRE(sibling.ok());
+  BOOST_TEST(sibling->parent_path() == home / "locks");
+  auto l = FileLock::acquire_for("/dev/null", 1s, "t");
+  BOOST_REQUIRE(l.ok());
+  BOOST_TEST(!fsys::exists("/dev/null.lock"));
+  ::unsetenv("KINA_HOME");
+}
+
+BOOST_AUTO_TEST_CASE(shared_locks_coexist_and_exclude_an_exclusive_one) {
+  TempDir d;
+  auto path = d.path / "lock";
+  auto s1 = FileLock::acquire(path, 1s, "reader", LockMode::shared);
+  BOOST_REQUIRE(s1.ok());
+  // flock locks belong to the open file description, so a second open in this
+  // process is a second holder, as another process would be.
+  auto s2 = FileLock::acquire(path, 1s, "reader", LockMode::shared);
+  BOOST_REQUIRE(s2.ok());
+  auto x = FileLock::acquire(path, 100ms, "writer");
+  BOOST_REQUIRE(!x.ok());
+  BOOST_TEST(code(x.error().exit) == 75);
+  s1->release();
+  s2->release();
+  auto x2 = FileLock::acquire(path, 1s, "writer");
+  BOOST_REQUIRE(x2.ok());
+  auto s3 = FileLock::acquire(path, 100ms, "reader", LockMode::shared);
+  BOOST_TEST(!s3.ok());
+}
+
+BOOST_AUTO_TEST_CASE(one_lock_per_file_through_a_symlinked_home) {
+  TempDir d;
+  fsys::create_directories(d.path / "real" / "audit");
+  fsys::create_directory_symlink(d.path / "real", d.path / "home");
+  ::setenv("KINA_HOME", (d.path / "home").c_str(), 1);
+  auto a = lock_path_for(d.path / "home" / "audit" / "log.jsonl");
+  auto b = lock_path_for(d.path / "real" / "audit" / "log.jsonl");
+  BOOST_REQUIRE(a.ok() && b.ok());
+  BOOST_TEST(*a == *b);
+  BOOST_TEST(*a == d.path / "real" / "audit" / "log.jsonl.lock");
+  ::unsetenv("KINA_HOME");
+}
+
+// Issue 8, item 2, for every writer: an atomic write never replaces a device
+// or FIFO with a regular file, and leaves no temporary behind.
+BOOST_AUTO_TEST_CASE(atomic_write_never_replaces_a_device_or_fifo) {
+  TempDir d;
+  auto fifo = d.path / "fifo";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto st = write_file_atomic(fifo, "x");
+  BOOST_REQUIRE(!st.ok());
+  BOOST_TEST(code(st.error().exit) == 73);
+  struct stat sb {};
+  BOOST_REQUIRE(::lstat(fifo.c_str(), &sb) == 0);
+  BOOST_TEST(S_ISFIFO(sb.st_mode));
+  int n = 0;
+  for (auto& e : fsys::directory_iterator(d.path)) (void)e, ++n;
+  BOOST_TEST(n == 1);
+  // Reading one is refused at once instead of blocking (nothing writes it).
+  auto r = read_file(fifo);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 65);
+  BOOST_TEST(r.error().why.find("FIFO") != std::string::npos);
+  BOOST_TEST(!read_file("/dev/zero", 16).ok());
+}

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "kina/keystore.hpp"
 #include "kina/merkle.hpp"
 #include "kina/note.hpp"
+#include "kina/output.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
 
@@ -259,6 +261,13 @@ Result<std::vector<audit::CheckpointInput>> stored_checkpoints(const fsys::path&
 Status cmd_checkpoint(Options& o) {
   auto path = log_path(o);
   if (!path) return path.error();
+  // Check --out before anything is signed or stored (docs/security.md, "Output paths").
+  std::optional<OutputPlan> out_plan;
+  if (!o.out.empty()) {
+    auto plan = plan_output(fsys::absolute(o.out), "writing the checkpoint to", 0644);
+    if (!plan) return plan.error();
+    out_plan = std::move(*plan);
+  }
   auto signer = load_signer();
   if (!signer) return signer.error();
   auto rep = audit::verify(*path, {}, std::nullopt);
@@ -274,9 +283,9 @@ Status cmd_checkpoint(Options& o) {
   fsys::path dir = audit::checkpoint_dir(*path);
   if (auto st = ensure_dir(dir, 0700); !st) return st;
   fsys::path stored = dir / fmt::format("{:020}.note", cp.size);
-  if (auto st = write_file_atomic(stored, signed_note, 0644); !st) return st;
-  if (!o.out.empty())
-    if (auto st = write_file_atomic(o.out, signed_note, 0644); !st) return st;
+  if (auto st = write_output_file(stored, signed_note, "writing the checkpoint to", 0644); !st) return st;
+  if (out_plan)
+    if (auto st = write_output(*out_plan, signed_note); !st) return st;
   RecordWriter out;
   auto w = begin_record("AuditCheckpoint");
   w.field("log", path->string()).field("origin", cp.origin).field("size", static_cast<unsigned long long>(cp.size));
@@ -330,6 +339,16 @@ Status cmd_verify(Options& o) {
     w.field("detail", p.detail).end_object();
   }
   w.end_array();
+  // Bytes that appends cut from the end of the log (torn tails): not a break of
+  // the chain, but a reader must be able to see that something was removed.
+  w.key("repairs").begin_array();
+  for (const auto& r : rep->repairs) {
+    w.begin_object().field("seq", static_cast<unsigned long long>(r.seq)).field("reason", r.reason);
+    if (!r.cut_bytes.empty()) w.field("truncatedBytes", r.cut_bytes);
+    if (!r.cut_sha256.empty()) w.field("truncatedSha256", r.cut_sha256);
+    w.end_object();
+  }
+  w.end_array();
   w.key("checkpoints").begin_array();
   for (const auto& c : rep->checkpoints) {
     w.begin_object().field("source", c.source).field("size", static_cast<unsigned long long>(c.size));
@@ -339,6 +358,10 @@ Status cmd_verify(Options& o) {
   }
   w.end_array();
   if (auto st = print(out, w); !st) return st;
+  for (const auto& r : rep->repairs)
+    if (!r.cut_bytes.empty() && r.cut_bytes != "0")
+      info(kTool, fmt::format("seq {} records that an append cut {} bytes (sha256 {}) from the end of the log: {}", r.seq,
+                              r.cut_bytes, r.cut_sha256, r.reason));
   if (!rep->intact()) {
     const auto& p = *first;
     return make_error(Exit::negative, fmt::format("{}: NOT intact", path->string()),
@@ -474,8 +497,9 @@ Status cmd_verify_proof(Options& o) {
   std::optional<RecordReader> in;
   UniqueFd file;
   if (!o.proof_file.empty()) {
-    file.reset(::open(o.proof_file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file.valid()) return os_error(fmt::format("reading {}", o.proof_file), errno, errno == ENOENT ? Exit::no_input : Exit::os);
+    auto opened = open_regular(o.proof_file, fmt::format("reading {}", o.proof_file));
+    if (!opened) return opened.error();
+    file = std::move(*opened);
     in.emplace(file.get(), o.proof_file);
   } else {
     if (!stdin_has_records()) return usage_error("verify-proof", "pipe an AuditProof record to stdin or give --proof FILE");
@@ -522,42 +546,22 @@ Status cmd_show(Options& o) {
     }
   }
   std::string format = o.format.empty() ? (::isatty(1) ? "table" : "json") : o.format;
-  simdjson::dom::parser parser;
-  std::vector<std::string> rows;
-  uint64_t index = 0;
-  Status parse_err;
-  auto st = audit::for_each_line(*path, [&](std::string_view line, uint64_t) {
-    ++index;
-    simdjson::dom::element doc;
-    if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS) {
-      parse_err = make_error(Exit::data, fmt::format("reading {} line {}", path->string(), index), "not valid JSON",
-                             "run kina-audit verify");
-      return false;
-    }
-    auto str = [&](const char* k) {
-      std::string_view v;
-      return doc[k].get(v) == simdjson::SUCCESS ? v : std::string_view();
-    };
-    if (!o.cluster_filter.empty() && str("cluster") != o.cluster_filter) return true;
-    if (!o.tool_filter.empty() && str("tool") != o.tool_filter) return true;
-    if (since) {
-      auto t = parse_rfc3339_ms(str("time"));
-      if (!t || *t < *since) return true;
-    }
-    rows.emplace_back(line);
-    return true;
-  });
-  if (!st) return st;
-  if (!parse_err) return parse_err;
-  size_t from = 0;
-  if (o.last_n >= 0 && rows.size() > static_cast<size_t>(o.last_n)) from = rows.size() - static_cast<size_t>(o.last_n);
+  if (format != "json" && format != "table") return usage_error(fmt::format("invalid --format {}", shown(format)), "use json or table");
+  // Memory stays bounded: rows are printed as they are read, or (with -n N)
+  // only the last N are kept; each row is at most one 1 MiB entry.
   RecordWriter out;
-  if (format == "table") {
-    std::string text = fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}\n", "SEQ", "TIME", "USER", "TOOL",
-                                   "ACTION", "CLUSTER", "TARGET", "OUTCOME");
-    for (size_t i = from; i < rows.size(); ++i) {
+  simdjson::dom::parser row_parser;
+  std::string text;
+  auto flush_text = [&]() -> Status {
+    if (text.empty()) return {};
+    auto s2 = write_all(1, text, "writing to stdout");
+    text.clear();
+    return s2;
+  };
+  auto emit = [&](std::string_view row) -> Status {
+    if (format == "table") {
       simdjson::dom::element doc;
-      if (parser.parse(rows[i]).get(doc) != simdjson::SUCCESS) continue;
+      if (row_parser.parse(row.data(), row.size()).get(doc) != simdjson::SUCCESS) return {};
       auto str = [&](const char* k) {
         std::string_view v;
         return doc[k].get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
@@ -571,18 +575,52 @@ Status cmd_show(Options& o) {
       text += detail::one_line(fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}", seq, str("time"),
                                            str("user"), str("tool"), str("action"), str("cluster"), str("target"), outcome));
       text += '\n';
+      return text.size() >= (1u << 16) ? flush_text() : Status{};
     }
-    if (auto s2 = write_all(1, text, "writing to stdout"); !s2) return s2;
-    return {};
-  }
-  if (format != "json") return usage_error(fmt::format("invalid --format {}", shown(format)), "use json or table");
-  for (size_t i = from; i < rows.size(); ++i) {
     // {"apiVersion":..,"kind":"AuditEntry","log":..., then the stored fields}
     std::string rec = fmt::format("{{\"apiVersion\":\"{}\",\"kind\":\"AuditEntry\",\"log\":{},{}", kApiVersion,
-                                  json::quote(path->string()), std::string_view(rows[i]).substr(1));
-    if (auto s2 = out.write_line(rec); !s2) return s2;
-  }
-  return {};
+                                  json::quote(path->string()), row.substr(1));
+    return out.write_line(rec);
+  };
+  if (format == "table")
+    text = fmt::format("{:<6} {:<24} {:<12} {:<10} {:<8} {:<12} {:<20} {}\n", "SEQ", "TIME", "USER", "TOOL", "ACTION",
+                       "CLUSTER", "TARGET", "OUTCOME");
+  simdjson::dom::parser parser;
+  std::deque<std::string> last;  // with -n N: the last N matching rows
+  uint64_t index = 0;
+  Status failed;
+  auto st = audit::for_each_line(*path, [&](std::string_view line, uint64_t) {
+    ++index;
+    simdjson::dom::element doc;
+    if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS) {
+      failed = make_error(Exit::data, fmt::format("reading {} line {}", path->string(), index), "not valid JSON",
+                          "run kina-audit verify");
+      return false;
+    }
+    auto str = [&](const char* k) {
+      std::string_view v;
+      return doc[k].get(v) == simdjson::SUCCESS ? v : std::string_view();
+    };
+    if (!o.cluster_filter.empty() && str("cluster") != o.cluster_filter) return true;
+    if (!o.tool_filter.empty() && str("tool") != o.tool_filter) return true;
+    if (since) {
+      auto t = parse_rfc3339_ms(str("time"));
+      if (!t || *t < *since) return true;
+    }
+    if (o.last_n < 0) {
+      failed = emit(line);
+      return failed.ok();
+    }
+    if (o.last_n == 0) return true;
+    last.emplace_back(line);
+    if (last.size() > static_cast<size_t>(o.last_n)) last.pop_front();
+    return true;
+  });
+  if (!st) return st;
+  if (!failed) return failed;
+  for (const auto& row : last)
+    if (auto s2 = emit(row); !s2) return s2;
+  return flush_text();
 }
 
 }  // namespace
@@ -593,8 +631,10 @@ int main(int argc, char** argv) {
     app.description(
         "Append to, show, checkpoint and verify kina's tamper-evident audit log.\n"
         "Default log: $KINA_HOME/audit/log.jsonl (or $KINA_AUDIT_LOG). Records on stdout, diagnostics on stderr.\n"
-        "Exit codes: 0 ok, 1 verification failed, 64 usage, 65 bad data, 66 not found, 74 I/O, 75 lock busy.");
-    app.add_option("--log", o.log, "Audit log file (default $KINA_HOME/audit/log.jsonl)")->type_name("PATH");
+        "Exit codes: 0 ok, 1 verification failed, 64 usage, 65 bad data (not kina's log, corrupt, a line over the 1 MiB cap,\n"
+        "a FIFO or device as input), 66 not found, 73 cannot create output (a device, FIFO, symlink or read-only file as\n"
+        "output, disk full), 74 I/O, 75 lock busy.");
+    app.add_option("--log", o.log, "Audit log file (default $KINA_HOME/audit/log.jsonl); a regular file, never a symlink, device or FIFO")->type_name("PATH");
     app.require_subcommand(1);
 
     auto* append = app.add_subcommand("append",
@@ -619,7 +659,8 @@ int main(int argc, char** argv) {
 
     auto* checkpoint = app.add_subcommand("checkpoint", "Sign the current tree head (C2SP tlog-checkpoint, Ed25519); "
                                                         "kept in audit/checkpoints/, copy it somewhere else too");
-    checkpoint->add_option("--out", o.out, "Also write the signed checkpoint here")->type_name("FILE")->allow_extra_args(false);
+    checkpoint->add_option("--out", o.out, "Also write the signed checkpoint here (a regular file, kept mode, or a new path; "
+                                           "a symlink, device, FIFO or read-only file is refused: 73)")->type_name("FILE")->allow_extra_args(false);
 
     auto* keygen = app.add_subcommand("keygen", "Create the Ed25519 signing key (sealed in the keystore) and print "
                                                 "the verifier key (C2SP vkey) in an AuditKey record");

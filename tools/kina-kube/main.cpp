@@ -27,6 +27,7 @@
 #include "kina/keystore.hpp"
 #include "kina/kubeconfig.hpp"
 #include "kina/lock.hpp"
+#include "kina/output.hpp"
 #include "kina/process.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
@@ -814,7 +815,7 @@ Status cmd_sign(const Options& o, std::string& target) {
     sweep_write_temps(path);
   }
   target = path.string();
-  Status st = write_file_atomic(path, *text, 0600);
+  Status st = write_output_file(path, *text, "writing the kubeconfig", 0600, FollowLinks::no, true);
   sodium_memzero(text->data(), text->size());
   if (!st) return st;
   auto w = begin_record("Kubeconfig");
@@ -955,15 +956,21 @@ Result<yaml::Node> read_target(const fsys::path& p) {
   return cfg;
 }
 
-// Writes through a symlink (as kubectl does) atomically, mode 0600.
+// How the target kubeconfig may be written (common/include/kina/output.hpp):
+// through a symlink as kubectl does, never over a device, FIFO or read-only
+// file; an existing file keeps its mode (0600 if others could read it).
+Result<OutputPlan> plan_target(const fsys::path& p) {
+  return plan_output(p, "writing the kubeconfig", 0600, FollowLinks::like_kubectl, true);
+}
+
+// Writes the target atomically as planned.
 Status write_target(const fsys::path& p, const yaml::Node& cfg) {
-  std::error_code ec;
-  fsys::path real = fsys::is_symlink(p, ec) ? fsys::weakly_canonical(p, ec) : p;
-  if (ec) real = p;
-  if (auto st = ensure_dir(real.parent_path(), 0700); !st) return st;
+  auto plan = plan_target(p);
+  if (!plan) return plan.error();
+  if (auto st = ensure_dir(plan->path.parent_path(), 0700); !st) return st;
   auto text = yaml::emit(cfg);
   if (!text) return text.error();
-  Status st = write_file_atomic(real, *text, 0600);
+  Status st = write_output(*plan, *text);
   sodium_memzero(text->data(), text->size());
   return st;
 }
@@ -1030,6 +1037,7 @@ Status cmd_merge(const Options& o, std::string& target) {
   auto tpath = target_kubeconfig(o);
   if (!tpath) return tpath.error();
   target = tpath->string();
+  if (auto plan = plan_target(*tpath); !plan) return plan.error();  // before any lock file or read
   if (auto st = ensure_dir(tpath->parent_path(), 0700); !st) return st;
   auto lock = KubeconfigLock::acquire(*tpath, *wait);
   if (!lock) return lock.error();
@@ -1081,6 +1089,7 @@ Status cmd_unmerge(const Options& o, std::string& target) {
   auto tpath = target_kubeconfig(o);
   if (!tpath) return tpath.error();
   target = tpath->string();
+  if (auto plan = plan_target(*tpath); !plan) return plan.error();  // before any lock file or read
   std::error_code ec;
   if (!fsys::exists(*tpath, ec)) {
     info(kTool, fmt::format("{} does not exist: nothing to remove", tpath->string()));
@@ -1393,7 +1402,8 @@ int main(int argc, char** argv) {
     sign->add_option("--ttl", o.ttl, "Validity, 1s to 10y (default 24h; never beyond the CA's)");
     sign->add_option("--server", o.server, "API server URL https://HOST[:PORT][/PATH] (default: from the fetched admin kubeconfig)");
     sign->add_option("--algorithm", o.algorithm, "Key algorithm (default: the CA's)");
-    sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig)");
+    sign->add_option("--out", o.out, "Kubeconfig file (default $KINA_HOME/clusters/C/kubeconfigs/USER.kubeconfig); "
+                                     "a symlink, device, FIFO or read-only file is refused (73)");
 
     auto* token = app.add_subcommand("token", "Make a kubeadm bootstrap token; prints a JoinToken record (refused on a terminal)");
     token->add_option("--cluster", o.cluster, "Cluster name")->required();
@@ -1406,13 +1416,13 @@ int main(int argc, char** argv) {
 
     auto* merge = app.add_subcommand("merge", "Merge the kubeconfigs of Kubeconfig records (stdin) into $KUBECONFIG's first "
                                               "file or ~/.kube/config, under PATH.lock, mode 0600");
-    auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* merge_kc = merge->add_option("--kubeconfig", o.kubeconfig, "Target file instead (a symlink is followed as kubectl does; a device, FIFO or read-only file is refused: 73)");
     merge->add_option("--from", o.from, "Merge this kubeconfig file instead of reading records (repeatable)")->allow_extra_args(false);
     merge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     auto* unmerge = app.add_subcommand("unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else");
     unmerge->add_option("--cluster", o.cluster, "Cluster name")->required();
-    auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead");
+    auto* unmerge_kc = unmerge->add_option("--kubeconfig", o.kubeconfig, "Target file instead (a symlink is followed as kubectl does; a device, FIFO or read-only file is refused: 73)");
     unmerge->add_option("--lock-timeout", o.lock_timeout, "How long to wait for PATH.lock, 0s to 1h (default 10s)");
 
     return [&, init, exp, issue, sign, token, fetch, merge, unmerge, merge_kc, unmerge_kc]() -> Status {

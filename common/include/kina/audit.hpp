@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -32,6 +33,7 @@
 #include "kina/lock.hpp"
 #include "kina/merkle.hpp"
 #include "kina/note.hpp"
+#include "kina/output.hpp"
 #include "kina/validate.hpp"
 
 namespace kina::audit {
@@ -254,14 +256,13 @@ inline Result<fsys::path> default_log_path() {
   return *dir / "log.jsonl";
 }
 
-inline fsys::path lock_path(const fsys::path& log) { return fsys::path(log.string() + ".lock"); }
 inline fsys::path checkpoint_dir(const fsys::path& log) { return log.parent_path() / "checkpoints"; }
 
 // --- appending -------------------------------------------------------------------
 
 namespace detail {
 
-// Offset of the byte after the last '\n' at or before `end` (0 when none).
+// Offset of the byte after the last '\n' before `end` (0 when none).
 inline Result<uint64_t> line_start_before(int fd, uint64_t end, const fsys::path& path) {
   char buf[8192];
   uint64_t pos = end;
@@ -276,33 +277,113 @@ inline Result<uint64_t> line_start_before(int fd, uint64_t end, const fsys::path
   return uint64_t{0};
 }
 
+// A stored line that is a well-formed entry whose hash matches: its seq, prev and hash.
+struct Parsed {
+  uint64_t seq = 0;
+  std::string prev_hex, hash_hex;
+};
+inline std::optional<Parsed> parse_entry(std::string_view line) {
+  auto split = split_line(line);
+  if (!split || to_hex(body_leaf_hash(split->head)) != split->stated_hex) return std::nullopt;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  Parsed p;
+  std::string_view prev;
+  if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS || doc["seq"].get(p.seq) != simdjson::SUCCESS ||
+      doc["prev"].get(prev) != simdjson::SUCCESS)
+    return std::nullopt;
+  p.prev_hex = std::string(prev);
+  p.hash_hex = std::string(split->stated_hex);
+  return p;
+}
+
+// The line in [start, end) (without its '\n'), at most kMaxEntryBytes.
+inline Result<std::string> read_span(int fd, uint64_t start, uint64_t end, const fsys::path& path, std::string_view what) {
+  if (end - start > kMaxEntryBytes)
+    return make_error(Exit::data, fmt::format("appending to {}", path.string()),
+                      fmt::format("{} is longer than the {} byte entry cap", what, kMaxEntryBytes),
+                      "run kina-audit verify to find the damage");
+  std::string line(end - start, '\0');
+  if (::pread(fd, line.data(), line.size(), static_cast<off_t>(start)) != static_cast<ssize_t>(line.size()))
+    return os_error(fmt::format("reading {}", path.string()), errno, Exit::io);
+  return line;
+}
+
 struct Tail {
   uint64_t next_seq = 0;
   std::string prev_hex = kZeroHash;
 };
 
+// Checks that the first `size` bytes (which end in '\n') are kina's audit log
+// as far as it can tell without reading it all: the first entry is a valid
+// entry with seq 0 chained to zero, the last one is valid and chains to the one
+// before it. Returns where the next entry chains on. Nothing is changed.
 inline Result<Tail> read_tail(int fd, uint64_t size, const fsys::path& path) {
   Tail t;
   if (size == 0) return t;
+  auto not_log = [&](std::string why) {
+    return make_error(Exit::data, fmt::format("appending to {}", path.string()), std::move(why),
+                      "run kina-audit verify to find the damage; kina-audit appends only to its own log");
+  };
+  // The first line.
+  uint64_t first_end = 0;
+  {
+    char buf[8192];
+    bool found = false;
+    while (!found && first_end < size && first_end <= kMaxEntryBytes) {
+      uint64_t want = std::min<uint64_t>(sizeof buf, size - first_end);
+      ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(first_end));
+      if (n <= 0) return os_error(fmt::format("reading {}", path.string()), errno, Exit::io);
+      for (ssize_t i = 0; i < n; ++i)
+        if (buf[i] == '\n') {
+          first_end += static_cast<uint64_t>(i);
+          found = true;
+          break;
+        }
+      if (!found) first_end += static_cast<uint64_t>(n);
+    }
+    if (!found) return not_log("its first line is longer than an audit entry can be: it is not a kina audit log");
+  }
+  auto first_line = read_span(fd, 0, first_end, path, "the first line");
+  if (!first_line) return first_line.error();
+  auto first = parse_entry(*first_line);
+  if (!first || first->seq != 0 || first->prev_hex != kZeroHash)
+    return not_log("its first line is not the first entry of a kina audit log (not an audit log, or corrupt)");
+  // The last line, and the link from the one before it.
   auto start = line_start_before(fd, size - 1, path);
   if (!start) return start.error();
-  uint64_t len = size - 1 - *start;
-  if (len > kMaxEntryBytes)
-    return make_error(Exit::data, fmt::format("appending to {}", path.string()), "the last entry is implausibly long");
-  std::string line(len, '\0');
-  if (::pread(fd, line.data(), len, static_cast<off_t>(*start)) != static_cast<ssize_t>(len))
-    return os_error(fmt::format("reading {}", path.string()), errno, Exit::io);
-  auto corrupt = make_error(Exit::data, fmt::format("appending to {}", path.string()),
-                            "the last entry is corrupt, so a new entry cannot be chained to it",
-                            "run kina-audit verify to find the damage");
-  auto split = split_line(line);
-  if (!split || to_hex(body_leaf_hash(split->head)) != split->stated_hex) return corrupt;
-  simdjson::dom::parser parser;
-  uint64_t seq = 0;
-  if (parser.parse(line)["seq"].get(seq) != simdjson::SUCCESS) return corrupt;
-  t.next_seq = seq + 1;
-  t.prev_hex = std::string(split->stated_hex);
+  if (*start == 0) {
+    t.next_seq = 1;
+    t.prev_hex = first->hash_hex;
+    return t;
+  }
+  auto last_line = read_span(fd, *start, size - 1, path, "the last entry");
+  if (!last_line) return last_line.error();
+  auto last = parse_entry(*last_line);
+  if (!last)
+    return make_error(Exit::data, fmt::format("appending to {}", path.string()),
+                      "the last entry is corrupt, so a new entry cannot be chained to it",
+                      "run kina-audit verify to find the damage");
+  auto before_start = line_start_before(fd, *start - 1, path);
+  if (!before_start) return before_start.error();
+  auto before_line = read_span(fd, *before_start, *start - 1, path, "the entry before the last");
+  if (!before_line) return before_line.error();
+  auto before = parse_entry(*before_line);
+  if (!before || before->seq + 1 != last->seq || before->hash_hex != last->prev_hex)
+    return make_error(Exit::data, fmt::format("appending to {}", path.string()),
+                      "the last entry does not chain to the one before it, so a new entry cannot be chained to it",
+                      "run kina-audit verify to find the damage");
+  t.next_seq = last->seq + 1;
+  t.prev_hex = last->hash_hex;
   return t;
+}
+
+// Whether `tail` (bytes after the last '\n') can be the start of the entry
+// with seq `next_seq` that an interrupted append was writing.
+inline bool is_partial_entry(std::string_view tail, uint64_t next_seq) {
+  if (tail.empty() || tail.size() > kMaxEntryBytes) return false;
+  std::string expect = fmt::format("{{\"seq\":{},\"time\":\"", next_seq);
+  return tail.size() <= expect.size() ? expect.starts_with(tail) : tail.starts_with(expect);
 }
 
 }  // namespace detail
@@ -312,54 +393,85 @@ class Log {
   explicit Log(fsys::path path) : path_(std::move(path)) {}
   const fsys::path& path() const { return path_; }
 
-  // Appends events as one batch: one lock, one write, one fsync. A torn tail
-  // left by a crash is cut off first and the cut is itself logged.
+  // Appends events as one batch: one lock, one write, one fsync. The file must
+  // be kina's audit log (first entry, last link; see detail::read_tail) before
+  // anything is changed. A tail that an interrupted append left (a partial
+  // entry with the next seq) is replaced, and the repair entry records its
+  // length and SHA-256; any other unterminated tail is refused untouched. A
+  // failed write (full disk, file size limit) truncates back to the old state.
   Result<std::vector<Appended>> append(std::vector<Event> events,
                                        std::chrono::milliseconds lock_timeout = std::chrono::seconds(30)) {
     for (const auto& e : events)
       if (auto st = validate_event(e); !st) return st.error();
+    // Over a file size limit write(2) must fail with EFBIG, not kill us mid-entry.
+    ::signal(SIGXFSZ, SIG_IGN);
+    // The output rule: a regular file or absent; never a link, device or FIFO.
+    if (auto plan = plan_output(path_, "appending to the audit log", 0600); !plan) return plan.error();
     if (auto st = ensure_dir(path_.parent_path(), 0700); !st) return st.error();
-    auto lock = FileLock::acquire(lock_path(path_), lock_timeout, "kina audit append");
+    auto lock = FileLock::acquire_for(path_, lock_timeout, "kina audit append");
     if (!lock) return lock.error();
-    UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!fd.valid()) return os_error(fmt::format("opening {}", path_.string()), errno, Exit::cant_create);
+    std::string what = fmt::format("appending to {}", path_.string());
+    UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+    if (!fd.valid()) return os_error(what, errno, Exit::cant_create);
     struct stat sb {};
-    if (::fstat(fd.get(), &sb) != 0) return os_error(fmt::format("reading {}", path_.string()));
-    auto size = static_cast<uint64_t>(sb.st_size);
+    if (::fstat(fd.get(), &sb) != 0) return os_error(what);
+    if (!S_ISREG(sb.st_mode)) return make_error(Exit::cant_create, what, "it is not a regular file");
+    const auto size = static_cast<uint64_t>(sb.st_size);
 
     std::vector<Event> batch;
+    uint64_t write_at = size;  // where the new bytes go
+    std::string cut;           // a torn tail replaced by them (restored if the write fails)
+    std::string out;
+    detail::Tail tail;
     if (size > 0) {
       char last = 0;
-      if (::pread(fd.get(), &last, 1, static_cast<off_t>(size - 1)) != 1)
-        return os_error(fmt::format("reading {}", path_.string()), errno, Exit::io);
+      if (::pread(fd.get(), &last, 1, static_cast<off_t>(size - 1)) != 1) return os_error(what, errno, Exit::io);
+      uint64_t complete = size;
       if (last != '\n') {
         auto keep = detail::line_start_before(fd.get(), size, path_);
         if (!keep) return keep.error();
-        uint64_t torn = size - *keep;
-        std::string tail(torn, '\0');
-        if (::pread(fd.get(), tail.data(), torn, static_cast<off_t>(*keep)) != static_cast<ssize_t>(torn))
-          return os_error(fmt::format("reading {}", path_.string()), errno, Exit::io);
-        if (::ftruncate(fd.get(), static_cast<off_t>(*keep)) != 0 || ::fsync(fd.get()) != 0)
-          return os_error(fmt::format("cutting the torn tail of {}", path_.string()), errno, Exit::io);
+        complete = *keep;
+      }
+      auto t = detail::read_tail(fd.get(), complete, path_);
+      if (!t) return t.error();
+      tail = std::move(*t);
+      if (complete != size) {
+        uint64_t torn = size - complete;
+        if (torn > kMaxEntryBytes)
+          return make_error(Exit::data, what, fmt::format("the log ends in {} bytes without a newline, more than an entry", torn),
+                            "run kina-audit verify; kina-audit cuts only what an interrupted append left");
+        auto bytes = detail::read_span(fd.get(), complete, size, path_, "the unterminated tail");
+        if (!bytes) return bytes.error();
         Event repair;
         repair.tool = "kina-audit";
         repair.action = "repair";
         repair.target = path_.string();
-        repair.details = {{"reason", "torn tail (an append was interrupted)"},
-                          {"truncatedBytes", std::to_string(torn)},
-                          {"truncatedSha256", to_hex(sha256(tail))}};
+        if (auto whole = detail::parse_entry(*bytes); whole && whole->seq == tail.next_seq && whole->prev_hex == tail.prev_hex) {
+          // A complete entry that only lacks its newline: keep it, end its line.
+          out += '\n';
+          tail.next_seq = whole->seq + 1;
+          tail.prev_hex = whole->hash_hex;
+          repair.details = {{"reason", "the last entry lacked its final newline (added; nothing cut)"},
+                            {"truncatedBytes", "0"}};
+        } else if (detail::is_partial_entry(*bytes, tail.next_seq)) {
+          write_at = complete;
+          cut = std::move(*bytes);
+          repair.details = {{"reason", "torn tail (an append was interrupted)"},
+                            {"truncatedBytes", std::to_string(torn)},
+                            {"truncatedSha256", to_hex(sha256(cut))}};
+        } else {
+          return make_error(Exit::data, what,
+                            fmt::format("the log ends in {} bytes that are not the start of its next entry (not a kina audit log, or edited)", torn),
+                            "run kina-audit verify; kina-audit cuts only what an interrupted append left");
+        }
         batch.push_back(std::move(repair));
-        size = *keep;
       }
     }
-    auto tail = detail::read_tail(fd.get(), size, path_);
-    if (!tail) return tail.error();
     for (auto& e : events) batch.push_back(std::move(e));
 
-    std::string out;
     std::vector<Appended> done;
-    uint64_t seq = tail->next_seq;
-    std::string prev = tail->prev_hex;
+    uint64_t seq = tail.next_seq;
+    std::string prev = tail.prev_hex;
     for (const auto& e : batch) {
       int64_t t = e.time_ms ? *e.time_ms : now_ms();
       std::string body = entry_body(e, seq, prev, t);
@@ -372,8 +484,25 @@ class Log {
       prev = to_hex(leaf);
       ++seq;
     }
-    if (auto st = write_all(fd.get(), out, fmt::format("appending to {}", path_.string())); !st) return st.error();
-    if (::fdatasync(fd.get()) != 0) return os_error(fmt::format("syncing {}", path_.string()), errno, Exit::io);
+    // Put back exactly what was there, whatever failed.
+    auto restore = [&](Error err) -> Error {
+      if (::ftruncate(fd.get(), static_cast<off_t>(write_at)) == 0 && !cut.empty())
+        (void)!::pwrite(fd.get(), cut.data(), cut.size(), static_cast<off_t>(write_at));
+      (void)::fdatasync(fd.get());
+      return err;
+    };
+    size_t off = 0;
+    while (off < out.size()) {
+      ssize_t n = ::pwrite(fd.get(), out.data() + off, out.size() - off, static_cast<off_t>(write_at + off));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return restore(os_error(what, errno, errno == ENOSPC || errno == EFBIG || errno == EDQUOT ? Exit::cant_create : Exit::io));
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (write_at + out.size() < size && ::ftruncate(fd.get(), static_cast<off_t>(write_at + out.size())) != 0)
+      return restore(os_error(what, errno, Exit::io));
+    if (::fdatasync(fd.get()) != 0) return restore(os_error(fmt::format("syncing {}", path_.string()), errno, Exit::io));
     return done;
   }
 
@@ -393,32 +522,67 @@ inline Status record(Event e) {
 
 // --- reading and verifying ------------------------------------------------------------
 
-// Calls fn(line, offset) for every '\n'-terminated line; `torn` gets a final
-// unterminated fragment, if any. Reads in large blocks.
+// A line longer than kMaxEntryBytes: no entry is that long, so the file is
+// corrupt (or not an audit log) from that line on.
+inline constexpr std::string_view kOverlongLine = "longer than the per-entry cap";
+
+// The size of a consistent snapshot of the log: taken under the shared lock, so
+// no append is half-written in it (appends only ever add after it, or put back
+// exactly what was there). Without permission to create the lock file (a
+// read-only copy), the current size.
+inline Result<uint64_t> snapshot_size(int fd, const fsys::path& path) {
+  std::optional<FileLock> lock;
+  if (auto lk = FileLock::acquire_for(path, std::chrono::seconds(30), "kina audit read", LockMode::shared); lk)
+    lock.emplace(std::move(*lk));
+  else if (lk.error().exit == Exit::temp_fail)
+    return lk.error();
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) return os_error(fmt::format("reading {}", path.string()));
+  return static_cast<uint64_t>(sb.st_size);
+}
+
+// Calls fn(line, offset) for every '\n'-terminated line of a consistent
+// snapshot (see snapshot_size); `torn` gets a final unterminated fragment, if
+// any. Only a regular file is read (a FIFO or device is refused, Exit::data),
+// in blocks; a line longer than kMaxEntryBytes stops the read with Exit::data
+// (`overlong`, when given, gets its 1-based line number), so memory stays bounded.
 template <class Fn>
-Status for_each_line(const fsys::path& path, Fn&& fn, std::string* torn = nullptr) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    int e = errno;
-    return os_error(fmt::format("reading {}", path.string()), e, e == ENOENT ? Exit::no_input : Exit::os);
-  }
+Status for_each_line(const fsys::path& path, Fn&& fn, std::string* torn = nullptr, uint64_t* overlong = nullptr) {
+  std::string what = fmt::format("reading {}", path.string());
+  auto opened = open_regular(path, what);
+  if (!opened) return opened.error();
+  UniqueFd fd = std::move(*opened);
+  auto limit = snapshot_size(fd.get(), path);
+  if (!limit) return limit.error();
   std::string buf;
   buf.reserve(1 << 20);
   std::vector<char> chunk(1 << 20);
   size_t start = 0;
-  uint64_t base = 0;
+  uint64_t base = 0, read_total = 0, lines = 0;
   for (;;) {
-    ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
+    uint64_t want = std::min<uint64_t>(chunk.size(), *limit - read_total);
+    if (want == 0) break;
+    ssize_t n = ::read(fd.get(), chunk.data(), want);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return os_error(fmt::format("reading {}", path.string()), errno, Exit::io);
+      return os_error(what, errno, Exit::io);
     }
     if (n == 0) break;
+    read_total += static_cast<uint64_t>(n);
     buf.append(chunk.data(), static_cast<size_t>(n));
     size_t nl;
     while ((nl = buf.find('\n', start)) != std::string::npos) {
+      ++lines;
+      if (nl - start > kMaxEntryBytes) break;
       if (!fn(std::string_view(buf).substr(start, nl - start), base + start)) return {};
       start = nl + 1;
+    }
+    if (buf.size() - start > kMaxEntryBytes) {
+      if (overlong) *overlong = nl == std::string::npos ? lines + 1 : lines;
+      return make_error(Exit::data, what,
+                        fmt::format("line {} is {} of {} bytes (corrupt, or not an audit log)",
+                                    nl == std::string::npos ? lines + 1 : lines, kOverlongLine, kMaxEntryBytes),
+                        "run kina-audit verify");
     }
     base += start;
     buf.erase(0, start);
@@ -429,7 +593,7 @@ Status for_each_line(const fsys::path& path, Fn&& fn, std::string* torn = nullpt
 }
 
 struct Problem {
-  std::string kind;  // malformed, hash-mismatch, sequence, chain, torn-tail, checkpoint-*, truncated
+  std::string kind;  // malformed, oversized, hash-mismatch, sequence, chain, torn-tail, checkpoint-*, truncated
   std::optional<uint64_t> seq;
   uint64_t line = 0;  // 1-based; 0 when not about a line
   std::string detail;
@@ -442,8 +606,16 @@ struct CheckpointResult {
   std::string detail;
 };
 
+// A repair entry: bytes an append cut from the end of the log (a torn tail),
+// so that a reader can tell that something was removed and judge it.
+struct Repair {
+  uint64_t seq = 0;
+  std::string reason, cut_bytes, cut_sha256;
+};
+
 struct Report {
   fsys::path log;
+  std::vector<Repair> repairs;
   uint64_t entries = 0;
   std::optional<uint64_t> first_seq, last_seq;
   Hash256 root{};
@@ -512,6 +684,7 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
     chain_ok = false;
   };
   std::string torn;
+  uint64_t overlong = 0;
   auto st = for_each_line(path, [&](std::string_view line, uint64_t) {
     auto split = split_line(line);
     Hash256 leaf = split ? body_leaf_hash(split->head) : merkle::leaf_hash(line);
@@ -538,6 +711,16 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
                      fmt::format("entry {} does not chain to the entry before it (prev hash differs: an entry was "
                                  "replaced or inserted)",
                                  seq));
+      } else {
+        std::string_view tool, action;
+        if (doc["tool"].get(tool) == simdjson::SUCCESS && doc["action"].get(action) == simdjson::SUCCESS &&
+            tool == "kina-audit" && action == "repair") {
+          auto detail_of = [&](const char* k) {
+            std::string_view v;
+            return doc["details"][k].get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
+          };
+          rep.repairs.push_back({seq, detail_of("reason"), detail_of("truncatedBytes"), detail_of("truncatedSha256")});
+        }
       }
       expected_prev = split->stated_hex;
     }
@@ -545,9 +728,14 @@ inline Result<Report> verify(const fsys::path& path, const std::vector<Checkpoin
     ++index;
     if (auto it = roots_wanted.find(index); it != roots_wanted.end()) it->second = tree.root();
     return true;
-  }, &torn);
-  if (!st) return st.error();
-  if (!torn.empty())
+  }, &torn, &overlong);
+  if (!st && overlong == 0) return st.error();
+  if (overlong)
+    rep.problems.push_back({"oversized", index, overlong,
+                 fmt::format("line {} is {} of {} bytes: no entry is that long (corrupt, or not an audit log); "
+                             "verification stops there",
+                             overlong, kOverlongLine, kMaxEntryBytes)});
+  else if (!torn.empty())
     rep.problems.push_back({"torn-tail", index, index + 1,
                             fmt::format("the log ends in {} bytes of an unfinished entry (an append was interrupted; "
                                         "the next append repairs it)",

@@ -128,6 +128,7 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
                     const std::function<std::function<Status()>(CLI::App&)>& build,
                     const std::function<void(const CLI::App&, const Error&)>& on_parse_error = {}) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout must be an EPIPE error, not a silent death
+  ::signal(SIGXFSZ, SIG_IGN);  // over `ulimit -f`, write(2) fails with EFBIG and the command cleans up
   CLI::App app{std::string(tool)};
   setup_app(app, tool);
   Status result;

@@ -78,14 +78,39 @@ inline Result<std::string> read_fd(int fd, const std::string& what, size_t max_b
   return out;
 }
 
-// Reads a whole file. A missing file is Exit::no_input.
-inline Result<std::string> read_file(const fsys::path& path, size_t max_bytes = SIZE_MAX) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// Opens `path` for reading only if it is a regular file: O_NONBLOCK so that a
+// FIFO cannot block the open, then fstat. A FIFO, device, socket or directory
+// is refused (Exit::data, naming it) before a byte is read. A missing file is
+// Exit::no_input. `flags` may add O_NOFOLLOW.
+inline Result<UniqueFd> open_regular(const fsys::path& path, const std::string& what, int flags = 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | flags));
   if (!fd.valid()) {
     int e = errno;
-    return os_error(fmt::format("reading {}", path.string()), e, e == ENOENT ? Exit::no_input : Exit::os);
+    if (e == ELOOP && (flags & O_NOFOLLOW))
+      return make_error(Exit::data, what, "it is a symbolic link (not followed)");
+    return os_error(what, e, e == ENOENT ? Exit::no_input : Exit::os);
   }
-  return read_fd(fd.get(), fmt::format("reading {}", path.string()), max_bytes);
+  struct stat sb {};
+  if (::fstat(fd.get(), &sb) != 0) return os_error(what);
+  if (!S_ISREG(sb.st_mode))
+    return make_error(Exit::data, what,
+                      S_ISFIFO(sb.st_mode)  ? "it is a FIFO, not a regular file"
+                      : S_ISCHR(sb.st_mode) ? "it is a character device, not a regular file"
+                      : S_ISBLK(sb.st_mode) ? "it is a block device, not a regular file"
+                      : S_ISDIR(sb.st_mode) ? "it is a directory, not a regular file"
+                                            : "it is not a regular file");
+  int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl >= 0) (void)::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
+// Reads a whole regular file (FIFOs and devices are refused, see open_regular),
+// at most `max_bytes`. A missing file is Exit::no_input.
+inline Result<std::string> read_file(const fsys::path& path, size_t max_bytes = SIZE_MAX) {
+  std::string what = fmt::format("reading {}", path.string());
+  auto fd = open_regular(path, what);
+  if (!fd) return fd.error();
+  return read_fd(fd->get(), what, max_bytes);
 }
 
 inline Status fsync_dir(const fsys::path& dir) {
@@ -111,7 +136,13 @@ inline Status ensure_dir(const fsys::path& dir, mode_t mode = 0700) {
 
 // Writes `data` to `path` so that a crash leaves either the old file or the
 // new one: a temporary file in the same directory, fsync, rename, fsync dir.
+// Whatever is at `path` must be a regular file or a symlink (which the rename
+// replaces, never follows): a device, FIFO or socket is refused (Exit::cant_create)
+// rather than replaced. Paths a user named go through output.hpp first.
 inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
+  if (struct stat sb {}; ::lstat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+    return make_error(Exit::cant_create, fmt::format("writing {}", path.string()),
+                      S_ISDIR(sb.st_mode) ? "it is a directory" : "it is a device, FIFO or socket, not a regular file");
   fsys::path dir = path.parent_path();
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
   int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);

@@ -20,8 +20,13 @@ for round in 1 2 3 4 5; do
   wait 2>/dev/null || true
   expect_exit 0 kina-audit append --tool t --action after-crash
 done
-# A torn tail made by hand (what a kill -9 inside write(2) leaves) is repaired too.
+# A torn tail made by hand (what a kill -9 inside write(2) leaves: the start of
+# the next entry) is repaired too; a tail that is not the next entry is not cut.
 printf '{"seq":99999,"time":"20' >> "$LOG"
+expect_exit 65 kina-audit append --tool t --action after-torn
+truncate -s -23 "$LOG"
+torn=$(printf '{"seq":%d,"time":"20' "$(wc -l < "$LOG")")
+printf '%s' "$torn" >> "$LOG"
 expect_exit 1 kina-audit verify
 assert_eq "$(jq_field "$OUT" .problem)" "torn-tail"
 expect_exit 0 kina-audit append --tool t --action after-torn
@@ -29,5 +34,5 @@ assert_eq "$(printf '%s\n' "$OUT" | head -n1 | jq -r .action)" "repair"
 expect_exit 0 kina-audit verify
 assert_eq "$(jq_field "$OUT" .intact)" "true"
 repair=$(grep '"action":"repair"' "$LOG" | tail -n1)
-assert_eq "$(jq_field "$repair" .details.truncatedBytes)" "23"
+assert_eq "$(jq_field "$repair" .details.truncatedBytes)" "${#torn}"
 ok "crash"
