@@ -764,7 +764,9 @@ class LayerApplier {
     if (!group) return bad("etc/group", group.error().message());
     auto users = acl::parse_id_file(*passwd), groups = acl::parse_id_file(*group);
     for (auto& p : pending_acls_) {
-      for (const auto& [i, n] : p.acl.names) {
+      for (const auto& named : p.acl.names) {
+        const auto& i = named.first;
+        const auto& n = named.second;  // not a structured binding: clang 14 cannot capture one
         bool is_user = p.acl.entries[i].tag == acl::user;
         const auto& db = is_user ? users : groups;
         auto it = std::find_if(db.begin(), db.end(), [&](const auto& kv) { return kv.first == n; });
