@@ -7,6 +7,7 @@
 // on /var/log/journal (group adm and systemd-journal may read the journal).
 #pragma once
 
+#include <archive.h>
 #include <archive_entry.h>
 
 #include <algorithm>
