@@ -65,6 +65,17 @@ assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
 # jq_field JSON FILTER: one value from a record (jq is a test dependency).
 jq_field() { printf '%s\n' "$1" | jq -r "$2"; }
 
+# devnull_intact WHAT: tests that aim output at /dev/null check it is still
+# the device (a regression would turn it into a regular file: put it back, as
+# root, and fail) and that no /dev/null.lock appeared.
+devnull_intact() {
+  if [ ! -c /dev/null ]; then
+    if [ "$(id -u)" = 0 ]; then rm -f /dev/null; mknod -m 0666 /dev/null c 1 3; fi
+    fail "/dev/null was replaced: $1"
+  fi
+  [ ! -e /dev/null.lock ] || { rm -f /dev/null.lock; fail "/dev/null.lock was created: $1"; }
+}
+
 # check_records KIND TEXT: the KIND records in TEXT keep the contract of
 # tests/records/KIND.jsonl (fields, their types; see tests/records/check.py).
 check_records() {

@@ -12,14 +12,6 @@ kina-audit keygen --name kina-test/audit >/dev/null
 kina-audit append --tool t --action one >/dev/null
 D="$TEST_TMP/out"; mkdir -p "$D"
 T="timeout -k 2 20"   # a regression fails instead of hanging
-# A regression would turn /dev/null into a regular file: put it back (as root) and fail.
-devnull_intact() {
-  if [ ! -c /dev/null ]; then
-    if [ "$(id -u)" = 0 ]; then rm -f /dev/null; mknod -m 0666 /dev/null c 1 3; fi
-    fail "/dev/null was replaced: $1"
-  fi
-  [ ! -e /dev/null.lock ] || { rm -f /dev/null.lock; fail "/dev/null.lock was created: $1"; }
-}
 
 # checkpoint --out: /dev/null, a FIFO, a symlink to a device, a symlink to
 # /proc/self/fd/1 (a pipe here), a symlink to a regular file, a read-only file.

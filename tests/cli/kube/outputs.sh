@@ -7,13 +7,6 @@ source "$KINA_CLI_LIB"
 kina-kube pki init --cluster c1 >/dev/null 2>&1
 D="$TEST_TMP/out"; mkdir -p "$D"
 T="timeout -k 2 30"   # a regression fails instead of hanging
-devnull_intact() {
-  if [ ! -c /dev/null ]; then
-    if [ "$(id -u)" = 0 ]; then rm -f /dev/null; mknod -m 0666 /dev/null c 1 3; fi
-    fail "/dev/null was replaced: $1"
-  fi
-  [ ! -e /dev/null.lock ] || { rm -f /dev/null.lock; fail "/dev/null.lock was created: $1"; }
-}
 kina-kube sign --cluster c1 --user alice --server https://127.0.0.1:6443 > "$D/alice.rec" 2>/dev/null
 run() { # run CMD... with stdin from alice.rec; sets RC and ERR
   RC=0; $T "$@" < "$D/alice.rec" > "$D/stdout" 2> "$D/err" || RC=$?; ERR=$(cat "$D/err")
