@@ -72,8 +72,8 @@ printf '10.79.0.2 a\n10.79.0.3 b' > "$LEASES"
 expect_exit 65 kina-vm boot --name l1 --cluster c1 --network net1 --accel tcg --rootfs "$TEST_TMP/rootfs" </dev/null
 assert_contains "$ERR" "line 2 is cut short"
 rm "$LEASES"; mkdir "$LEASES"
-expect_exit 74 kina-vm boot --name l1 --cluster c1 --network net1 --accel tcg --rootfs "$TEST_TMP/rootfs" </dev/null
-assert_contains "$ERR" "reading $LEASES"
+expect_exit 65 kina-vm boot --name l1 --cluster c1 --network net1 --accel tcg --rootfs "$TEST_TMP/rootfs" </dev/null
+assert_contains "$ERR" "reading $LEASES: it is a directory, not a regular file"
 rmdir "$LEASES"
 [ ! -e "$MACHINES/l1" ] || fail "a boot refused for its lease file left its directory"
 ok "an unreadable or unparsable lease file is an error"
