@@ -19,7 +19,7 @@ cd "$work"
 rootfs=${2:-}
 if [ -z "$rootfs" ]; then
   echo "debootstrap --variant=minbase bookworm ..." >&2
-  debootstrap --variant=minbase bookworm "$work/debootstrap" http://deb.debian.org/debian >/dev/null
+  debootstrap --variant=minbase bookworm "$work/debootstrap" ${KINA_DEBIAN_MIRROR:+"$KINA_DEBIAN_MIRROR"} >/dev/null
   rootfs="$work/debootstrap"
 fi
 umoci init --layout oci >/dev/null

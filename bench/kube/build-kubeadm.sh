@@ -32,9 +32,11 @@ apt_retry() {  # apt may be locked by another user of the machine
 #    (nothing existing is modified or removed).
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ &&
    ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    cat >/etc/apt/sources.list.d/debian-src.sources <<'SRC'
+    mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+    [ -n "$mirror" ] || { echo "build-kubeadm: no deb822 URIs line to take the mirror from" >&2; exit 1; }
+    cat >/etc/apt/sources.list.d/debian-src.sources <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

@@ -15,8 +15,8 @@ command -v debootstrap >/dev/null || { echo "skip: debootstrap not installed"; e
 command -v getfacl >/dev/null || { echo "skip: getfacl not installed (package acl)"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "skip: debootstrap needs root"; exit 77; }
 
-mirror=${KINA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-debootstrap --variant=minbase --include=systemd bookworm "$TEST_TMP/deb" "$mirror" >"$TEST_TMP/debootstrap.log" 2>&1 ||
+# debootstrap's default mirror unless KINA_DEBIAN_MIRROR names another.
+debootstrap --variant=minbase --include=systemd bookworm "$TEST_TMP/deb" ${KINA_DEBIAN_MIRROR:+"$KINA_DEBIAN_MIRROR"} >"$TEST_TMP/debootstrap.log" 2>&1 ||
   { tail -5 "$TEST_TMP/debootstrap.log"; echo "skip: debootstrap failed (mirror unreachable?)"; exit 77; }
 getfacl -p -n "$TEST_TMP/deb/var/log/journal" >"$TEST_TMP/want.acl"
 grep -q "^default:group:" "$TEST_TMP/want.acl" || fail "debootstrap's /var/log/journal has no default ACL: $(cat "$TEST_TMP/want.acl")"

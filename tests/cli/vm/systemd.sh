@@ -14,7 +14,7 @@ TARBALL="$CACHE/bookworm-systemd.tar"
   flock 9
   if [ ! -s "$TARBALL" ]; then
     debootstrap --variant=minbase --include=systemd,systemd-sysv,kmod,udev,dbus bookworm \
-      "$TEST_TMP/bootstrap" http://deb.debian.org/debian > "$TEST_TMP/debootstrap.log" 2>&1 ||
+      "$TEST_TMP/bootstrap" ${KINA_DEBIAN_MIRROR:+"$KINA_DEBIAN_MIRROR"} > "$TEST_TMP/debootstrap.log" 2>&1 ||
       { tail -5 "$TEST_TMP/debootstrap.log" >&2; exit 1; }
     tar -C "$TEST_TMP/bootstrap" --numeric-owner -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
     rm -rf "$TEST_TMP/bootstrap"
