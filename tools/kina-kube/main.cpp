@@ -1247,7 +1247,10 @@ Status cmd_fetch(const Options& o, std::string& target) {
     }
   } cleanup{tmp};
   ProcessSpec spec;
-  spec.argv = {"kina-vm", "cp", machine->name + ":/etc/kubernetes/admin.conf", (tmp / "admin.conf").string()};
+  // The node is trusted less than the host: kina-vm stops writing at the same
+  // 16 MiB that the read below accepts, instead of its 64Gi default.
+  spec.argv = {"kina-vm", "cp", "--max-bytes", "16Mi", machine->name + ":/etc/kubernetes/admin.conf",
+               (tmp / "admin.conf").string()};
   spec.timeout = std::chrono::seconds(120);
   auto r = run_process(spec);
   if (!r) return r.error();

@@ -43,7 +43,9 @@ case "$1" in
     cat "$FAKE_DIR/$2.json" ;;
   cp)
     [ -e "$FAKE_DIR/cp-fails" ] && { echo "kina-vm: error: agent: connection refused" >&2; exit 69; }
-    case "$2" in *:/etc/kubernetes/admin.conf) cp "$FAKE_DIR/admin.conf" "$3" ;; *) exit 64 ;; esac ;;
+    # A node is trusted less than the host: fetch must cap what cp writes.
+    [ "$2 $3" = "--max-bytes 16Mi" ] || { echo "kina-vm: cp without --max-bytes 16Mi: $*" >&2; exit 64; }
+    case "$4" in *:/etc/kubernetes/admin.conf) cp "$FAKE_DIR/admin.conf" "$5" ;; *) exit 64 ;; esac ;;
   *) exit 64 ;;
 esac
 SH
@@ -55,7 +57,7 @@ JSON
 
 expect_exit 0 kina-kube fetch --machine cp1 < /dev/null
 rec=$OUT
-assert_eq "$(cat "$TEST_TMP/calls")" "$(printf 'inspect cp1\ncp cp1:/etc/kubernetes/admin.conf %s' "$(sed -n 2p "$TEST_TMP/calls" | cut -d' ' -f3)")"
+assert_eq "$(cat "$TEST_TMP/calls")" "$(printf 'inspect cp1\ncp --max-bytes 16Mi cp1:/etc/kubernetes/admin.conf %s' "$(sed -n 2p "$TEST_TMP/calls" | cut -d' ' -f5)")"
 F="$KINA_HOME/clusters/c1/admin.kubeconfig"
 assert_eq "$(jq -c '{kind,cluster,user,groups,context,server,path,machine}' <<<"$rec")" \
   "{\"kind\":\"Kubeconfig\",\"cluster\":\"c1\",\"user\":\"kubernetes-admin\",\"groups\":[\"system:masters\"],\"context\":\"kina-c1\",\"server\":\"https://127.0.0.1:41234\",\"path\":\"$F\",\"machine\":\"cp1\"}"
@@ -81,7 +83,7 @@ printf '%s\n' '{"apiVersion":"kina/v1alpha1","kind":"Node","name":"cp1"}' \
 expect_exit 0 kina-kube fetch < "$TEST_TMP/in"
 assert_eq "$(head -1 <<<"$OUT")" '{"apiVersion":"kina/v1alpha1","kind":"Node","name":"cp1"}'
 assert_eq "$(tail -1 <<<"$OUT" | jq -r '.cluster + " " + .server')" "c2 https://192.168.64.5:6443"
-assert_eq "$(cut -d' ' -f1,2 "$TEST_TMP/calls")" "cp cp9:/etc/kubernetes/admin.conf"
+assert_eq "$(cut -d' ' -f1,4 "$TEST_TMP/calls")" "cp cp9:/etc/kubernetes/admin.conf"
 # fetch | merge: the pipeline of the design.
 expect_exit 0 sh -c "kina-kube fetch --machine cp1 < /dev/null | kina-kube merge"
 assert_eq "$(kubectl config view -o jsonpath='{.clusters[0].cluster.server}')" https://127.0.0.1:41234
