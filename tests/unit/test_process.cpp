@@ -93,3 +93,24 @@ BOOST_AUTO_TEST_CASE(missing_program_is_unavailable) {
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(code(r.error().exit) == 69);
 }
+
+BOOST_AUTO_TEST_CASE(run_checked_names_the_program_its_end_and_first_stderr_line) {
+  ProcessSpec s;
+  s.argv = {"/bin/sh", "-c", "echo 'disk full' >&2; echo second >&2; exit 3"};
+  auto r = run_checked(s, "creating disk d.ext4", Exit::cant_create, "give a larger --disk-size");
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 73);
+  BOOST_TEST(r.error().message() == "creating disk d.ext4: sh exited with status 3: disk full\\x0asecond");
+  BOOST_TEST(r.error().hint == "give a larger --disk-size");
+
+  // Nothing on stderr: stdout says why (e2fsck -n reports there).
+  s.argv = {"/bin/sh", "-c", "echo 'inode 12 bad'; exit 4"};
+  r = run_checked(s, "checking disk d.ext4", Exit::internal);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.error().message() == "checking disk d.ext4: sh exited with status 4: inode 12 bad");
+
+  s.argv = {"/bin/sh", "-c", "printf ok"};
+  r = run_checked(s, "x");
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out == "ok");
+}

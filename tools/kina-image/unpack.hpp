@@ -134,22 +134,14 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
   mk.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N", std::to_string(inodes), "-E", "root_owner=0:0", "-d", rootfs.string(), tmp,
              std::to_string(size_bytes / 1024) + "k"};
   mk.env = build_env({"PATH"}, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin", "E2FSPROGS_FAKE_TIME="});
-  auto r = run_process(mk);
-  if (!r) return r.error();
-  if (!r->success()) {
-    return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()),
-                      fmt::format("mke2fs {}: {}", r->describe(), kina::detail::one_line(r->err.substr(0, 400))),
-                      "give a larger --disk-size");
-  }
+  mk.timeout = std::chrono::hours(1);
+  if (auto r = run_checked(mk, fmt::format("creating disk {}", disk.string()), Exit::cant_create, "give a larger --disk-size"); !r)
+    return r.error();
   ProcessSpec ck;
   ck.argv = {"e2fsck", "-fn", tmp};
+  ck.timeout = std::chrono::hours(1);
   ck.env = mk.env;
-  auto c = run_process(ck);
-  if (!c) return c.error();
-  if (!c->success()) {
-    return make_error(Exit::internal, fmt::format("checking disk {}", disk.string()),
-                      fmt::format("e2fsck -fn {}: {}", c->describe(), kina::detail::one_line(c->out.substr(0, 400))));
-  }
+  if (auto c = run_checked(ck, fmt::format("checking disk {}", disk.string()), Exit::internal); !c) return c.error();
   if (tmpf->keep_as(disk, intr) != 0) {
     int err = errno;
     if (err == EEXIST) return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), "it was created meanwhile");

@@ -141,14 +141,8 @@ inline Result<std::string> run_container(const std::vector<std::string>& argv, s
   ProcessSpec spec;
   spec.argv = argv;
   spec.timeout = timeout;
-  auto r = run_process(spec);
+  auto r = run_checked(spec, fmt::format("container {}", argv.size() > 1 ? argv[1] : ""));
   if (!r) return r.error();
-  if (!r->success()) {
-    std::string err = r->err;
-    while (!err.empty() && err.back() == '\n') err.pop_back();
-    return make_error(Exit::unavailable, fmt::format("container {}", argv.size() > 1 ? argv[1] : ""),
-                      fmt::format("{}: {}", r->describe(), err));
-  }
   return std::move(r->out);
 }
 

@@ -348,14 +348,6 @@ inline Result<fsys::path> modules_disk(const Kernel& k) {
 
 // --- fetching --------------------------------------------------------------------------
 
-inline Result<ProcessResult> run_checked(ProcessSpec spec, const std::string& what) {
-  if (spec.timeout.count() == 0) spec.timeout = std::chrono::minutes(10);
-  auto r = run_process(spec);
-  if (!r) return r.error();
-  if (!r->success())
-    return make_error(Exit::unavailable, what, fmt::format("{} {}: {}", spec.argv[0], r->describe(), detail::one_line(r->err.substr(0, 400))));
-  return r;
-}
 
 // `apt-get download` of the versioned package behind linux-image-cloud-amd64
 // (kept in $KINA_KERNEL_CACHE when set, so tests download once), unpacked

@@ -302,11 +302,8 @@ inline Status start_switch(const Network& n) {
   spec.argv = {"vde_switch", "--sock", "switch", "--daemon", "--pidfile", (n.dir / "switch.pid").string()};
   spec.cwd = n.dir.string();
   spec.timeout = std::chrono::seconds(20);
-  auto r = run_process(spec);
-  if (!r) return r.error();
-  if (!r->success())
-    return make_error(Exit::unavailable, fmt::format("starting vde_switch for network {}", n.name),
-                      fmt::format("{}: {}", r->describe(), detail::one_line(r->err)), "install vde2");
+  if (auto r = run_checked(spec, fmt::format("starting vde_switch for network {}", n.name), Exit::unavailable, "install vde2"); !r)
+    return r.error();
   for (int i = 0; i < 100 && !(fsys::exists(n.switch_dir() / "ctl") && switch_running(n)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (!switch_running(n))

@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "kina/diag.hpp"
 #include "kina/error.hpp"
 
 extern char** environ;
@@ -370,6 +371,29 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     res.term_signal = WTERMSIG(status);
   }
   return res;
+}
+
+// Runs spec (with a 10-minute limit when it sets none) and requires exit
+// status 0. A child that fails is the error
+// `on_failure` with `what`, naming the program, how it ended and what it
+// said on stderr (or on stdout when stderr is empty), at most 400 bytes, on
+// one line; a program that cannot be started keeps run_process's error.
+inline Result<ProcessResult> run_checked(ProcessSpec spec, std::string what, Exit on_failure = Exit::unavailable,
+                                         std::string hint = {}) {
+  if (spec.timeout.count() == 0) spec.timeout = std::chrono::minutes(10);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (!r->success()) {
+    const std::string& said = r->err.empty() ? r->out : r->err;
+    std::string_view prog = spec.argv[0];
+    prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
+    std::string why = fmt::format("{} {}", prog, r->describe());
+    std::string_view text = std::string_view(said).substr(0, 400);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+    if (!text.empty()) why += ": " + detail::one_line(text);
+    return make_error(on_failure, std::move(what), std::move(why), std::move(hint));
+  }
+  return r;
 }
 
 }  // namespace kina
