@@ -104,9 +104,7 @@ inline std::optional<UnknownSubcommand> find_unknown_subcommand(const CLI::App& 
 inline Error unknown_subcommand_error(std::string_view tool, const UnknownSubcommand& u) {
   std::string best;
   size_t best_d = 3;
-  std::vector<std::string> names;
   for (const CLI::App* sub : u.app->get_subcommands([](const CLI::App*) { return true; })) {
-    names.push_back(sub->get_name());
     size_t d = edit_distance(u.word, sub->get_name());
     if (d < best_d || (d == best_d && !best.empty() && sub->get_name() < best)) {
       best_d = d;
