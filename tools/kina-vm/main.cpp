@@ -89,21 +89,17 @@ void record_audit(const Options& o, int exit_code, int64_t start_ms) {
   if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
 }
 
-// The mutating command named by ARGV, for an invocation refused before it
-// ran (a parse error): "" when it names none.
-std::string mutating_action(const std::vector<std::string>& argv) {
-  std::vector<std::string> words;
-  for (const auto& a : argv) {
-    if (a == "--") break;
-    if (!a.empty() && a[0] != '-') words.push_back(a);
-  }
-  if (words.empty()) return {};
-  const std::string& w = words[0];
-  if (w == "boot" || w == "exec" || w == "cp" || w == "stop" || w == "rm") return w;
-  if (w == "network" && words.size() > 1 && (words[1] == "create" || words[1] == "rm")) return "network-" + words[1];
-  if (w == "kernel")
-    for (const auto& a : argv)
-      if (a == "--fetch" || a.rfind("--kernel", 0) == 0 || a.rfind("--modules", 0) == 0) return "kernel";
+// The audit action of the mutating subcommand that CLI11 had parsed when it
+// refused the command line ("" for a read-only one), from the app itself.
+std::string parsed_mutating_action(const CLI::App& app) {
+  for (const char* name : {"boot", "exec", "cp", "stop", "rm"})
+    if (app.get_subcommand(name)->parsed()) return name;
+  const CLI::App* network = app.get_subcommand("network");
+  for (const char* name : {"create", "rm"})
+    if (network->get_subcommand(name)->parsed()) return std::string("network-") + name;
+  const CLI::App* kernel = app.get_subcommand("kernel");
+  if (kernel->parsed() && kernel->count("--fetch") + kernel->count("--kernel") + kernel->count("--modules") > 0)
+    return "kernel";
   return {};
 }
 
@@ -1370,11 +1366,10 @@ int main(int argc, char** argv) {
       if (nls->parsed()) return cmd_network_ls(o);
       return usage_error("no command");
     };
-  });
+  }, [&](const CLI::App& app, const Error&) { o.audit_action = parsed_mutating_action(app); });
   // Exactly one audit event per mutating invocation, with the exit code this
   // process ends with (exec: the command's status).
   int exit_code = rc == 0 ? o.exit_status : rc;
-  if (o.audit_action.empty() && rc != 0) o.audit_action = mutating_action(o.argv);
   if (!o.audit_action.empty()) record_audit(o, exit_code, start_ms);
   return exit_code;
 }
