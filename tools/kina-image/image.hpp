@@ -96,6 +96,11 @@ inline std::string image_record(const ImageInfo& i) {
   w.field("platform", i.cfg.platform.str()).field("configDigest", i.config.digest.str());
   w.string_array("entrypoint", i.cfg.entrypoint).string_array("cmd", i.cfg.cmd).string_array("env", i.cfg.env);
   w.field("workingDir", i.cfg.working_dir).field("user", i.cfg.user);
+  if (!i.cfg.labels.empty()) {
+    w.key("labels").begin_object();
+    for (const auto& [k, v] : i.cfg.labels) w.field(k, v);
+    w.end_object();
+  }
   int64_t total = 0;
   w.key("layers").begin_array();
   for (const auto& l : i.layers) {

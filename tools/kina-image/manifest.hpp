@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -267,6 +268,7 @@ struct ImageConfig {
   Platform platform;
   std::vector<std::string> entrypoint, cmd, env;
   std::string working_dir, user;
+  std::vector<std::pair<std::string, std::string>> labels;  // config.Labels, in the document's order
   std::vector<Digest> diff_ids;
 };
 
@@ -301,6 +303,15 @@ inline Result<ImageConfig> parse_config(std::string_view bytes, std::string_view
     }
     if (co["WorkingDir"].get(s) == simdjson::SUCCESS) c.working_dir = std::string(s);
     if (co["User"].get(s) == simdjson::SUCCESS) c.user = std::string(s);
+    if (auto lv = co["Labels"]; lv.error() == simdjson::SUCCESS && !lv.is_null()) {
+      simdjson::dom::object lo;
+      if (lv.get(lo) != simdjson::SUCCESS) return bad("\"Labels\" is not an object");
+      for (auto [k, v] : lo) {
+        std::string_view x;
+        if (v.get(x) != simdjson::SUCCESS) return bad(fmt::format("label {} is not a string", shown(k)));
+        c.labels.emplace_back(std::string(k), std::string(x));
+      }
+    }
   }
   simdjson::dom::object rootfs;
   if (o["rootfs"].get(rootfs) != simdjson::SUCCESS) return bad("missing object \"rootfs\"");
