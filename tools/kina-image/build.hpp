@@ -335,6 +335,7 @@ class TreeWriter {
     ssize_t n;
     while ((n = ::read(fd, &extra, 1)) < 0 && errno == EINTR) {
     }
+    if (n < 0) return os_error(fmt::format("reading {}", where(rel)), errno, errno == EIO ? Exit::io : Exit::os);
     if (n > 0) return changed(rel, "it grew");
     struct stat now {};
     if (::fstat(fd, &now) != 0) return os_error(fmt::format("reading {}", where(rel)));
