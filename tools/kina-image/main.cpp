@@ -21,6 +21,7 @@
 #include "kina/interrupt.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
+#include "push.hpp"
 #include "registry.hpp"
 #include "store.hpp"
 #include "unpack.hpp"
@@ -244,6 +245,41 @@ Status cmd_build(const Options& o) {
                           r->layer.short_str(), r->layer_size));
   RecordWriter out;
   return tag_and_print(*store, out, ref->str(), r->manifest, spec.platform);
+}
+
+// --- push ------------------------------------------------------------------------
+
+Status cmd_push(const Options& o) {
+  auto store = open_store(o);
+  if (!store) return store.error();
+  auto want = want_platform(o);
+  if (!want) return want.error();
+  Reference dest;
+  if (!o.to.empty()) {
+    auto d = parse_reference(o.to);
+    if (!d) return d.error();
+    dest = *d;
+  } else {
+    if (o.target.rfind("sha256:", 0) == 0) return usage_error(fmt::format("pushing {}", o.target), "an image named by digest needs --to DEST");
+    auto r = parse_reference(o.target);
+    if (!r) return r.error();
+    dest = *r;
+  }
+  o.audit->set_target(dest.str());
+  PullOptions po;
+  if (auto st = pull_limits(o, po); !st) return st;
+  po.insecure = o.insecure;
+  auto guard = store->gc_guard(false);  // blobs stay while they are sent
+  if (!guard) return guard.error();
+  auto img = find_image(*store, o.target, *want);
+  if (!img) return img.error();
+  auto stats = push_image(*store, img->digest, dest, po);
+  if (!stats) return stats.error();
+  info(kTool, fmt::format("pushed {}: {} blob(s) uploaded ({} bytes), {} already there", dest.str(), stats->uploaded, stats->bytes,
+                          stats->present));
+  img->reference = dest.str();
+  RecordWriter out;
+  return emit(out, image_record(*img));
 }
 
 // --- list / inspect / rm -------------------------------------------------------------
@@ -560,6 +596,18 @@ int main(int argc, char** argv) {
         "setuid/setgid/sticky, owners, symlinks, hardlinks, devices, FIFOs, xattrs (user.*, security.*, trusted.*) and POSIX "
         "ACLs. Sockets are skipped with a warning. A file that changes while it is read fails the build (65).");
     run(bld, "build", cmd_build);
+
+    auto* psh = app.add_subcommand("push", "Push REF (or DIGEST) from the store to its registry, or to --to DEST; prints an Image record");
+    psh->add_option("IMAGE", o.target, "REF or DIGEST in the store")->required();
+    psh->add_option("--to", o.to, "Full reference to push to (default: REF itself)");
+    psh->add_option("--insecure-registry", o.insecure, "Allow plain HTTP for this HOST[:PORT] (repeatable)")->allow_extra_args(false);
+    psh->add_option("--stall-timeout", o.stall_timeout,
+                    "Give up a transfer slower than 1 KiB/s for this long, exit 75 (default $KINA_IMAGE_STALL_TIMEOUT, else 60s)");
+    add_platform(psh);
+    psh->footer("Blobs the registry already has (HEAD) are not sent; others go with POST then one PUT. A multi-platform index is "
+                "pushed with every manifest it lists, which must all be in the store (else 65). Credentials and bearer tokens as "
+                "for pull (~/.docker/config.json); a refused login is 78, an unreachable registry 69.");
+    run(psh, "push", cmd_push);
 
     auto* list = app.add_subcommand("list", "Print an Image record for every reference in the store");
     list->callback([&] { action = [&] { return cmd_list(o); }; });

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -258,17 +260,33 @@ class RegistryClient {
     bool range_refused = false;  // asked to resume, the server sent the whole blob
   };
 
+  // A request body: bytes in memory, or `size` bytes of the file open at fd
+  // (read with pread from offset 0, so a retry sends it again whole).
+  struct Upload {
+    std::string_view data;
+    int fd = -1;
+    uint64_t size = 0;
+  };
+
   Result<Response> get(const std::string& url, const std::vector<std::string>& headers, FileSink* file = nullptr,
                        size_t max_body = 4u << 20) {
+    return send("GET", url, headers, file, max_body, nullptr);
+  }
+
+  // HEAD, POST and PUT (push). Only GET and HEAD follow redirects; a 401 is
+  // answered once by authenticating, then the request is sent again.
+  Result<Response> send(const std::string& method, const std::string& url, const std::vector<std::string>& headers,
+                        FileSink* file, size_t max_body, const Upload* up) {
+    bool follow = method == "GET" || method == "HEAD";
     std::string cur = url;
     for (int hop = 0; hop < 6; ++hop) {
       bool same_host = url_host(cur) == detail::lower(host_);
       std::vector<std::string> h = headers;
       std::string auth = auth_header();
       if (same_host && !auth.empty()) h.push_back("Authorization: " + auth);
-      auto r = perform(cur, h, file, max_body);
+      auto r = perform(cur, h, file, max_body, method, up);
       if (!r) return r;
-      if (r->status >= 300 && r->status < 400 && r->status != 304) {
+      if (follow && r->status >= 300 && r->status < 400 && r->status != 304) {
         std::string loc = r->header("location");
         if (loc.empty()) return make_error(Exit::unavailable, fmt::format("registry {}", host_), "redirect without Location");
         cur = resolve_location(cur, loc);
@@ -302,6 +320,12 @@ class RegistryClient {
       return make_error(Exit::no_input, what, fmt::format("not found on {}{}", host_, code.empty() ? "" : " (" + code + ")"));
     return make_error(Exit::unavailable, what, fmt::format("registry {} answered HTTP {}{}", host_, r.status, code.empty() ? "" : " (" + code + ")"));
   }
+
+  // Tokens are asked for with pull and push rights (the registry's first
+  // challenge, to a HEAD, names pull only).
+  void for_push() { push_ = true; }
+  std::string scheme() const { return scheme_; }
+  std::string resolve(const std::string& from, const std::string& loc) const { return resolve_location(from, loc); }
 
   void load_credentials() {
     auto c = find_credentials(ref_.domain == kDockerHubDomain ? std::string(kDockerHubDomain) : host_);
@@ -352,7 +376,8 @@ class RegistryClient {
       curl::free(e);
       return r;
     };
-    std::string scope = params.count("scope") ? params["scope"] : fmt::format("repository:{}:pull", ref_.path);
+    std::string scope = push_ ? fmt::format("repository:{}:pull,push", ref_.path)
+                        : params.count("scope") ? params["scope"] : fmt::format("repository:{}:pull", ref_.path);
     std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + "scope=" + esc(scope);
     if (params.count("service")) url += "&service=" + esc(params["service"]);
     std::vector<std::string> h;
@@ -435,7 +460,34 @@ class RegistryClient {
     return len;
   }
 
-  Result<Response> perform(const std::string& url, const std::vector<std::string>& headers, FileSink* file, size_t max_body) {
+  struct UploadState {
+    const Upload* up;
+    uint64_t off;
+    int err;
+    static size_t read(char* buf, size_t size, size_t n, void* ud) {
+      auto* u = static_cast<UploadState*>(ud);
+      size_t want = std::min<uint64_t>(size * n, u->up->size - u->off);
+      if (want == 0) return 0;
+      if (u->up->fd < 0) {
+        std::memcpy(buf, u->up->data.data() + u->off, want);
+        u->off += want;
+        return want;
+      }
+      for (;;) {
+        ssize_t r = ::pread(u->up->fd, buf, want, static_cast<off_t>(u->off));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+          u->err = r < 0 ? errno : EIO;
+          return CURL_READFUNC_ABORT;
+        }
+        u->off += static_cast<uint64_t>(r);
+        return static_cast<size_t>(r);
+      }
+    }
+  };
+
+  Result<Response> perform(const std::string& url, const std::vector<std::string>& headers, FileSink* file, size_t max_body,
+                           const std::string& method = "GET", const Upload* up = nullptr) {
     // One handle per thread, reset between requests: its connection cache
     // keeps the TCP/TLS connection to the registry for the next request.
     thread_local std::unique_ptr<CURL, decltype(&curl::easy_cleanup)> c(nullptr, curl::easy_cleanup);
@@ -467,7 +519,25 @@ class RegistryClient {
     curl::easy_setopt(c.get(), CURLOPT_WRITEDATA, &t);
     curl::easy_setopt(c.get(), CURLOPT_BUFFERSIZE, 131072L);
     if (file && file->written > 0) curl::easy_setopt(c.get(), CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(file->written));
+    UploadState us{up, 0, 0};
+    static const Upload kEmpty{};
+    if (!up) us.up = &kEmpty;
+    if (method == "HEAD") {
+      curl::easy_setopt(c.get(), CURLOPT_NOBODY, 1L);
+    } else if (method == "POST") {
+      curl::easy_setopt(c.get(), CURLOPT_POST, 1L);
+      curl::easy_setopt(c.get(), CURLOPT_READFUNCTION, &UploadState::read);
+      curl::easy_setopt(c.get(), CURLOPT_READDATA, &us);
+      curl::easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(us.up->size));
+    } else if (method == "PUT") {
+      curl::easy_setopt(c.get(), CURLOPT_UPLOAD, 1L);
+      curl::easy_setopt(c.get(), CURLOPT_READFUNCTION, &UploadState::read);
+      curl::easy_setopt(c.get(), CURLOPT_READDATA, &us);
+      curl::easy_setopt(c.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(us.up->size));
+    }
     CURLcode rc = curl::easy_perform(c.get());
+    if (rc == CURLE_ABORTED_BY_CALLBACK && us.err)
+      return os_error(fmt::format("reading what is sent to {}", shown(url_for_message(url))), us.err, Exit::io);
     if (rc != CURLE_OK) {
       if (file && file->written > 0 && rc == CURLE_RANGE_ERROR) {
         file->range_refused = true;
@@ -502,6 +572,7 @@ class RegistryClient {
   std::mutex mu_;
   std::string auth_;
   std::atomic<bool> tried_auth_{false};
+  bool push_ = false;
 };
 
 // Fetches a manifest or index by tag or digest, verifies it and stores it.
