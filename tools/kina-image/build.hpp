@@ -14,8 +14,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <optional>
@@ -96,7 +100,9 @@ namespace detail {
 
 // The uncompressed tar stream: hashed (the DiffID), deflated into a gzip
 // member with a fixed header (no name, no time, OS "Unix") and level, and
-// written into the store as the layer blob.
+// written into the store as the layer blob. Hashing, compressing and writing
+// run on a thread of their own, fed 1 MiB chunks through a short queue, so
+// reading the tree and compressing it overlap (as `tar | gzip` do).
 class GzipSink {
  public:
   GzipSink(BlobWriter& out, int level) : out_(out), buf_(1 << 18) {
@@ -104,21 +110,82 @@ class GzipSink {
     std::memset(&header_, 0, sizeof header_);
     header_.os = 3;  // Unix, whatever zlib was built for: the same bytes on every machine
     deflateSetHeader(&z_, &header_);
+    cur_.reserve(kChunk);
+    worker_ = std::thread([this] { run(); });
   }
-  ~GzipSink() { deflateEnd(&z_); }
+  ~GzipSink() {
+    stop();
+    deflateEnd(&z_);
+  }
   GzipSink(const GzipSink&) = delete;
   GzipSink& operator=(const GzipSink&) = delete;
 
   Status write(const void* p, size_t n) {
-    diff_.update(p, n);
     tar_bytes_ += n;
-    return pump(p, n, Z_NO_FLUSH);
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      size_t take = std::min(n, kChunk - cur_.size());
+      cur_.insert(cur_.end(), c, c + take);
+      c += take;
+      n -= take;
+      if (cur_.size() == kChunk)
+        if (auto st = hand_off(); !st) return st;
+    }
+    return {};
   }
-  Status finish() { return pump(nullptr, 0, Z_FINISH); }
+  Status finish() {
+    if (!cur_.empty())
+      if (auto st = hand_off(); !st) return st;
+    stop();
+    if (error_) return *error_;
+    return pump(nullptr, 0, Z_FINISH);
+  }
   Digest diff_id() { return Digest::of(diff_.finish()); }
   uint64_t tar_bytes() const { return tar_bytes_; }
 
  private:
+  static constexpr size_t kChunk = 1u << 20;
+  static constexpr size_t kQueue = 4;
+
+  Status hand_off() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return queue_.size() < kQueue || error_; });
+    if (error_) return *error_;
+    queue_.push_back(std::move(cur_));
+    cur_ = std::vector<char>();
+    cur_.reserve(kChunk);
+    cv_.notify_all();
+    return {};
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+      cv_.notify_all();
+    }
+    if (worker_.joinable()) worker_.join();
+  }
+  void run() {
+    for (;;) {
+      std::vector<char> chunk;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        chunk = std::move(queue_.front());
+        queue_.pop_front();
+        cv_.notify_all();
+      }
+      diff_.update(chunk.data(), chunk.size());
+      if (auto st = pump(chunk.data(), chunk.size(), Z_NO_FLUSH); !st) {
+        std::lock_guard<std::mutex> l(mu_);
+        error_ = st.error();
+        queue_.clear();
+        cv_.notify_all();
+        return;
+      }
+    }
+  }
   Status pump(const void* p, size_t n, int flush) {
     z_.next_in = static_cast<Bytef*>(const_cast<void*>(p));
     z_.avail_in = static_cast<uInt>(n);
@@ -140,6 +207,13 @@ class GzipSink {
   std::vector<char> buf_;
   Sha256 diff_;
   uint64_t tar_bytes_ = 0;
+  std::vector<char> cur_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<char>> queue_;
+  bool done_ = false;
+  std::optional<Error> error_;
+  std::thread worker_;
 };
 
 // Walks the tree below spec.rootfs and writes one tar entry per file.
