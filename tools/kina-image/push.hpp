@@ -53,7 +53,7 @@ inline Status push_blob(RegistryClient& c, const Store& store, const Digest& d, 
   if (!fd.valid()) return os_error(fmt::format("reading blob {}", d.str()), errno, errno == ENOENT ? Exit::no_input : Exit::os);
   struct stat sb {};
   if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) return make_error(Exit::data, fmt::format("reading blob {}", d.str()), "not a regular file");
-  auto post = c.send("POST", fmt::format("{}/blobs/uploads/", c.base()), {"Content-Length: 0"}, nullptr, kMaxPushAnswer, nullptr);
+  auto post = c.send("POST", fmt::format("{}/blobs/uploads/", c.base()), {}, nullptr, kMaxPushAnswer, nullptr);
   if (!post) return post.error();
   if (post->status != 202) return c.http_error(*post, what);
   std::string loc = post->header("location");
