@@ -1,4 +1,4 @@
-// kina-image: pull, import, verify and unpack OCI images (docs/cli.md, "kina-image").
+// kina-image: pull, import, build, push, verify and unpack OCI images (docs/cli.md, "kina-image").
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -539,7 +539,7 @@ int main(int argc, char** argv) {
     });
   };
   return run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
-    app.description("Pull, import, verify and unpack OCI images into root filesystems (directory or ext4 disk).");
+    app.description("Pull, import, build, push, verify and unpack OCI images (root filesystems as a directory or an ext4 disk).");
     app.add_option("--store", o.store, "Image store directory (default $KINA_HOME/images)");
     auto add_platform = [&](CLI::App* s) {
       s->add_option("--platform", o.platform, "OS/ARCH[/VARIANT] to select from a multi-platform image (default: this host)");
