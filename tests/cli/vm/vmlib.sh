@@ -34,7 +34,7 @@ IDLE=(/bin/sh -c 'while :; do sleep 3600; done')
 # the Machine record is in $OUT.
 boot_vm() {
   local name=$1; shift
-  expect_exit 0 kina-vm boot --name "$name" --accel tcg --timeout 120s "$@" </dev/null
+  expect_exit 0 kina-vm boot --name "$name" --accel tcg --timeout "${BOOT_TIMEOUT:-120s}" "$@" </dev/null
   local dir
   dir=$(jq_field "$OUT" .dir)
   track_pid "$(cat "$dir/supervisor.pid")"
