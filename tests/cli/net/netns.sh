@@ -41,6 +41,8 @@ unshare -n bash -euo pipefail -c '
   fail() { echo "FAIL: netns: $*" >&2; exit 1; }
   has() { case "$1" in *"$2"*) ;; *) fail "$3: no \"$2\" in: $1" ;; esac; }
   hasnt() { case "$1" in *"$2"*) fail "$3: \"$2\" in: $1" ;; *) ;; esac; }
+  # kn ARGS: runs kina-net, its stderr in $err; a failure shows it.
+  kn() { local rc=0; err=$("$KN" "$@" 2>&1) || rc=$?; [ "$rc" = 0 ] || fail "kina-net $* exited $rc: $err"; }
   ip link set lo up
   ip link add eth0 type veth peer name eth0p
   ip addr add 10.89.0.1/24 dev eth0
@@ -51,7 +53,7 @@ unshare -n bash -euo pipefail -c '
   ip route add 10.244.2.0/24 via 10.89.0.8 proto static metric 50
 
   # --dry-run changes nothing
-  err=$("$KN" --once --dry-run --nodes-file "$NODES" --cni-conf-dir "$CONF" 2>&1)
+  kn --once --dry-run --nodes-file "$NODES" --cni-conf-dir "$CONF"
   has "$err" "dry-run: would add route 10.244.1.0/24 via 10.89.0.3 proto 115" "dry-run log"
   [ -z "$(ip route show proto 115)" ] || fail "dry-run added routes"
   [ ! -e "$CONF/10-kina.conflist" ] || fail "dry-run wrote the conflist"
@@ -59,7 +61,7 @@ unshare -n bash -euo pipefail -c '
   has "$st" "nft table ip kina-net: absent" "dry-run nft"
   echo "ok: --dry-run changes nothing"
 
-  err=$("$KN" --once --nodes-file "$NODES" --cni-conf-dir "$CONF" 2>&1)
+  kn --once --nodes-file "$NODES" --cni-conf-dir "$CONF"
   printf "%s\n" "$err"
   has "$err" "removed .10-kina.conflist.tmp-12345" "sweep log"
   [ ! -e "$CONF/.10-kina.conflist.tmp-12345" ] || fail "temp file left"
@@ -101,7 +103,7 @@ unshare -n bash -euo pipefail -c '
 
   # same input: no change, no log line, conflist not rewritten
   ino=$(stat -c %i "$c")
-  err=$("$KN" --once --nodes-file "$NODES" --cni-conf-dir "$CONF" 2>&1)
+  kn --once --nodes-file "$NODES" --cni-conf-dir "$CONF"
   hasnt "$err" "add route" "second pass"; hasnt "$err" "write" "second pass"
   [ "$(stat -c %i "$c")" = "$ino" ] || fail "conflist rewritten with the same content"
   echo "ok: second pass changes nothing"
@@ -110,13 +112,13 @@ unshare -n bash -euo pipefail -c '
   "$KN" --status --cni-conf-dir "$CONF" >/dev/null
   if command -v nft >/dev/null 2>&1; then
     nft flush chain ip kina-net postrouting
-    err=$("$KN" --once --nodes-file "$NODES" --cni-conf-dir "$CONF" 2>&1)
+    kn --once --nodes-file "$NODES" --cni-conf-dir "$CONF"
     has "$err" "rewrite nftables table ip kina-net" "repair"
     echo "ok: flushed chain repaired"
   fi
 
   # kina-worker2 leaves: its proto-115 route goes, the static ones stay
-  err=$("$KN" --once --nodes-file "$NODES_WITHOUT_W2" --cni-conf-dir "$CONF" 2>&1)
+  kn --once --nodes-file "$NODES_WITHOUT_W2" --cni-conf-dir "$CONF"
   has "$err" "delete route 10.244.2.0/24 via 10.89.0.4 proto 115" "delete log"
   all=$(ip route)
   hasnt "$all" "10.244.2.0/24 via 10.89.0.4" "route of the gone node"
@@ -136,3 +138,53 @@ unshare -n bash -euo pipefail -c '
   echo "ok: exit codes 75 and 66"
 '
 ok "kina-net in a network namespace"
+
+# The data path: a "pod" namespace behind the node's namespace, an "outside"
+# namespace on the node network that also holds a pod of another node
+# (10.244.1.7, its pod CIDR routed by kina-net via 10.89.0.254). A
+# connection to the outside arrives from the node's address (masqueraded);
+# one to the other node's pod arrives from the pod's own address.
+command -v python3 >/dev/null || { ok "data path not checked: python3 missing"; exit 0; }
+NS_NODE="kinanet-$$-node" NS_POD="kinanet-$$-pod" NS_OUT="kinanet-$$-out"
+cleanup_ns() { for n in "$NS_NODE" "$NS_POD" "$NS_OUT"; do ip netns del "$n" 2>/dev/null || true; done; }
+trap 'rc=$?; cleanup_ns; (exit $rc); _kina_cleanup' EXIT
+for n in "$NS_NODE" "$NS_POD" "$NS_OUT"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+ip link add vpod netns "$NS_POD" type veth peer name vnode netns "$NS_NODE"
+ip link add eth0 netns "$NS_NODE" type veth peer name eth0 netns "$NS_OUT"
+ip -n "$NS_POD" addr add 10.244.0.5/24 dev vpod; ip -n "$NS_POD" link set vpod up
+ip -n "$NS_POD" route add default via 10.244.0.1
+ip -n "$NS_NODE" addr add 10.244.0.1/24 dev vnode; ip -n "$NS_NODE" link set vnode up
+ip -n "$NS_NODE" addr add 10.89.0.1/24 dev eth0; ip -n "$NS_NODE" link set eth0 up
+ip netns exec "$NS_NODE" sysctl -qw net.ipv4.ip_forward=1
+ip -n "$NS_OUT" addr add 10.89.0.254/24 dev eth0; ip -n "$NS_OUT" link set eth0 up
+ip -n "$NS_OUT" addr add 10.244.1.7/32 dev lo
+# the other node routes this node's pod CIDR back (its kina-net would)
+ip -n "$NS_OUT" route add 10.244.0.0/24 via 10.89.0.1
+nodes_file "$TEST_TMP/dp.json" "$CP" "$(node_json kina-worker 10.244.1.0/24 10.89.0.254)"
+ip netns exec "$NS_NODE" "$KN" --once --nodes-file "$TEST_TMP/dp.json" --cni-conf-dir "$CONF" 2>"$TEST_TMP/dp.err" ||
+  fail "kina-net in $NS_NODE: $(cat "$TEST_TMP/dp.err")"
+assert_contains "$(ip -n "$NS_NODE" route show proto 115)" "10.244.1.0/24 via 10.89.0.254" "data path route"
+
+# peer_of ADDR: the source address a connection from the pod to ADDR arrives with.
+peer_of() {
+  local port; port=$(free_port)
+  rm -f "$TEST_TMP/peer"
+  ip netns exec "$NS_OUT" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(60)
+c, a = s.accept(); open(sys.argv[3], "w").write(a[0]); c.close()' "$1" "$port" "$TEST_TMP/peer" &
+  local srv=$!; track_pid "$srv"
+  local i
+  for i in $(seq 1 100); do
+    ip netns exec "$NS_POD" python3 -c '
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()' "$1" "$port" 2>/dev/null && break
+    sleep 0.1
+  done
+  wait "$srv" || fail "no connection from the pod to $1 arrived"
+  cat "$TEST_TMP/peer"
+}
+assert_eq "$(peer_of 10.89.0.254)" 10.89.0.1 "source seen outside the pod network (masqueraded)"
+assert_eq "$(peer_of 10.244.1.7)" 10.244.0.5 "source seen by another node's pod (not masqueraded)"
+ok "data path: masquerade to the outside, pod to pod unchanged"

@@ -150,7 +150,9 @@ func nodeChanged(oldObj, newObj any) bool {
 // and every resync period to repair what something else changed. Failed
 // passes are retried with a growing delay; an error is logged when it
 // differs from the last one.
-func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, rec *Reconciler, logLine func(string)) error {
+// caps is the client object that may say it cannot stream a watch list
+// (the fake clientset of the tests does); for a real client, client itself.
+func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, caps any, rec *Reconciler, logLine func(string)) error {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			return client.Nodes().List(ctx, opts)
@@ -159,7 +161,9 @@ func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, rec *Re
 			return client.Nodes().Watch(ctx, opts)
 		},
 	}
-	informer := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
+	// The wrapper tells the reflector when a client cannot stream a watch
+	// list (the fake clients of the tests); real API servers can.
+	informer := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, caps), &corev1.Node{}, 0, cache.Indexers{})
 	trigger := make(chan struct{}, 1)
 	kick := func() {
 		select {

@@ -179,7 +179,7 @@ func runOpts(o options, getenv func(string) string, stdout, stderr io.Writer) er
 		return err
 	}
 	logLine(fmt.Sprintf("%s starting on node %s, pod subnet %s, API server %s", Version, cfg.NodeName, getenv("POD_SUBNET"), server))
-	return watchLoop(ctx, client, rec, logLine)
+	return watchLoop(ctx, client, client, rec, logLine)
 }
 
 func onceResult(err error) error {
