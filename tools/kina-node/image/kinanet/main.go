@@ -76,7 +76,7 @@ func fail(code int, format string, a ...any) error {
 	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
 }
 
-func parseArgs(args []string, stderr io.Writer) (options, error) {
+func parseArgs(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("kina-net", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -115,7 +115,7 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parseArgs(args, stderr)
+	o, err := parseArgs(args)
 	if err == nil {
 		err = runOpts(o, getenv, stdout, stderr)
 	}
