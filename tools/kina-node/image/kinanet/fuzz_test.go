@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParsePodSubnets: whatever POD_SUBNET holds, the parser does not panic,
+// and what it accepts is IPv4, canonical, non-overlapping, and parses again
+// to the same list.
+func FuzzParsePodSubnets(f *testing.F) {
+	for _, s := range []string{"10.244.0.0/16", "10.244.0.0/16,10.250.0.0/16", "fd00::/64", "{{ .PodSubnet }}", " , ", "1.2.3.4/33", "::ffff:1.2.3.0/120"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := ParsePodSubnets(in)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		var parts []string
+		for i, p := range got {
+			if !p.Addr().Is4() || p.Masked() != p {
+				t.Fatalf("accepted %s", p)
+			}
+			for _, q := range got[:i] {
+				if q.Overlaps(p) {
+					t.Fatalf("accepted overlapping %s %s", q, p)
+				}
+			}
+			parts = append(parts, p.String())
+		}
+		again, err := ParsePodSubnets(strings.Join(parts, ","))
+		if err != nil || len(again) != len(got) {
+			t.Fatalf("round trip of %q: %v %v", in, again, err)
+		}
+	})
+}
+
+// FuzzParseNodeList: a node list file never panics the parser or the route
+// computation that follows it.
+func FuzzParseNodeList(f *testing.F) {
+	f.Add(`{"kind":"NodeList","items":[{"metadata":{"name":"a"},"spec":{"podCIDRs":["10.244.1.0/24"]},"status":{"addresses":[{"type":"InternalIP","address":"10.89.0.3"}]}}]}`)
+	f.Add(`{"items":[{"metadata":{"name":"a"},"spec":{"podCIDR":"x"}}]}`)
+	f.Add(`{"kind":"NodeList","items":[]}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		nodes, err := ParseNodeList([]byte(in))
+		if err != nil {
+			return
+		}
+		var infos []NodeInfo
+		for _, n := range nodes {
+			i, _ := NodeInfoFrom(n)
+			infos = append(infos, i)
+		}
+		routes, _ := DesiredRoutes(infos, "a", prefixes("10.89.0.0/24"))
+		for _, r := range routes {
+			if !r.Dst.Addr().Is4() || !r.Gw.Is4() {
+				t.Fatalf("non-IPv4 route %s", r)
+			}
+		}
+	})
+}
