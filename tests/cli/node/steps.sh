@@ -136,3 +136,30 @@ if command -v go >/dev/null 2>&1; then
 else
   echo "note: no Go toolchain: the go source cases are not run"
 fi
+
+# SIGTERM while debootstrap runs: the step ends its whole process group (a
+# shell alone would wait for debootstrap to finish first), exits 143 and
+# keeps nothing.
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1; then
+  export KINA_CACHE_DIR="$TEST_TMP/cache4"
+  "$STEPS/rootfs" > /dev/null 2> "$TEST_TMP/rootfs.err" &
+  pid=$!
+  for _ in $(seq 600); do
+    pgrep -f "debootstrap.*$KINA_CACHE_DIR" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  pgrep -f "debootstrap.*$KINA_CACHE_DIR" >/dev/null 2>&1 || fail "debootstrap did not start: $(cat "$TEST_TMP/rootfs.err")"
+  kill -TERM "$pid"
+  rc=0
+  for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && fail "the rootfs step did not end within a minute of SIGTERM"
+  wait "$pid" || rc=$?
+  assert_eq "$rc" "143" "rootfs exit code after SIGTERM"
+  for _ in $(seq 100); do pgrep -f "$KINA_CACHE_DIR" >/dev/null 2>&1 || break; sleep 0.1; done
+  [ -z "$(pgrep -af "$KINA_CACHE_DIR" || true)" ] || fail "processes left: $(pgrep -af "$KINA_CACHE_DIR")"
+  [ -z "$(ls -A "$KINA_CACHE_DIR/rootfs" | grep -v '^\.lock')" ] || fail "SIGTERM left: $(ls -A "$KINA_CACHE_DIR/rootfs")"
+  ok "SIGTERM during debootstrap: the step and its children end, nothing kept"
+else
+  echo "note: not root or no debootstrap: the interrupted-rootfs case is not run"
+fi

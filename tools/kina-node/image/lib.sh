@@ -63,3 +63,31 @@ kina_tool() {
   done
   command -v "$1" 2>/dev/null || die 69 "$1 is not installed (build it with scripts/bootstrap)"
 }
+
+# run CMD...: run a long command in its own process group and wait for it. A
+# shell runs its traps only once the foreground child ends, so long children
+# run in the background here, and on SIGINT/SIGTERM/SIGHUP on_signal ends the
+# whole group (debootstrap's dpkg, go's compilers) before the step's EXIT
+# trap removes its temporary files.
+child=""
+run() {
+  setsid -w "$@" &
+  child=$!
+  rc=0
+  wait "$child" || rc=$?
+  child=""
+  return "$rc"
+}
+on_signal() {
+  trap '' INT TERM HUP
+  if [ -n "$child" ]; then
+    kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  exit "$1"
+}
+catch_signals() {
+  trap 'on_signal 130' INT
+  trap 'on_signal 143' TERM
+  trap 'on_signal 129' HUP
+}
