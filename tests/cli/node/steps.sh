@@ -163,3 +163,14 @@ if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1; then
 else
   echo "note: not root or no debootstrap: the interrupted-rootfs case is not run"
 fi
+
+# Bad --image and --archive are refused before anything is built.
+export KINA_CACHE_DIR="$TEST_TMP/cache5"
+expect_exit 64 kina build node-image --image 'Bad Ref'
+assert_contains "$ERR" "--image Bad Ref: invalid image reference"
+mkdir "$TEST_TMP/adir"
+expect_exit 73 kina build node-image --archive "$TEST_TMP/adir"
+ln -s /dev/null "$TEST_TMP/alink"
+expect_exit 73 kina build node-image --archive "$TEST_TMP/alink"
+[ ! -e "$KINA_CACHE_DIR/rootfs" ] || fail "a refused build started building"
+ok "bad --image (64) and --archive (73) refused up front"
