@@ -1,0 +1,58 @@
+# vm-ready: boot --ready systemd when systemd does not get there. A oneshot
+# unit that never ends holds the boot in "starting": past --timeout the boot
+# fails (69) with the console's tail and systemd's pending jobs on stderr,
+# and nothing is left. Booted into emergency mode ("maintenance") it fails
+# at once with the state named. --ready systemd with a workload that is not
+# systemd fails too, and a bad --ready value is a usage error.
+source "$KINA_CLI_LIB"
+source "$KINA_VM_TESTLIB"
+
+expect_exit 64 kina-vm boot --name x --ready later --rootfs /nonexistent
+assert_contains "$ERR" "--ready"
+ok "--ready later refused"
+
+R="$TEST_TMP/rootfs"
+systemd_rootfs "$R"
+fetch_kernel
+cat > "$R/etc/systemd/system/block.service" <<'EOF'
+[Unit]
+Description=holds the boot forever
+Before=multi-user.target
+[Service]
+Type=oneshot
+ExecStart=/bin/sleep infinity
+TimeoutStartSec=infinity
+[Install]
+WantedBy=multi-user.target
+EOF
+mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+ln -s /etc/systemd/system/block.service "$R/etc/systemd/system/multi-user.target.wants/block.service"
+# Emergency mode waits at its prompt on the console (root without a password).
+sed -i 's/^root:[^:]*:/root::/' "$R/etc/shadow"
+
+expect_exit 69 kina-vm boot --name blocked --accel tcg --rootfs "$R" --memory 768Mi --ready systemd --timeout 120s </dev/null
+assert_eq "$OUT" "" "stdout"
+assert_contains "$ERR" "kina-vm: error: booting blocked: systemd did not reach running or degraded within 120s"
+assert_contains "$ERR" "its last answer: starting"
+assert_contains "$ERR" "console: "
+assert_contains "$ERR" "block.service" "the pending jobs"
+assert_eq "$(kina-vm ls)" "" "machines left"
+assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories left"
+assert_eq "$(leftovers)" "" "processes left"
+ok "held in starting: 69 past --timeout, console tail and jobs shown, nothing left"
+
+expect_exit 69 kina-vm boot --name rescue --accel tcg --rootfs "$R" --memory 768Mi --ready systemd --timeout 900s \
+  --kernel-arg systemd.unit=emergency.target </dev/null
+assert_contains "$ERR" "kina-vm: error: booting rescue: systemd is in state \"maintenance\""
+assert_contains "$ERR" "console: "
+assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories left"
+assert_eq "$(leftovers)" "" "processes left"
+ok "emergency mode: 69 at once, state named"
+
+make_rootfs "$TEST_TMP/busybox"
+expect_exit 69 kina-vm boot --name plain --accel tcg --rootfs "$TEST_TMP/busybox" --ready systemd --timeout 120s \
+  -- "${IDLE[@]}" </dev/null
+assert_contains "$ERR" "systemctl cannot be run in the guest"
+assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories left"
+assert_eq "$(leftovers)" "" "processes left"
+ok "a workload without systemd: 69"
