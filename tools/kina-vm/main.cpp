@@ -1380,7 +1380,7 @@ int main(int argc, char** argv) {
     kernel->add_option("--kernel", o.kernel_path, "A bzImage to use instead")->type_name("PATH");
     kernel->add_option("--modules", o.modules_dir, "Its lib/modules/<version> directory")->type_name("DIR");
 
-    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once its agent answers; without --rootfs/--disk, one machine per Rootfs record on stdin (NAME, NAME2, ...; all or nothing)");
+    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once it is ready (--ready: its agent answers, or systemd is running); without --rootfs/--disk, one machine per Rootfs record on stdin (NAME, NAME2, ...; all or nothing)");
     boot->add_option("--name", o.name, "Machine name (DNS label)")->required();
     add_cluster(boot);
     boot->add_option("--network", o.network, "Attach to this network of the cluster (kina-vm network create)");
