@@ -163,6 +163,21 @@ inline bool valid_machine_id(std::string_view id) {
   return id.find_first_not_of('0') != std::string_view::npos;
 }
 
+// Whether a resolv.conf names a nameserver (a "nameserver" line, leading
+// blanks allowed).
+inline bool has_nameserver(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.size() > 11 && line.substr(0, 10) == "nameserver" && (line[10] == ' ' || line[10] == '\t')) return true;
+    pos = nl + 1;
+  }
+  return false;
+}
+
 // The iptables tools that point at one backend through Debian's alternatives.
 inline constexpr const char* kIptablesTools[] = {"iptables",  "iptables-save",  "iptables-restore",
                                                  "ip6tables", "ip6tables-save", "ip6tables-restore"};
@@ -226,6 +241,11 @@ inline void prepare_guest_root(GuestRoot& r, const NodeIdentity& id) {
     // A machine-id of this machine, whatever the image holds (an empty or
     // "uninitialized" one would make systemd generate or defer its own).
     if (valid_machine_id(id.machine_id)) r.write("etc/machine-id", id.machine_id + "\n", 0444);
+    // DNS: Docker writes a resolv.conf; a node image often has an empty
+    // one. Kept only when it is a regular file naming a nameserver; else
+    // the user-mode NIC's resolver (QEMU's 10.0.2.3).
+    if (!has_nameserver(r.kind_of("etc/resolv.conf") == S_IFREG ? r.read("etc/resolv.conf", 65536) : std::string()))
+      r.write("etc/resolv.conf", "# Written by kina-init at boot: QEMU's user-mode resolver.\nnameserver 10.0.2.3\n", 0644);
   } else {
     r.say("no /etc directory in the root: hostname, hosts and machine-id not written");
   }

@@ -509,7 +509,7 @@ Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::t
                                 said.empty() ? "none" : said),
                     "the lines above are the end of its console and the jobs systemd still had; the machine was removed",
                     true);
-      auto r = exec_capture(dir, s.name, {"systemctl", "is-system-running"}, static_cast<int>(std::min<int64_t>(left, 15000)),
+      auto r = exec_capture(dir, s.name, {"systemctl", "is-system-running"}, static_cast<int>(std::min<int64_t>(left, 5000)),
                             4096);
       if (r) {
         if (r->status == 126 || r->status == 127)

@@ -71,6 +71,7 @@ done
 printf 'uninitialized\n' > "$R/etc/machine-id"
 printf '10.9.9.9\timage-host\n' > "$R/etc/hosts.image"
 ln -s /etc/hosts.image "$R/etc/hosts"
+: > "$R/etc/resolv.conf"  # as a kind image has it: Docker provides one
 ok "a root with kind's quirks"
 
 expect_exit 0 kina-vm network create nodes --subnet 10.78.0.0/24
@@ -100,6 +101,7 @@ for n in node1 node2; do
   printf '%s\n' "$OUT" | grep -qxP '127\.0\.0\.1\tlocalhost' || fail "$n: no localhost line in /etc/hosts: $OUT"
   printf '%s\n' "$OUT" | grep -qxF "$(printf '%s\t%s' "${!ip_var}" "$n")" || fail "$n: no '${!ip_var} $n' in /etc/hosts: $OUT"
   assert_not_contains "$OUT" "image-host" "$n /etc/hosts"
+  expect_exit 0 kina-vm exec "$n" -- grep -x 'nameserver 10.0.2.3' /etc/resolv.conf
   expect_exit 0 kina-vm exec "$n" -- cat /etc/hosts.image
   assert_eq "$OUT" "$(printf '10.9.9.9\timage-host')" "$n: the symlink's target"
   expect_exit 0 kina-vm exec "$n" -- cat /kind/product_uuid /kind/product_name

@@ -169,3 +169,17 @@ BOOST_AUTO_TEST_CASE(serial_getty_masked_only_without_udev) {
   BOOST_TEST(!fs::exists(fs::symlink_status(with_udev.path / "run/systemd/system/serial-getty@ttyS0.service")));
   BOOST_TEST(!fs::exists(fs::symlink_status(no_systemd.path / "run/systemd")));
 }
+
+BOOST_AUTO_TEST_CASE(resolv_conf_kept_only_with_a_nameserver) {
+  unit::TempDir empty, kept, linked;
+  put(empty.path / "etc/resolv.conf", "# nothing\n");
+  put(kept.path / "etc/resolv.conf", "search example\n  nameserver 192.0.2.53\n");
+  fs::create_directories(linked.path / "etc");
+  fs::create_symlink("/run/systemd/resolve/stub-resolv.conf", linked.path / "etc/resolv.conf");
+  for (auto* t : {&empty, &kept, &linked}) prepare(t->path);
+  BOOST_TEST(slurp(empty.path / "etc/resolv.conf").find("\nnameserver 10.0.2.3\n") != std::string::npos);
+  BOOST_TEST(slurp(kept.path / "etc/resolv.conf") == "search example\n  nameserver 192.0.2.53\n");
+  BOOST_TEST(fs::is_regular_file(fs::symlink_status(linked.path / "etc/resolv.conf")));
+  BOOST_TEST(has_nameserver("nameserver\t1.1.1.1"));
+  BOOST_TEST(!has_nameserver("#nameserver 1.1.1.1\nnameservers 1"));
+}
