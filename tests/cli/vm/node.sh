@@ -68,7 +68,9 @@ for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tab
   ln -s "/etc/alternatives/$t" "$R/usr/sbin/$t"
 done
 # An image's identity files that must not be kept or written through.
-printf 'uninitialized\n' > "$R/etc/machine-id"
+# The cached root's machine-id is a valid one, which every machine booted
+# from the image would share (the unit test covers empty and "uninitialized").
+IMAGE_MID=$(cat "$R/etc/machine-id")
 printf '10.9.9.9\timage-host\n' > "$R/etc/hosts.image"
 ln -s /etc/hosts.image "$R/etc/hosts"
 : > "$R/etc/resolv.conf"  # as a kind image has it: Docker provides one
@@ -92,6 +94,7 @@ for n in node1 node2; do
   ip_var="IP_$n"
   expect_exit 0 kina-vm exec "$n" -- cat /etc/machine-id
   printf '%s\n' "$OUT" | grep -qxE '[0-9a-f]{32}' || fail "$n: machine-id '$OUT'"
+  [ "$OUT" != "$IMAGE_MID" ] || fail "$n kept the image's machine-id"
   declare "MID_$n=$OUT"
   expect_exit 0 kina-vm exec "$n" -- cat /etc/hostname
   assert_eq "$OUT" "$n" "$n /etc/hostname"
