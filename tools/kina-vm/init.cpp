@@ -1,8 +1,9 @@
 // init.cpp: kina-init, the /init of the initramfs kina builds for a node VM.
 // Loads the virtio modules (in the order the host resolved from their
 // depends=), mounts the root disk, sets the clock, hostname and static
-// addresses, mounts the kernel's modules, starts the agent inside the new root,
-// then switches root and execs the workload as PID 1.
+// addresses, mounts the kernel's modules, writes the node's identity and the
+// fixes a node image needs in a VM (guest_root.hpp), starts the agent inside
+// the new root, then switches root and execs the workload as PID 1.
 // Plain libc and syscalls only: it is linked statically.
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -2,8 +2,10 @@
 # unit that never ends holds the boot in "starting": past --timeout the boot
 # fails (69) with the console's tail and systemd's pending jobs on stderr,
 # and nothing is left. Booted into emergency mode ("maintenance") it fails
-# at once with the state named. --ready systemd with a workload that is not
-# systemd fails too, and a bad --ready value is a usage error.
+# at once with the state named. A root without udev gets there (kina-init
+# masks the serial getty that would wait for dev-ttyS0.device). --ready
+# systemd with a workload that is not systemd fails, and a bad --ready value
+# is a usage error.
 source "$KINA_CLI_LIB"
 source "$KINA_VM_TESTLIB"
 
@@ -48,6 +50,23 @@ assert_contains "$ERR" "console: "
 assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories left"
 assert_eq "$(leftovers)" "" "processes left"
 ok "emergency mode: 69 at once, state named"
+
+# A systemd root without udev: dev-ttyS0.device never appears, so kina-init
+# masks serial-getty@ttyS0 for the boot and systemd gets to running/degraded.
+N="$TEST_TMP/noudev"
+systemd_rootfs "$N"
+rm -f "$N/lib/systemd/systemd-udevd" "$N/bin/udevadm" "$N"/lib/systemd/system/systemd-udev* \
+  "$N/lib/systemd/system/udev.service" "$N"/lib/systemd/system/*.wants/systemd-udev*
+BOOT_TIMEOUT=900s boot_vm noudev --rootfs "$N" --memory 768Mi --ready systemd
+assert_eq "$(jq_field "$OUT" .ready)" "systemd"
+state=$(guest_state noudev)
+case "$state" in running|degraded) ;; *) fail "no udev: systemctl is-system-running right after boot: '$state'" ;; esac
+expect_exit 0 kina-vm exec noudev -- readlink /run/systemd/system/serial-getty@ttyS0.service
+assert_eq "$OUT" "/dev/null" "the runtime mask"
+state=$(kina-vm exec noudev -- systemctl is-enabled serial-getty@ttyS0.service 2>/dev/null || true)
+assert_eq "$state" "masked-runtime" "serial-getty@ttyS0"
+expect_exit 0 kina-vm rm -f noudev
+ok "no udev: the serial getty masked for the boot, systemd $state"
 
 make_rootfs "$TEST_TMP/busybox"
 expect_exit 69 kina-vm boot --name plain --accel tcg --rootfs "$TEST_TMP/busybox" --ready systemd --timeout 120s \
