@@ -63,8 +63,8 @@ state=$(guest_state noudev)
 case "$state" in running|degraded) ;; *) fail "no udev: systemctl is-system-running right after boot: '$state'" ;; esac
 expect_exit 0 kina-vm exec noudev -- readlink /run/systemd/system/serial-getty@ttyS0.service
 assert_eq "$OUT" "/dev/null" "the runtime mask"
-state=$(kina-vm exec noudev -- systemctl is-enabled serial-getty@ttyS0.service 2>/dev/null || true)
-assert_eq "$state" "masked-runtime" "serial-getty@ttyS0"
+getty=$(kina-vm exec noudev -- systemctl is-enabled serial-getty@ttyS0.service 2>/dev/null || true)
+assert_eq "$getty" "masked-runtime" "serial-getty@ttyS0"
 expect_exit 0 kina-vm rm -f noudev
 ok "no udev: the serial getty masked for the boot, systemd $state"
 
