@@ -43,6 +43,26 @@ assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories
 assert_eq "$(leftovers)" "" "processes left"
 ok "held in starting: 69 past --timeout, console tail and jobs shown, nothing left"
 
+# SIGTERM while boot waits for systemd (the agent has answered): the
+# machine is stopped and removed, and boot exits 143.
+python3 -c 'import os, signal, sys
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' kina-vm boot --name waiting --accel tcg --rootfs "$R" --memory 768Mi \
+  --ready systemd --timeout 900s </dev/null >"$TEST_TMP/waiting.out" 2>"$TEST_TMP/waiting.err" &
+BOOT_PID=$!
+track_pid "$BOOT_PID"
+for ((i = 0; i < 12000; i++)); do [ -e "$KINA_HOME/clusters/default/machines/waiting/ready" ] && break; sleep 0.05; done
+[ -e "$KINA_HOME/clusters/default/machines/waiting/ready" ] || fail "the agent of 'waiting' never answered"
+kill -TERM "$BOOT_PID"
+rc=0
+wait "$BOOT_PID" || rc=$?
+assert_eq "$rc" "143" "boot's exit after SIGTERM"
+assert_contains "$(cat "$TEST_TMP/waiting.err")" "interrupted by SIGTERM"
+assert_eq "$(cat "$TEST_TMP/waiting.out")" "" "stdout"
+assert_eq "$(ls "$KINA_HOME/clusters/default/machines")" "" "machine directories left"
+assert_eq "$(leftovers)" "" "processes left"
+ok "SIGTERM while waiting for systemd: 143, nothing left"
+
 expect_exit 69 kina-vm boot --name rescue --accel tcg --rootfs "$R" --memory 768Mi --ready systemd --timeout 900s \
   --kernel-arg systemd.unit=emergency.target </dev/null
 assert_contains "$ERR" "kina-vm: error: booting rescue: systemd is in state \"maintenance\""
