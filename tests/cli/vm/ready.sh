@@ -4,8 +4,9 @@
 # and nothing is left. Booted into emergency mode ("maintenance") it fails
 # at once with the state named. A root without udev gets there (kina-init
 # masks the serial getty that would wait for dev-ttyS0.device). --ready
-# systemd with a workload that is not systemd fails, and a bad --ready value
-# is a usage error.
+# systemd with a workload that is not systemd fails, SIGTERM while boot
+# waits for systemd removes the machine (143), and a bad --ready value is a
+# usage error.
 source "$KINA_CLI_LIB"
 source "$KINA_VM_TESTLIB"
 
