@@ -10,6 +10,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -117,6 +119,49 @@ inline Error session_error(const std::string& name, const wire::Frame& f) {
   if (f.type == wire::Type::not_ready)
     return make_error(Exit::unavailable, fmt::format("machine {}", name), msg, fmt::format("see: kina-vm logs {}", name));
   return make_error(Exit::unavailable, fmt::format("machine {}", name), msg);
+}
+
+// What a command run by exec_capture said and how it ended.
+struct Captured {
+  int status = 0;
+  std::string out, err;  // each cut at the cap exec_capture was given
+};
+
+// Runs ARGV in the guest with no stdin and collects its output (at most CAP
+// bytes of each stream are kept): for kina-vm's own checks, not for users.
+// A command still running after TIMEOUT_MS is a temp_fail error; closing the
+// connection then makes the supervisor kill it.
+inline Result<Captured> exec_capture(const fsys::path& dir, const std::string& name, std::vector<std::string> argv,
+                                     int timeout_ms, size_t cap = 64 * 1024) {
+  auto conn = AgentConnection::open(dir, name);
+  if (!conn) return conn.error();
+  wire::ExecRequest req;
+  req.argv = std::move(argv);
+  if (auto st = conn->send(wire::Type::exec, req.encode()); !st) return st.error();
+  if (auto st = conn->send(wire::Type::stdin_close); !st) return st.error();
+  Captured c;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto f = conn->next(static_cast<int>(std::max<int64_t>(0, left)));
+    if (!f) return f.error();
+    if (!f->has_value())
+      return make_error(Exit::unavailable, fmt::format("machine {}", name), "the connection closed before the command ended");
+    const wire::Frame& fr = **f;
+    auto keep = [&](std::string& to) { to.append(fr.payload, 0, std::min(fr.payload.size(), cap - std::min(cap, to.size()))); };
+    switch (fr.type) {
+      case wire::Type::stdout_data: keep(c.out); break;
+      case wire::Type::stderr_data: keep(c.err); break;
+      case wire::Type::exit: {
+        wire::Decoder d(fr.payload);
+        c.status = d.i32();
+        return c;
+      }
+      case wire::Type::error:
+      case wire::Type::not_ready: return session_error(name, fr);
+      default: break;
+    }
+  }
 }
 
 // Restores the terminal on every path out of a tty session.

@@ -1,8 +1,9 @@
 // init.cpp: kina-init, the /init of the initramfs kina builds for a node VM.
 // Loads the virtio modules (in the order the host resolved from their
 // depends=), mounts the root disk, sets the clock, hostname and static
-// addresses, mounts the kernel's modules, starts the agent inside the new root,
-// then switches root and execs the workload as PID 1.
+// addresses, mounts the kernel's modules, writes the node's identity and the
+// fixes a node image needs in a VM (guest_root.hpp), starts the agent inside
+// the new root, then switches root and execs the workload as PID 1.
 // Plain libc and syscalls only: it is linked statically.
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "agent.hpp"
+#include "guest_root.hpp"
 
 namespace {
 
@@ -75,6 +77,7 @@ void mkdir_p(const std::string& path) {
 struct Config {
   bool probe = false;
   std::string hostname, cwd, root = "/dev/vda", modules_disk, agent_port = "org.kina.agent";
+  std::string machine_id, product_uuid, node_ip;
   std::vector<std::string> argv, env, nets, mounts;
 };
 
@@ -116,6 +119,9 @@ Config read_config() {
     else if (key == "net") c.nets.push_back(value);
     else if (key == "probe") c.probe = true;
     else if (key == "mount") c.mounts.push_back(value);
+    else if (key == "machine-id") c.machine_id = value;
+    else if (key == "product-uuid") c.product_uuid = value;
+    else if (key == "node-ip") c.node_ip = value;
     else die("/kina.conf: unknown key \"" + key + "\"");
   }
   if (!ended) die("/kina.conf: no \"end\" line (cut short?)");
@@ -343,6 +349,18 @@ int main() {
   mkdir_p("/newroot/run");
   ::mount("tmpfs", "/newroot/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   mkdir_p("/newroot/tmp");
+  {
+    // What Docker would give a kind node: identity files and VM fixes.
+    int rfd = ::open("/newroot", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    kina::vm::GuestRoot groot(rfd, [](const std::string& m) { say(m); });
+    if (rfd >= 0) ::close(rfd);
+    if (groot.valid()) {
+      kina::vm::NodeIdentity id{cfg.hostname, cfg.node_ip, cfg.machine_id, cfg.product_uuid};
+      kina::vm::prepare_guest_root(groot, id);
+    } else {
+      say("opening the new root: " + errstr());
+    }
+  }
 
   // switch_root: the initramfs stays in memory (it is a few MiB).
   if (::chdir("/newroot") != 0 || ::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0 || ::chroot(".") != 0 ||

@@ -148,6 +148,10 @@ struct Spec {
   std::vector<std::string> publish, qemu_argv, command;
   std::vector<std::string> mounts;       // HOSTDIR:GUESTDIR[:ro], as given (host dir absolute)
   std::string virtiofsd;                 // qemu: the virtiofsd the supervisor starts per mount
+  // qemu: this machine's identity, chosen at random once and kept for its
+  // life: /etc/machine-id and the SMBIOS/kind product UUID.
+  std::string machine_id, uuid;
+  std::string ready;  // what boot waited for and reached: agent or systemd
   int64_t created_ms = 0;
 
   std::string to_json() const {
@@ -157,6 +161,7 @@ struct Spec {
     w.field("kernel", kernel_version).field("cpus", cpus).field("memoryMiB", static_cast<unsigned long long>(memory_mib));
     w.field("accel", accel).string_array("publish", publish).string_array("command", command);
     w.string_array("mounts", mounts).field("virtiofsd", virtiofsd);
+    w.field("machineID", machine_id).field("uuid", uuid).field("ready", ready);
     w.string_array("qemuArgv", qemu_argv).field("created", format_utc_ms(created_ms));
     w.end_object();
     return w.take();
@@ -186,7 +191,7 @@ struct Spec {
     str("name", s.name), str("cluster", s.cluster), str("network", s.network), str("ip", s.ip), str("image", s.image);
     str("kernel", s.kernel_version), str("accel", s.accel), str("backend", s.backend), str("container", s.container);
     arr("publish", s.publish), arr("qemuArgv", s.qemu_argv), arr("command", s.command), arr("mounts", s.mounts);
-    str("virtiofsd", s.virtiofsd);
+    str("virtiofsd", s.virtiofsd), str("machineID", s.machine_id), str("uuid", s.uuid), str("ready", s.ready);
     int64_t cpus = 1;
     uint64_t mem = 0;
     if (root["cpus"].get(cpus) == simdjson::SUCCESS) s.cpus = static_cast<int>(cpus);
@@ -329,6 +334,7 @@ inline std::string machine_record(const fsys::path& dir, const Spec& s, const St
   } else {
     w.field("kernel", s.kernel_version).field("accel", s.accel);
     w.field("console", (dir / file::console).string()).field("agent", (dir / file::ctl_sock).string());
+    if (!s.ready.empty() && st.state == "running") w.field("ready", s.ready);
   }
   if (!s.image.empty()) w.field("image", s.image);
   w.field("dir", dir.string());

@@ -2,6 +2,7 @@
 // files in and out, connect them on a cluster network, and tear them down.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ struct Options {
   // boot
   std::string image;  // apple: REF@DIGEST
   std::string name, network, rootfs, disk, memory = "512Mi", accel = "auto", timeout = "180s", backend = "auto";
+  std::string ready = "agent";
   int cpus = 1;
   std::vector<std::string> publish, env, kernel_args, mounts, command;
   // exec
@@ -135,6 +137,34 @@ Status cmd_kernel(const Options& o) {
 }
 
 // --- boot --------------------------------------------------------------------------------
+
+// 16 random bytes as a version 4 UUID's bits (RFC 9562); nullopt when the
+// kernel's random source fails.
+std::optional<std::array<uint8_t, 16>> random_id() {
+  std::array<uint8_t, 16> b{};
+  size_t got = 0;
+  while (got < b.size()) {
+    ssize_t n = ::getrandom(b.data() + got, b.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
+  return b;
+}
+
+// A machine's identity, chosen once: /etc/machine-id (32 hex digits) and
+// the product UUID (QEMU's -uuid, the guest's DMI product_uuid, kind's
+// /kind/product_uuid). Two machines never share them, even from one image.
+Status choose_identity(Spec& s) {
+  auto a = random_id(), b = random_id();
+  if (!a || !b) return os_error("reading the kernel's random source");
+  s.machine_id = to_hex(a->data(), a->size());
+  std::string u = to_hex(b->data(), b->size());
+  s.uuid = fmt::format("{}-{}-{}-{}-{}", u.substr(0, 8), u.substr(8, 4), u.substr(12, 4), u.substr(16, 4), u.substr(20));
+  return {};
+}
 
 std::string mac_for(const std::string& seed) {
   auto h = sha256(seed);
@@ -328,7 +358,7 @@ void remove_machine_dir(const fsys::path& dir) {
 
 // The end of a failed guest's console (and QEMU's own complaints) on stderr,
 // one prefixed line each, before the error itself.
-void show_tail(const fsys::path& dir) {
+void show_tail(const fsys::path& dir, size_t console_lines = 15) {
   auto emit = [](const std::string& prefix, const std::string& text) {
     size_t pos = 0;
     while (pos < text.size()) {
@@ -338,7 +368,7 @@ void show_tail(const fsys::path& dir) {
       pos = nl + 1;
     }
   };
-  emit("console: ", tail_lines(dir / file::console, 15));
+  emit("console: ", tail_lines(dir / file::console, console_lines));
   emit("qemu: ", tail_lines(dir / file::qemu_log, 5));
   // The supervisor's and virtiofsd's last words: the machine directory (and
   // these logs with it) is removed after a failed boot.
@@ -348,6 +378,7 @@ void show_tail(const fsys::path& dir) {
 
 Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::path& mdisk, const std::string& user_mac,
               const std::string& net_mac, const std::string& accel, int64_t timeout_ms, bool quiet);
+Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::time_point deadline);
 
 Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInput& in, const fsys::path& init) {
   Spec& s = plan.spec;
@@ -385,6 +416,8 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
   if (auto st = add("root", "/dev/vda", "root disk"); !st) return st;
   if (auto st = add("modules-disk", "/dev/vdb", "modules disk"); !st) return st;
   if (auto st = add("net", fmt::format("{} 10.0.2.15/24 10.0.2.2", user_mac), "user NIC"); !st) return st;
+  if (auto st = add("machine-id", s.machine_id, "machine id"); !st) return st;
+  if (auto st = add("product-uuid", s.uuid, "product uuid"); !st) return st;
   std::string net_mac;
   if (plan.net) {
     auto ip = allocate_ip(*plan.net, s.name);
@@ -395,6 +428,7 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
   } else {
     s.ip = "10.0.2.15";
   }
+  if (auto st = add("node-ip", s.ip, "node address"); !st) return st;
   for (size_t i = 0; i < s.mounts.size(); ++i) {
     auto m = parse_mount(s.mounts[i]);
     if (auto st = add("mount", fmt::format("kina{} {} {}", i, m->read_only ? "ro" : "rw", m->guest), "--mount"); !st) return st;
@@ -416,10 +450,11 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
   if (accel->name == "kvm" && o.accel == "auto" && !accel->trusted) {
     // A KVM trial: a guest that is not answering soon is stopped, and the
     // machine boots again with TCG; the answer is remembered for a day.
+    auto t0 = std::chrono::steady_clock::now();
     auto st = launch(o, plan, k, *mdisk, user_mac, net_mac, "kvm", std::min<int64_t>(*t_ms, 12000), true);
     if (st) {
       remember_accel(k, "kvm");
-      return st;
+      return wait_ready(o, plan, t0 + std::chrono::milliseconds(*t_ms));
     }
     kill_machine(dir, std::chrono::seconds(3));
     for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::console, file::qemu_log})
@@ -430,7 +465,74 @@ Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInp
   }
   if (accel->fell_back && o.accel == "auto")
     warn(kTool, "/dev/kvm is present but a KVM guest did not boot in time; using TCG (slower). Pass --accel tcg to skip the probe");
-  return launch(o, plan, k, *mdisk, user_mac, net_mac, accel->name, *t_ms, false);
+  auto t0 = std::chrono::steady_clock::now();
+  if (auto st = launch(o, plan, k, *mdisk, user_mac, net_mac, accel->name, *t_ms, false); !st) return st;
+  return wait_ready(o, plan, t0 + std::chrono::milliseconds(*t_ms));
+}
+
+// The first line of TEXT, without surrounding blanks, at most 200 bytes.
+std::string first_line(std::string_view text) {
+  std::string_view l = text.substr(0, text.find('\n'));
+  while (!l.empty() && (l.back() == ' ' || l.back() == '\r' || l.back() == '\t')) l.remove_suffix(1);
+  while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);
+  return std::string(l.substr(0, 200));
+}
+
+// --ready: after the agent answered, waits until the guest is what the
+// caller asked for (systemd: `systemctl is-system-running` says running or
+// degraded), then writes the readiness into machine.json and makes the
+// Machine record. On failure the caller removes the machine.
+Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::time_point deadline) {
+  Spec& s = plan.spec;
+  const fsys::path& dir = plan.dir;
+  auto fail = [&](std::string why, std::string hint, bool jobs) -> Status {
+    show_tail(dir, 20);
+    if (jobs)  // what systemd still waits for, while the machine is still there
+      if (auto j = exec_capture(dir, s.name, {"systemctl", "list-jobs", "--no-pager", "--no-legend"}, 5000, 4096); j) {
+        size_t n = 0, pos = 0;
+        while (pos < j->out.size() && n++ < 10) {
+          size_t nl = j->out.find('\n', pos);
+          if (nl == std::string::npos) nl = j->out.size();
+          info(kTool, "job: " + shown(std::string_view(j->out).substr(pos, nl - pos)));
+          pos = nl + 1;
+        }
+      }
+    return make_error(Exit::unavailable, fmt::format("booting {}", s.name), std::move(why), std::move(hint));
+  };
+  if (o.ready == "systemd") {
+    std::string said;  // systemd's last answer
+    for (;;) {
+      if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0)
+        return fail(fmt::format("systemd did not reach running or degraded within {} (its last answer: {})", o.timeout,
+                                said.empty() ? "none" : said),
+                    "the lines above are the end of its console and the jobs systemd still had; the machine was removed",
+                    true);
+      auto r = exec_capture(dir, s.name, {"systemctl", "is-system-running"}, static_cast<int>(std::min<int64_t>(left, 5000)),
+                            4096);
+      if (r) {
+        if (r->status == 126 || r->status == 127)
+          return fail("--ready systemd: systemctl cannot be run in the guest (" + first_line(r->err) + ")",
+                      "the workload is not systemd; boot without --ready systemd", false);
+        std::string state = first_line(r->out);
+        if (state == "running" || state == "degraded") break;
+        if (state == "maintenance" || state == "stopping")
+          return fail(fmt::format("systemd is in state \"{}\" (a unit the boot needs failed, or it is shutting down)", state),
+                      "the lines above are the end of its console; the machine was removed", false);
+        // offline, initializing, starting, or no answer yet ("Failed to connect to bus").
+        said = state.empty() ? first_line(r->err) : state;
+      } else if (machine_state(dir).state == "exited") {
+        return fail(fmt::format("the machine stopped while waiting for systemd ({})", machine_state(dir).reason),
+                    "the lines above are the end of its console; the machine was removed", false);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  s.ready = o.ready;
+  if (auto st = write_file_atomic(dir / file::spec, s.to_json() + "\n", 0644); !st) return st;
+  plan.record = machine_record(dir, s, machine_state(dir));
+  return {};
 }
 
 // Starts the supervisor (which starts QEMU) and waits for the guest agent.
@@ -446,11 +548,14 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
     auto pp = parse_publish(p);
     hostfwd += fmt::format(",hostfwd={}:{}:{}-10.0.2.15:{}", pp->proto, pp->addr, pp->host_port, pp->guest_port);
   }
-  std::string append = fmt::format("console=ttyS0 quiet panic=-1 kina.time={}", now_ms());
+  // rw: nothing in a kind image remounts the root read-write; net.ifnames=0:
+  // the NICs keep their eth names whatever udev the image has.
+  std::string append = fmt::format("console=ttyS0 quiet panic=-1 rw net.ifnames=0 kina.time={}", now_ms());
   for (const auto& a : o.kernel_args) append += " " + a;
   auto& q = s.qemu_argv;
   q = {"qemu-system-x86_64", "-name", qemu_tag(dir), "-M", kMachine, "-accel", accel};
   if (s.accel == "kvm") q.insert(q.end(), {"-cpu", "host"});
+  if (!s.uuid.empty()) q.insert(q.end(), {"-uuid", s.uuid});  // the guest's DMI product_uuid
   q.insert(q.end(), {"-smp", std::to_string(s.cpus), "-m", fmt::format("{}M", s.memory_mib), "-display", "none",
                      "-nodefaults", "-no-user-config", "-no-reboot", "-kernel", k.path.string(), "-initrd",
                      file::initramfs, "-append", append, "-chardev", fmt::format("file,id=con,path={}", file::console),
@@ -683,6 +788,7 @@ Status cmd_boot(Options& o) {
   apple = apple || o.backend == "auto";
 #endif
   if (apple) {
+    if (o.ready != "agent") return usage_error("boot --ready systemd", "not supported by the apple backend yet");
     for (const auto& m : o.mounts)
       if (m.find(':') == std::string::npos) return usage_error(fmt::format("invalid --mount {}", shown(m)), "expected HOSTDIR:GUESTDIR[:ro]");
     return boot_apple(o, (*mem + (1u << 20) - 1) >> 20);
@@ -798,6 +904,7 @@ Status boot_one(Options& o, const std::string& name, const RootfsInput& in, uint
   for (const auto& m : mounts) s.mounts.push_back(m.str());
   s.virtiofsd = virtiofsd;
   s.command = !o.command.empty() ? o.command : (!in.command.empty() ? in.command : std::vector<std::string>{"/sbin/init"});
+  if (auto st = choose_identity(s); !st) return st;
   for (const auto& a : s.command)
     if (auto st = check_line("command argument", a); !st) return st;
   if (!o.network.empty()) {
@@ -1273,7 +1380,7 @@ int main(int argc, char** argv) {
     kernel->add_option("--kernel", o.kernel_path, "A bzImage to use instead")->type_name("PATH");
     kernel->add_option("--modules", o.modules_dir, "Its lib/modules/<version> directory")->type_name("DIR");
 
-    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once its agent answers; without --rootfs/--disk, one machine per Rootfs record on stdin (NAME, NAME2, ...; all or nothing)");
+    auto* boot = app.add_subcommand("boot", "Boot a machine and print its Machine record once it is ready (--ready: its agent answers, or systemd is running); without --rootfs/--disk, one machine per Rootfs record on stdin (NAME, NAME2, ...; all or nothing)");
     boot->add_option("--name", o.name, "Machine name (DNS label)")->required();
     add_cluster(boot);
     boot->add_option("--network", o.network, "Attach to this network of the cluster (kina-vm network create)");
@@ -1288,7 +1395,11 @@ int main(int argc, char** argv) {
     boot->add_option("--kernel-arg", o.kernel_args, "Add to the kernel command line")->allow_extra_args(false);
     boot->add_option("--backend", o.backend, "auto, qemu or apple")->check(CLI::IsMember({"auto", "qemu", "apple"}));
     boot->add_option("--accel", o.accel, "auto (probe KVM, fall back to TCG), kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
-    boot->add_option("--timeout", o.timeout, "How long to wait for the guest agent, 1s to 1d (default 180s)");
+    boot->add_option("--timeout", o.timeout, "How long to wait for the guest to be ready (--ready), 1s to 1d (default 180s)");
+    boot->add_option("--ready", o.ready,
+                     "When the Machine record is printed: agent (the guest agent answers; default) or systemd (also "
+                     "`systemctl is-system-running` says running or degraded; maintenance or stopping fail at once)")
+        ->check(CLI::IsMember({"agent", "systemd"}));
     boot->add_option("command", o.command, "Workload (PID 1) after --; default: the image's, else /sbin/init");
 
     auto* exec = app.add_subcommand("exec", "Run a command in a machine; exits with its status");

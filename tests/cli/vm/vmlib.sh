@@ -30,8 +30,8 @@ make_rootfs() {
 # The workload most tests boot: a shell that idles as PID 1.
 IDLE=(/bin/sh -c 'while :; do sleep 3600; done')
 
-# boot_vm NAME ARGS...: boots with TCG, registers the supervisor for cleanup;
-# the Machine record is in $OUT.
+# boot_vm NAME ARGS...: boots with TCG (--timeout $BOOT_TIMEOUT, default
+# 120s), registers the supervisor for cleanup; the Machine record is in $OUT.
 boot_vm() {
   local name=$1; shift
   expect_exit 0 kina-vm boot --name "$name" --accel tcg --timeout "${BOOT_TIMEOUT:-120s}" "$@" </dev/null
@@ -43,4 +43,33 @@ boot_vm() {
 # The processes a machine or network may leave behind, by KINA_HOME.
 leftovers() {
   ps -eo pid,args | grep -F "$KINA_HOME" | grep -v grep || true
+}
+
+# systemd_rootfs DIR: a debootstrapped Debian bookworm (minbase + systemd,
+# kmod, udev, dbus) unpacked into DIR. The tree is kept as a tarball in
+# $KINA_ROOTFS_CACHE (default /tmp/kina-rootfs-cache) so reruns skip the
+# 40 s debootstrap.
+systemd_rootfs() {
+  local dir=$1
+  command -v debootstrap >/dev/null || fail "debootstrap is missing (tools/kina-vm/packages.debian)"
+  local cache="${KINA_ROOTFS_CACHE:-/tmp/kina-rootfs-cache}"
+  mkdir -p "$cache"
+  local tarball="$cache/bookworm-systemd.tar"
+  (
+    flock 9
+    if [ ! -s "$tarball" ]; then
+      debootstrap --variant=minbase --include=systemd,systemd-sysv,kmod,udev,dbus bookworm \
+        "$TEST_TMP/bootstrap" ${KINA_DEBIAN_MIRROR:+"$KINA_DEBIAN_MIRROR"} > "$TEST_TMP/debootstrap.log" 2>&1 ||
+        { tail -5 "$TEST_TMP/debootstrap.log" >&2; exit 1; }
+      tar -C "$TEST_TMP/bootstrap" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+      rm -rf "$TEST_TMP/bootstrap"
+    fi
+  ) 9>"$cache/.lock" || fail "debootstrap failed"
+  mkdir -p "$dir"
+  tar -C "$dir" --numeric-owner -xpf "$tarball"
+}
+
+# guest_state NAME: what `systemctl is-system-running` answers now (no retry).
+guest_state() {
+  kina-vm exec "$1" -- systemctl is-system-running 2>/dev/null || true
 }
