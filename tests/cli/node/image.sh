@@ -90,8 +90,8 @@ have=$(printf '%s\n' "$OUT" | jq -r '.images[].repoTags[]' | sort)
 for ref in $want; do
   printf '%s\n' "$have" | grep -qx "$ref" || fail "crictl images lacks $ref: $have"
 done
-expect_exit 0 kina-vm exec "$n" -- jq -r '.images[]' /kind/kina-node-image.json
-for ref in $OUT; do
+expect_exit 0 kina-vm exec "$n" -- cat /kind/kina-node-image.json
+for ref in $(printf '%s\n' "$OUT" | jq -r '.images[]'); do
   printf '%s\n' "$have" | grep -qx "$ref" || fail "crictl images lacks $ref (in the image manifest)"
 done
 printf '%s\n' "$have" | grep -q '^kina.local/kina-net:' || fail "no CNI image: $have"
