@@ -1,4 +1,4 @@
-// fuzz_kubeconfig: the kubeconfig reader (kina/kubeconfig.hpp on yaml.hpp) must
+// fuzz_kubeconfig: the kubeconfig reader (tools/kina-kube/kubeconfig.hpp on yaml.hpp) must
 // never crash on any input, and whatever it accepts must survive emit -> parse,
 // merge into another config and unmerge again.
 #include <cstddef>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "kina/kubeconfig.hpp"
+#include "tools/kina-kube/kubeconfig.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

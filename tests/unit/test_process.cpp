@@ -114,3 +114,32 @@ BOOST_AUTO_TEST_CASE(run_checked_names_the_program_its_end_and_first_stderr_line
   BOOST_REQUIRE(r.ok());
   BOOST_TEST(r->out == "ok");
 }
+
+BOOST_AUTO_TEST_CASE(run_checked_tool_passes_a_kina_tools_message_on_and_maps_its_exit) {
+  auto map = [](int status) { return status == 66 ? Exit::no_input : Exit::unavailable; };
+  ProcessSpec s;
+  s.argv = {"/bin/sh", "-c", "echo 'kina-vm: error: machine \"ghost\": not found' >&2; exit 66"};
+  auto r = run_checked_tool(s, "kina-vm inspect ghost", map);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 66);
+  BOOST_TEST(r.error().message() == "kina-vm inspect ghost: kina-vm: error: machine \"ghost\": not found");
+
+  s.argv = {"/bin/sh", "-c", "echo 'kina-vm: error: agent: refused' >&2; exit 69"};
+  r = run_checked_tool(s, "copying f", map, "boot it");
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(code(r.error().exit) == 69);
+  BOOST_TEST(r.error().hint == "boot it");
+
+  // Silent: how it ended, naming the program; a signal is 128+N to the mapping.
+  int seen = 0;
+  s.argv = {"/bin/sh", "-c", "kill -9 $$"};
+  r = run_checked_tool(s, "x", [&](int status) { seen = status; return Exit::unavailable; });
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(seen == 137);
+  BOOST_TEST(r.error().message().starts_with("x: sh killed by signal 9"));
+
+  s.argv = {"/bin/sh", "-c", "printf ok"};
+  r = run_checked_tool(s, "x", map);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out == "ok");
+}

@@ -396,4 +396,27 @@ inline Result<ProcessResult> run_checked(ProcessSpec spec, std::string what, Exi
   return r;
 }
 
+// run_checked for a child that is one of kina's own tools: its stderr already
+// reads "kina-X: error: WHAT: WHY" (and maybe a hint line), so that text,
+// trailing newlines removed, is the reason as it stands; a child that said
+// nothing gives "PROG exited with status N" (or how else it ended).
+// `on_failure` maps the child's exit code (128+N for a signal, as
+// ProcessResult::exit_code) to ours, so that "not found" (66) can stay 66.
+// Like run_checked, a 10-minute limit when spec sets none; a program that
+// cannot be started keeps run_process's error.
+inline Result<ProcessResult> run_checked_tool(ProcessSpec spec, std::string what,
+                                              const std::function<Exit(int)>& on_failure, std::string hint = {}) {
+  if (spec.timeout.count() == 0) spec.timeout = std::chrono::minutes(10);
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (r->success()) return r;
+  std::string why = r->err;
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  if (why.empty()) {
+    std::string_view prog = spec.argv[0];
+    why = fmt::format("{} {}", prog.substr(prog.rfind('/') + 1), r->describe());
+  }
+  return make_error(on_failure(r->exit_code()), std::move(what), std::move(why), std::move(hint));
+}
+
 }  // namespace kina

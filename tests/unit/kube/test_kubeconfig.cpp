@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "kina/kubeconfig.hpp"
+#include "kubeconfig.hpp"
 
 using namespace kina;
 using kubeconfig::Node;

@@ -2,7 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "kina/clock.hpp"
-#include "kina/x509.hpp"
+#include "x509.hpp"
 
 using namespace kina;
 
