@@ -71,7 +71,11 @@ expect_exit 0 kina-kube pki init --cluster c1 --force
 ok "keys are checked against their certificates"
 
 # A flipped byte in the header (the salt) is corruption, not a wrong key.
-printf '\x55' | dd of="$P/ca.key.sealed" bs=1 seek=20 conv=notrunc 2>/dev/null
+# (Every bit of it is flipped: writing a fixed value would leave the file as
+# it was when the random salt already held that value, 1 run in 256.)
+b=$(od -An -tu1 -j20 -N1 "$P/ca.key.sealed" | tr -d ' ')
+printf "\\$(printf '%03o' $(( b ^ 255 )))" | dd of="$P/ca.key.sealed" bs=1 seek=20 conv=notrunc 2>/dev/null
+[ "$(od -An -tu1 -j20 -N1 "$P/ca.key.sealed" | tr -d ' ')" = "$(( b ^ 255 ))" ] || fail "the byte was not flipped"
 expect_exit 65 kina-kube sign --cluster c1 --user u --server "$S" --out "$TEST_TMP/c.yaml"
 assert_contains "$ERR" "opening $P/ca.key.sealed: the file is corrupted"
 ok "header corruption reads as corruption"
