@@ -40,6 +40,26 @@ run_cases() {
 run_cases openat2
 KINA_NO_OPENAT2=1 run_cases walk
 
+# --disk writes ext4 straight from the layers (disk.hpp): every case ends as
+# the directory unpack did (refused, or the same tree), and the disk is clean.
+mkdir -p "$TEST_TMP/disks"
+while read -r name expect must; do
+  root="$TEST_TMP/roots-openat2/$name" disk="$TEST_TMP/disks/$name.ext4" rc=0
+  kina-image unpack "local/$name:openat2" --disk "$disk" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+  want=65; [ -d "$root" ] && want=0
+  [ "$rc" = "$want" ] || fail "disk/$name: expected exit $want as the directory unpack, got $rc: $(cat "$TEST_TMP/err")"
+  if [ "$rc" = 0 ]; then
+    e2fsck -fn "$disk" >"$TEST_TMP/fsck" 2>&1 || fail "disk/$name: e2fsck reports problems: $(cat "$TEST_TMP/fsck")"
+    treecmp --ignore-dir-mtime "ext4:$disk" "$root" >"$TEST_TMP/cmp" 2>&1 || fail "disk/$name: the disk differs from the directory: $(cat "$TEST_TMP/cmp")"
+  else
+    grep -q "^kina-image: error: layer sha256:" "$TEST_TMP/err" || fail "disk/$name: unclear error: $(cat "$TEST_TMP/err")"
+    [ ! -e "$disk" ] || fail "disk/$name: refused unpack left $disk"
+  fi
+  [ "$(tree_hash "$sentinel")" = "$before" ] || fail "disk/$name: the sentinel tree outside the root changed"
+done <cases.txt
+ls -a "$TEST_TMP/disks" | grep -q kina-tmp && fail "disk: temporary files left behind"
+ok "$(wc -l <cases.txt) malicious cases (--disk, compared with the directory unpack)"
+
 # hardlink-to-symlink links the symlink itself.
 assert_eq "$(readlink "$TEST_TMP/roots-walk/hardlink-to-symlink/h")" "$sentinel/file"
 assert_eq "$(cat "$sentinel/file")" secret
