@@ -61,7 +61,9 @@ class Ext4Writer {
   // inodes (the caller may retry bigger), else the error.
   bool no_space = false;
 
-  Ext4Writer(const Limits& limits, ApplyCounters& counters) : limits_(limits), counters_(counters) {}
+  Ext4Writer(const Limits& limits, ApplyCounters& counters) : limits_(limits), counters_(counters) {
+    initialize_ext2_error_table();  // libext2fs's messages for error_message (registered once)
+  }
   ~Ext4Writer() {
     if (fs_) ext2fs_free(fs_);  // not flushed: the caller removes the file
   }
@@ -557,6 +559,28 @@ class Ext4Writer {
     errcode_t c = h ? ext2fs_xattrs_close(&h) : 0;
     if (!e) e = c;
     if (e) return entry_fail(path, "setting extended attributes", e);
+    // An access ACL sets the mode's owner, group (the mask, if any) and
+    // other bits, as the kernel does when the directory unpack sets it.
+    for (const auto& [name, value] : values) {
+      if (name != kAclAccess) continue;
+      std::string why;
+      auto entries = acl::parse(value, why);
+      if (!entries || entries->empty()) continue;
+      unsigned owner = 0, group = 0, mask = 8, other = 0;
+      for (const auto& a : *entries) {
+        if (a.tag == acl::user_obj) owner = a.perm;
+        if (a.tag == acl::group_obj) group = a.perm;
+        if (a.tag == acl::mask) mask = a.perm;
+        if (a.tag == acl::other) other = a.perm;
+      }
+      InodeBuf in(inode_size_);
+      if (!(e = read_inode(ino, in))) {
+        uint16_t& mode = in.large()->i_mode;
+        mode = static_cast<uint16_t>((mode & ~0777u) | (owner << 6) | ((mask != 8 ? mask : group) << 3) | other);
+        e = write_inode(ino, in);
+      }
+      if (e) return entry_fail(path, "setting the mode from the ACL", e);
+    }
     return {};
   }
 

@@ -247,8 +247,9 @@ inline Result<UnpackResult> write_disk(const Store& store, const ImageInfo& img,
     size_bytes = (want + (1u << 20) - 1) & ~((1ull << 20) - 1);
   }
   // One inode per 8 KiB of tar (every entry is at least 512 bytes of it),
-  // never fewer than mke2fs gives for the size.
-  uint64_t inodes = known ? std::max<uint64_t>(content / 8192 + 16384, size_bytes / 16384) : 0;
+  // never fewer than mke2fs gives for the size, nor more than one per 8 KiB
+  // of disk (the inode tables must fit).
+  uint64_t inodes = known ? std::min(std::max<uint64_t>(content / 8192 + 16384, size_bytes / 16384), size_bytes / 8192) : 0;
   fsys::path parent = disk.parent_path().empty() ? fsys::path(".") : disk.parent_path();
   if (auto st = ensure_dir(parent, 0700); !st) return st.error();
   std::string prefix = "." + disk.filename().string() + ".kina-tmp.";

@@ -142,12 +142,42 @@ debugfs -R "stat /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Mod
 debugfs -R "ea_list /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "security.capability" || fail "capability lost on disk"
 debugfs -R "stat /dev-null" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Type: character special" || fail "device lost on disk"
 ls -a "$TEST_TMP" | grep -q 'kina-rootfs' && fail "temporary rootfs left"
+# The disk holds the tree the directory unpack makes (read with debugfs).
+treecmp "ext4:$TEST_TMP/root.ext4" "$TEST_TMP/kina-root" || fail "the disk differs from the directory unpack"
+assert_eq "$(jq_field "$OUT" .files)" "$(find "$TEST_TMP/kina-root" -mindepth 1 | wc -l)"
 expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/root.ext4"
-expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 1M
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 32K
 assert_contains "$ERR" "creating disk $TEST_TMP/small.ext4: mke2fs"
+assert_contains "$ERR" "larger --disk-size"
+[ ! -e "$TEST_TMP/small.ext4" ] || fail "failed disk left behind"
+# Big enough for mke2fs, too small for the image: the disk fills up.
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 300K
+assert_contains "$ERR" "creating disk $TEST_TMP/small.ext4: layer sha256:"
+assert_contains "$ERR" "the disk is full (Could not allocate block"
 [ ! -e "$TEST_TMP/small.ext4" ] || fail "failed disk left behind"
 ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files left: $(ls -a "$TEST_TMP")"
 ok "disk"
+
+# --disk from three layers with every kind of entry and change (whiteouts, an
+# opaque directory, replacements, hardlinks, ACLs ...): clean, and the same
+# tree as the directory unpack, the root directory and the record included.
+python3 "$HERE/multilayer.py" "$TEST_TMP/multi"
+expect_exit 0 kina-image import "$TEST_TMP/multi" --tag example.com/multi:1
+expect_exit 0 kina-image unpack example.com/multi:1 --rootfs "$TEST_TMP/multi-root"
+dir_rec=$OUT
+expect_exit 0 kina-image unpack example.com/multi:1 --disk "$TEST_TMP/multi.ext4"
+check_records Rootfs "$OUT"
+assert_eq "$(jq_field "$OUT" .size)" "$(jq_field "$dir_rec" .size)"
+assert_eq "$(jq_field "$OUT" .files)" "$(jq_field "$dir_rec" .files)"
+e2fsck -fn "$TEST_TMP/multi.ext4" >"$TEST_TMP/fsck.out" 2>&1 || fail "e2fsck reports problems: $(cat "$TEST_TMP/fsck.out")"
+treecmp "ext4:$TEST_TMP/multi.ext4" "$TEST_TMP/multi-root" || fail "the multi-layer disk differs from the directory unpack"
+[ ! -e "$TEST_TMP/multi-root/b" ] && [ ! -e "$TEST_TMP/multi-root/a/f1" ] && [ -e "$TEST_TMP/multi-root/a/new" ] ||
+  fail "the directory unpack did not apply the whiteouts (test is void)"
+root_stat=$(debugfs -R "stat /" "$TEST_TMP/multi.ext4" 2>/dev/null)
+assert_contains "$root_stat" "Mode:  0751"
+assert_contains "$root_stat" "mtime: 0x$(printf %08x 1700000020):"
+assert_contains "$(debugfs -R "ls /" "$TEST_TMP/multi.ext4" 2>/dev/null)" "lost+found"
+ok "disk from three layers equals the directory unpack"
 
 # Every mutating command appended an audit event.
 n=$(grep -c '"tool":"kina-image"' "$KINA_HOME/audit/log.jsonl")
