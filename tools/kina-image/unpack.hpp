@@ -193,26 +193,30 @@ inline Status make_disk(const fsys::path& rootfs, const fsys::path& disk, uint64
 // The uncompressed size of a layer blob, from what it tells without being
 // read: a gzip member's ISIZE trailer (when plausible: a single member under
 // 4 GiB; deflate never shrinks data below about half), a plain tar's own
-// size. 0 when it does not tell.
-inline uint64_t layer_size_hint(int fd) {
+// size. Otherwise (zstd does not tell when streamed) a guess: 6 times the
+// compressed size. `exact` says which.
+inline uint64_t layer_size_hint(int fd, bool& exact) {
+  exact = false;
   struct stat sb {};
-  if (::fstat(fd, &sb) != 0 || sb.st_size < 18) return 0;
-  unsigned char head[4]{}, tail[4]{};
-  if (::pread(fd, head, 4, 0) != 4 || ::pread(fd, tail, 4, sb.st_size - 4) != 4) return 0;
+  if (::fstat(fd, &sb) != 0) return 0;
   auto size = static_cast<uint64_t>(sb.st_size);
+  unsigned char head[4]{}, tail[4]{};
+  if (size < 18 || ::pread(fd, head, 4, 0) != 4 || ::pread(fd, tail, 4, sb.st_size - 4) != 4) return size;
   if (head[0] == 0x1f && head[1] == 0x8b) {
     uint64_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<uint64_t>(tail[3]) << 24);
-    return isize >= size / 2 ? isize : 0;
+    exact = isize >= size / 2;
+    return exact ? isize : size * 6;
   }
-  if (head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd) return 0;  // zstd: not told here
+  if (head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd) return size * 6;  // zstd
+  exact = true;
   return size;  // a plain tar
 }
 
 #if KINA_HAVE_EXT2FS
 
 // Why write_disk gave up without an error of the image: the size was a
-// guess and the disk filled up, or the layers did not tell their size. The
-// caller then takes the directory path, which measures the tree first.
+// guess (from the layers' sizes) and the disk filled up. The caller then
+// takes the directory path, which measures the tree first.
 struct DiskFallback {
   bool wanted = false;
   std::string why;
@@ -221,35 +225,32 @@ struct DiskFallback {
 // Writes the image's layers straight into a new ext4 disk with libext2fs:
 // mke2fs on an empty sparse temporary, every entry applied as the directory
 // writer would (layer.hpp: same checks, caps and results), e2fsck -fn, then
-// renamed into place. size_bytes 0: the layers' uncompressed size plus 30%
-// and 64 MiB.
+// renamed into place. size_bytes 0: the layers' uncompressed size
+// (layer_size_hint) plus 30% and 64 MiB.
 inline Result<UnpackResult> write_disk(const Store& store, const ImageInfo& img, const fsys::path& disk, uint64_t size_bytes,
                                        const Limits& limits, const Interrupts* intr, DiskFallback& fallback) {
   if (auto st = disk_absent(disk); !st) return st.error();
   std::vector<UniqueFd> fds;
   uint64_t content = 0;
-  bool known = true;
   for (const auto& l : img.layers) {
     auto fd = open_layer(store, l);
     if (!fd) return fd.error();
-    uint64_t hint = layer_size_hint(fd->get());
-    known = known && hint > 0;
-    content += hint;
+    bool exact = false;
+    content += layer_size_hint(fd->get(), exact);
     fds.push_back(std::move(*fd));
   }
+  // One inode per 4 KiB of tar (every entry is at least 512 bytes of it).
+  uint64_t inodes = content / 4096 + 16384;
   bool guessed = size_bytes == 0;
   if (guessed) {
-    if (!known) {
-      fallback = {true, "the layers do not tell their uncompressed size"};
-      return make_error(Exit::cant_create, fmt::format("creating disk {}", disk.string()), fallback.why);
-    }
-    uint64_t want = content + content * 3 / 10 + (64ull << 20);
+    // Content plus headroom (30% + 64 MiB), and 4 KiB per inode at least.
+    uint64_t want = std::max<uint64_t>(content + content * 3 / 10 + (64ull << 20), inodes * 4096);
     size_bytes = (want + (1u << 20) - 1) & ~((1ull << 20) - 1);
+  } else {
+    // Never fewer than mke2fs gives for the size, nor more than one per
+    // 8 KiB of disk (the inode tables must fit).
+    inodes = std::min(std::max(inodes, size_bytes / 16384), size_bytes / 8192);
   }
-  // One inode per 8 KiB of tar (every entry is at least 512 bytes of it),
-  // never fewer than mke2fs gives for the size, nor more than one per 8 KiB
-  // of disk (the inode tables must fit).
-  uint64_t inodes = known ? std::min(std::max<uint64_t>(content / 8192 + 16384, size_bytes / 16384), size_bytes / 8192) : 0;
   fsys::path parent = disk.parent_path().empty() ? fsys::path(".") : disk.parent_path();
   if (auto st = ensure_dir(parent, 0700); !st) return st.error();
   std::string prefix = "." + disk.filename().string() + ".kina-tmp.";

@@ -179,6 +179,25 @@ assert_contains "$root_stat" "mtime: 0x$(printf %08x 1700000020):"
 assert_contains "$(debugfs -R "ls /" "$TEST_TMP/multi.ext4" 2>/dev/null)" "lost+found"
 ok "disk from three layers equals the directory unpack"
 
+# zstd layers do not tell their size: the default size is a guess from the
+# compressed size; the same tree again. When the guess is too small (80 MB of
+# zeros in a few KB of zstd), the disk is made from a directory instead.
+python3 "$HERE/multilayer.py" "$TEST_TMP/multi-zstd" --zstd
+expect_exit 0 kina-image import "$TEST_TMP/multi-zstd" --tag example.com/multi:zstd
+expect_exit 0 kina-image unpack example.com/multi:zstd --disk "$TEST_TMP/multi-zstd.ext4"
+e2fsck -fn "$TEST_TMP/multi-zstd.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems (zstd)"
+treecmp "ext4:$TEST_TMP/multi-zstd.ext4" "$TEST_TMP/multi-root" || fail "the disk from zstd layers differs"
+python3 "$HERE/multilayer.py" "$TEST_TMP/zeros" --zstd --zeros 80000000
+expect_exit 0 kina-image import "$TEST_TMP/zeros" --tag example.com/zeros:1
+expect_exit 0 kina-image unpack example.com/zeros:1 --disk "$TEST_TMP/zeros.ext4"
+assert_contains "$ERR" "is too small: unpacking a directory first"
+e2fsck -fn "$TEST_TMP/zeros.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems (fallback)"
+assert_contains "$(debugfs -R "stat /zeros" "$TEST_TMP/zeros.ext4" 2>/dev/null)" "Size: 80000000"
+assert_eq "$(jq_field "$OUT" .size)" 80000000
+ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files left: $(ls -a "$TEST_TMP")"
+rm -f "$TEST_TMP/zeros.ext4"
+ok "disk from zstd layers, and from a directory when the guessed size is too small"
+
 # Every mutating command appended an audit event.
 n=$(grep -c '"tool":"kina-image"' "$KINA_HOME/audit/log.jsonl")
 [ "$n" -ge 8 ] || fail "expected audit events, found $n"

@@ -71,6 +71,12 @@ assert_contains "$ERR" "more than 3 entries in total (limit; see --max-entries)"
 expect_exit 65 kina-image unpack local/caps:1 --rootfs "$TEST_TMP/capped" --max-bytes 1000
 assert_contains "$ERR" "more than 1000 uncompressed bytes in total (limit; see --max-bytes)"
 [ ! -e "$TEST_TMP/capped" ] || fail "capped unpack left output"
+expect_exit 65 kina-image unpack local/caps:1 --disk "$TEST_TMP/capped.ext4" --max-entries 3
+assert_contains "$ERR" "more than 3 entries in total (limit; see --max-entries)"
+expect_exit 65 kina-image unpack local/caps:1 --disk "$TEST_TMP/capped.ext4" --max-bytes 1000
+assert_contains "$ERR" "more than 1000 uncompressed bytes in total (limit; see --max-bytes)"
+[ ! -e "$TEST_TMP/capped.ext4" ] || fail "capped unpack left a disk"
+ls -a "$TEST_TMP" | grep -q 'kina-tmp' && fail "capped unpack left temporaries"
 ok "caps"
 
 # Review finding: deep paths made unpack quadratic. Every entry recorded every

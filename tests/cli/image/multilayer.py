@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""multilayer.py OUT: an OCI layout (tag "multi") of three gzip layers that use
+"""multilayer.py OUT [--zstd] [--zeros N]: an OCI layout (tag "multi") of three gzip layers that use
 every kind of entry a layer can hold, then change them: whiteouts of files and
 of a whole directory, an opaque directory, a directory replaced by a file and
 a file by a directory, a broken hardlink group, hardlinks, fast and slow
@@ -8,10 +8,13 @@ setuid and sticky modes, large ids, nanosecond and pre-1970 and post-2038
 mtimes, xattrs (a file capability too), POSIX ACLs in xattr form and in GNU
 tar's named form, a file larger than kina's 4 MiB write buffer. Every layer
 names the directories it changes, as layer generators do, so the directory
-times are the same whatever writes the layers."""
-import gzip, hashlib, io, json, os, random, struct, sys, tarfile
+times are the same whatever writes the layers. --zstd: zstd layers (no size in them);
+--zeros N: instead, one layer holding one file of N zero bytes."""
+import gzip, hashlib, io, json, os, random, struct, subprocess, sys, tarfile
 
 out = sys.argv[1]
+use_zstd = "--zstd" in sys.argv
+zeros = int(sys.argv[sys.argv.index("--zeros") + 1]) if "--zeros" in sys.argv else None
 T = 1700000000
 
 def acl(*entries):  # (tag, perm, id): the kernel's xattr form
@@ -96,8 +99,15 @@ def put(b, media):
     h = hashlib.sha256(b).hexdigest()
     open(f"{out}/blobs/sha256/{h}", "wb").write(b)
     return {"mediaType": media, "digest": "sha256:" + h, "size": len(b)}
-raws = [layer(l) for l in (layer1, layer2, layer3)]
-descs = [put(gzip.compress(r, 1), "application/vnd.oci.image.layer.v1.tar+gzip") for r in raws]
+if zeros is not None:
+    layer1, layer2, layer3 = [e("zeros", data=bytes(zeros))], None, None
+raws = [layer(l) for l in (layer1, layer2, layer3) if l is not None]
+def compress(r):
+    if use_zstd:  # streamed, as registries' clients write it: no content size in the frame
+        z = subprocess.run(["zstd", "-q", "-c", "--no-content-size"], input=r, capture_output=True, check=True).stdout
+        return put(z, "application/vnd.oci.image.layer.v1.tar+zstd")
+    return put(gzip.compress(r, 1), "application/vnd.oci.image.layer.v1.tar+gzip")
+descs = [compress(r) for r in raws]
 cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                   "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(r).hexdigest() for r in raws]}}).encode()
 man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
