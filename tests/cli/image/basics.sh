@@ -198,6 +198,37 @@ ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files lef
 rm -f "$TEST_TMP/zeros.ext4"
 ok "disk from zstd layers, and from a directory when the guessed size is too small"
 
+# SIGTERM while the disk is written: no disk, no temporary. The layer blob is
+# a FIFO held open without data, so the unpack waits in the middle.
+python3 "$HERE/multilayer.py" "$TEST_TMP/held" --zeros 1234
+expect_exit 0 kina-image import "$TEST_TMP/held" --tag example.com/held:1
+blob="$KINA_HOME/images/blobs/sha256/$(kina-image inspect example.com/held:1 | jq -r '.layers[0].digest' | cut -d: -f2)"
+[ -f "$blob" ] || fail "layer blob not at $blob"
+rm "$blob" && mkfifo "$blob"
+interrupted() {  # SIGNAL: unpack --disk, stopped by SIGNAL while it waits for the layer
+  kina-image unpack example.com/held:1 --disk "$TEST_TMP/held.ext4" --disk-size 16M >/dev/null 2>"$TEST_TMP/held.err" &
+  local pid=$!
+  track_pid $pid
+  exec 3>"$blob"  # returns once the unpack opened the layer
+  for _ in $(seq 200); do ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' && break; sleep 0.05; done
+  ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' || fail "the unpack never made its temporary: $(cat "$TEST_TMP/held.err")"
+  sleep 0.2  # (mke2fs done, waiting for the data; the result does not depend on it)
+  kill -"$1" $pid
+  local rc=0; wait $pid || rc=$?
+  exec 3>&-
+  echo $rc
+}
+assert_eq "$(interrupted TERM)" 143 "exit after SIGTERM"
+[ ! -e "$TEST_TMP/held.ext4" ] || fail "SIGTERM left a disk"
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' && fail "SIGTERM left the temporary: $(ls -a "$TEST_TMP")"
+interrupted KILL >/dev/null
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' || fail "kill -9 left nothing to sweep (test is void)"
+rm "$blob"
+expect_exit 0 kina-image import "$TEST_TMP/held" --tag example.com/held:1
+expect_exit 0 kina-image unpack example.com/held:1 --disk "$TEST_TMP/held.ext4"
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' && fail "what kill -9 left was not swept"
+ok "SIGTERM and kill -9 while writing a disk: no disk; the next run sweeps"
+
 # Every mutating command appended an audit event.
 n=$(grep -c '"tool":"kina-image"' "$KINA_HOME/audit/log.jsonl")
 [ "$n" -ge 8 ] || fail "expected audit events, found $n"
