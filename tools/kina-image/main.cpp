@@ -588,8 +588,8 @@ int main(int argc, char** argv) {
     auto* unp = app.add_subcommand("unpack", "Unpack an image into a root directory and/or an ext4 disk; prints Rootfs records");
     unp->add_option("IMAGE", o.target, "REF or DIGEST (default: every Image record on stdin)");
     unp->add_option("--rootfs", o.rootfs, "Directory to create (must not exist; default $store/rootfs/<manifest hex>)");
-    unp->add_option("--disk", o.disk, "ext4 image file to create (built with mke2fs -d from the unpacked tree; not yet written straight from the layer streams)");
-    unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: content plus headroom)");
+    unp->add_option("--disk", o.disk, "ext4 image file to create (written straight from the layer streams with libext2fs; with --rootfs too, or without libext2fs, built with mke2fs -d from the tree)");
+    unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: the layers' uncompressed size plus 30% and 64 MiB)");
     unp->add_option("--max-bytes", o.max_bytes, "Cap on uncompressed layer bytes over all layers (default 1 TiB)");
     unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers, 1 or more (default 4194304)")->check(int_range(1, INT64_MAX));
     add_platform(unp);
