@@ -91,6 +91,13 @@ expect_exit 0 env -u MALLOC_PERTURB_ /usr/bin/time -o "$TEST_TMP/deep.rss" -f %M
 rss=$(tail -1 "$TEST_TMP/deep.rss")
 [ "$rss" -lt 65536 ] || fail "unpacking 20 deep paths took ${rss} KiB (limit 64 MiB)"
 [ -e "$TEST_TMP/deep-root/b19/$(printf 'a/%.0s' $(seq 2000))f" ] || fail "deep file missing"
+# The ext4 writer keeps the tree in memory: linear too (40,000 directories here).
+expect_exit 0 env -u MALLOC_PERTURB_ /usr/bin/time -o "$TEST_TMP/deep-disk.rss" -f %M kina-image unpack local/deep:1 --disk "$TEST_TMP/deep.ext4"
+rss=$(tail -1 "$TEST_TMP/deep-disk.rss")
+[ "$rss" -lt 65536 ] || fail "writing 20 deep paths to a disk took ${rss} KiB (limit 64 MiB)"
+e2fsck -fn "$TEST_TMP/deep.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems on the deep disk"
+assert_contains "$(debugfs -R "stat /b19/$(printf 'a/%.0s' $(seq 2000))f" "$TEST_TMP/deep.ext4" 2>/dev/null)" "Type: regular"
+rm -f "$TEST_TMP/deep.ext4"
 if command -v strace >/dev/null && strace -f -o /dev/null true 2>/dev/null; then
   python3 "$HERE/deep.py" "$TEST_TMP/deep2" 2 2000
   expect_exit 0 kina-image import "$TEST_TMP/deep2" --tag local/deep:2
