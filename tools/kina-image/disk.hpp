@@ -115,9 +115,10 @@ class Ext4Writer {
     return *h;
   }
 
-  // Writes the directories, the root's metadata, lost+found, and closes the
-  // filesystem (flushing bitmaps and the superblock).
-  Result<Stats> finish(const RootMeta& meta) {
+  // Writes the directories, the root entry's metadata, lost+found, and
+  // closes the filesystem (flushing bitmaps and the superblock).
+  Result<Stats> finish() {
+    const RootMeta& meta = root_meta_;
     Stats st;
     bool has_lf = false;
     if (auto it = nodes_[EXT2_ROOT_INO].dir->kids.find("lost+found"); it != nodes_[EXT2_ROOT_INO].dir->kids.end()) {
@@ -886,9 +887,7 @@ class Ext4Writer {
     acl::FromArchive acl;
   };
   std::vector<PendingAcl> pending_acls_;
-
- public:
-  RootMeta root_meta_;
+  RootMeta root_meta_;  // the root entry's metadata, applied by finish()
 };
 
 }  // namespace kina::image

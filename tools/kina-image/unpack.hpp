@@ -274,7 +274,7 @@ inline Result<UnpackResult> write_disk(const Store& store, const ImageInfo& img,
     if (auto st = check_layer_hashes(img.layers[i], *h); !st) return st.error();
     fds[i].reset();
   }
-  auto stats = w.finish(w.root_meta_);
+  auto stats = w.finish();
   if (!stats) return full(stats.error());
   if (auto st = run_e2fsck(tmp, disk); !st) return st.error();
   if (auto st = keep_disk(*tmpf, disk, parent, intr); !st) return st.error();
