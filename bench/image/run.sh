@@ -2,7 +2,8 @@
 # bench/image/run.sh BUILD_DIR [ROOTFS]: kina-image against the reference tools
 # on one realistic image, all timed in the same run (prints ratios, never asserts).
 #   unpack: kina-image unpack vs umoci unpack, tar -xzf of the same layer, zcat > /dev/null
-#   disk:   kina-image unpack --disk (directory + mke2fs -d) vs zcat
+#   disk:   kina-image unpack --disk (ext4 straight from the layer, libext2fs) vs zcat
+#           (bench/image/disk.sh: the same for any image, e.g. a node image, with hyperfine)
 #   pull:   kina-image pull vs skopeo copy, from the same local docker-registry
 # The image: a Debian bookworm minbase rootfs made with debootstrap (or ROOTFS),
 # packed with umoci as one gzip layer. Peak RSS from /usr/bin/time -v.
@@ -74,7 +75,7 @@ cat <<TXT
 | tar -xzf (same layer) | $T_tar | $((R_tar / 1024)) | $(r "$T_tar" "$T_zcat") x zcat |
 | umoci unpack | $T_umoci | $((R_umoci / 1024)) | $(r "$T_umoci" "$T_zcat") x zcat |
 | kina-image unpack --rootfs | $T_kina | $((R_kina / 1024)) | $(r "$T_kina" "$T_tar") x tar, $(r "$T_kina" "$T_umoci") x umoci, $(r "$T_kina" "$T_zcat") x zcat |
-| kina-image unpack --disk (tree + mke2fs -d + e2fsck -fn) | $T_disk | $((R_disk / 1024)) | $(r "$T_disk" "$T_zcat") x zcat |
+| kina-image unpack --disk (libext2fs from the layer stream + e2fsck -fn) | $T_disk | $((R_disk / 1024)) | $(r "$T_disk" "$T_zcat") x zcat |
 | skopeo copy (registry -> OCI dir) | $T_skopeo | $((R_skopeo / 1024)) | 1.00 |
 | kina-image pull | $T_pull | $((R_pull / 1024)) | $(r "$T_pull" "$T_skopeo") x skopeo |
 | kina-image pull --verify-diffids | $T_pullv | $((R_pullv / 1024)) | $(r "$T_pullv" "$T_skopeo") x skopeo |

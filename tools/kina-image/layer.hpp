@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "acl.hpp"
+#include "xattrs.hpp"
 #include "archive_error.hpp"
 #include "digest.hpp"
 #include "kina/diag.hpp"
@@ -235,6 +236,135 @@ class RootResolver {
   int root_;
 };
 
+
+struct LayerHashes {
+  Digest compressed, diff_id;
+};
+
+namespace detail {
+struct Source {
+  int fd;
+  Sha256 hash;
+  std::vector<char> buf;
+  uint64_t total;
+  bool eof;
+  static la_ssize_t read(archive*, void* self, const void** out) {
+    auto* s = static_cast<Source*>(self);
+    if (s->buf.empty()) s->buf.resize(1 << 17);
+    for (;;) {
+      ssize_t n = ::read(s->fd, s->buf.data(), s->buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return -1;
+      if (n == 0) s->eof = true;
+      s->hash.update(s->buf.data(), static_cast<size_t>(n));
+      s->total += static_cast<uint64_t>(n);
+      *out = s->buf.data();
+      return n;
+    }
+  }
+  Status drain() {
+    const void* p = nullptr;
+    while (!eof)
+      if (read(nullptr, this, &p) < 0) return os_error("reading the layer", errno, Exit::io);
+    return {};
+  }
+};
+
+// The uncompressed tar stream, hashed for the DiffID and counted for the cap.
+struct Plain {
+  archive* raw;
+  bool eof;
+  Sha256 hash;
+  std::vector<char> buf;
+  const Limits* limits;
+  ApplyCounters* counters;
+  std::string error;
+  static la_ssize_t read(archive*, void* p, const void** out) {
+    auto* s = static_cast<Plain*>(p);
+    if (s->eof) return 0;
+    la_ssize_t n = archive_read_data(s->raw, s->buf.data(), s->buf.size());
+    if (n < 0) {
+      s->error = fmt::format("cannot decompress: {}", archive_error(s->raw));
+      s->eof = true;
+      return -1;
+    }
+    if (n == 0) {
+      s->eof = true;
+      return 0;
+    }
+    s->hash.update(s->buf.data(), static_cast<size_t>(n));
+    s->counters->bytes += static_cast<uint64_t>(n);
+    if (s->counters->bytes > s->limits->max_bytes) {
+      s->error = fmt::format("more than {} uncompressed bytes in total (limit; see --max-bytes)", s->limits->max_bytes);
+      s->eof = true;
+      return -1;
+    }
+    if (out) *out = s->buf.data();
+    return n;
+  }
+};
+
+}  // namespace detail
+
+inline Error layer_error(const std::string& what, std::string why) {
+  return make_error(Exit::data, fmt::format("layer {}", what), std::move(why));
+}
+
+// Reads one layer stream from fd (gzip, zstd or uncompressed tar), calling
+// entry(archive*, archive_entry*) -> Status for each tar entry, with the
+// caps on bytes and entries (extra() -> uint64_t: the parent directories the
+// entries made, counted too). The layer's compressed digest and its DiffID
+// are computed on the way, over the whole blob.
+template <class Entry, class Extra>
+Result<LayerHashes> read_layer(int fd, const std::string& what, const Limits& limits, ApplyCounters& counters, Entry&& entry,
+                               Extra&& extra) {
+  using detail::Plain;
+  using detail::Source;
+  Source src{fd, {}, {}, 0, false};
+  std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
+  std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
+  if (!raw || !tar) throw std::bad_alloc();
+  archive_read_support_filter_gzip(raw.get());
+  archive_read_support_filter_zstd(raw.get());
+  archive_read_support_filter_none(raw.get());
+  archive_read_support_format_raw(raw.get());
+  archive_read_support_format_empty(raw.get());
+  if (archive_read_open(raw.get(), &src, nullptr, &Source::read, nullptr) != ARCHIVE_OK)
+    return layer_error(what, fmt::format("cannot read: {}", archive_error(raw.get())));
+  archive_entry* rawentry = nullptr;
+  int rr = archive_read_next_header(raw.get(), &rawentry);
+  if (rr != ARCHIVE_OK && rr != ARCHIVE_EOF) return layer_error(what, fmt::format("cannot decompress: {}", archive_error(raw.get())));
+  Plain plain{raw.get(), rr == ARCHIVE_EOF, {}, std::vector<char>(1 << 17), &limits, &counters, {}};
+  archive_read_support_format_tar(tar.get());
+  archive_read_support_format_gnutar(tar.get());
+  archive_read_support_filter_none(tar.get());
+  if (archive_read_open(tar.get(), &plain, nullptr, &Plain::read, nullptr) != ARCHIVE_OK)
+    return layer_error(what, !plain.error.empty() ? plain.error : fmt::format("not a tar archive: {}", archive_error(tar.get())));
+  for (;;) {
+    archive_entry* e = nullptr;
+    int r = archive_read_next_header(tar.get(), &e);
+    if (!plain.error.empty()) return layer_error(what, plain.error);
+    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_WARN) r = ARCHIVE_OK;  // e.g. unknown pax keys
+    if (r != ARCHIVE_OK) return layer_error(what, fmt::format("corrupt tar: {}", archive_error(tar.get())));
+    if (++counters.entries > limits.max_entries)
+      return layer_error(what, fmt::format("more than {} entries in total (limit; see --max-entries)", limits.max_entries));
+    if (auto st = entry(tar.get(), e); !st) return st.error();
+    if (counters.entries + extra() > limits.max_entries)
+      return layer_error(what, fmt::format("more than {} entries in total, counting the parent directories they create (limit; see --max-entries)",
+                                 limits.max_entries));
+    if (!plain.error.empty()) return layer_error(what, plain.error);
+  }
+  // Drain the rest of the stream (tar padding) so both digests cover it all.
+  while (!plain.eof) {
+    if (Plain::read(tar.get(), &plain, nullptr) < 0) break;
+  }
+  if (!plain.error.empty()) return layer_error(what, plain.error);
+  // Trailing bytes after the compressed stream still belong to the blob.
+  if (auto st = src.drain(); !st) return layer_error(what, st.error().message());
+  return LayerHashes{Digest::of(src.hash.finish()), Digest::of(plain.hash.finish())};
+}
+
 // Applies one layer stream to the root. The layer's compressed digest and its
 // DiffID (digest of the uncompressed tar) are computed on the way.
 class LayerApplier {
@@ -242,9 +372,7 @@ class LayerApplier {
   LayerApplier(const RootResolver& r, const Limits& limits, ApplyCounters& counters, RootMeta& root_meta)
       : res_(r), limits_(limits), counters_(counters), root_meta_(root_meta), as_root_(::geteuid() == 0) {}
 
-  struct Hashes {
-    Digest compressed, diff_id;
-  };
+  using Hashes = LayerHashes;
 
   // Reads the layer from fd (gzip, zstd or uncompressed tar). `what` names it
   // in errors. Errors are 65 for bad layers (the caller discards the root).
@@ -254,115 +382,16 @@ class LayerApplier {
     dir_times_.clear();
     kept_times_.clear();
     pending_acls_.clear();
-    Source src{fd, {}, {}, 0, false};
-    std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
-    std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
-    if (!raw || !tar) throw std::bad_alloc();
-    archive_read_support_filter_gzip(raw.get());
-    archive_read_support_filter_zstd(raw.get());
-    archive_read_support_filter_none(raw.get());
-    archive_read_support_format_raw(raw.get());
-    archive_read_support_format_empty(raw.get());
-    if (archive_read_open(raw.get(), &src, nullptr, &Source::read, nullptr) != ARCHIVE_OK)
-      return bad("", fmt::format("cannot read: {}", archive_error(raw.get())));
-    archive_entry* rawentry = nullptr;
-    int rr = archive_read_next_header(raw.get(), &rawentry);
-    if (rr != ARCHIVE_OK && rr != ARCHIVE_EOF) return bad("", fmt::format("cannot decompress: {}", err_of(raw.get())));
-    Plain plain{raw.get(), rr == ARCHIVE_EOF, {}, std::vector<char>(1 << 17), this, {}};
-    archive_read_support_format_tar(tar.get());
-    archive_read_support_format_gnutar(tar.get());
-    archive_read_support_filter_none(tar.get());
-    if (archive_read_open(tar.get(), &plain, nullptr, &Plain::read, nullptr) != ARCHIVE_OK)
-      return bad("", !plain.error.empty() ? plain.error : fmt::format("not a tar archive: {}", err_of(tar.get())));
-    for (;;) {
-      archive_entry* e = nullptr;
-      int r = archive_read_next_header(tar.get(), &e);
-      if (!plain.error.empty()) return bad("", plain.error);
-      if (r == ARCHIVE_EOF) break;
-      if (r == ARCHIVE_WARN) r = ARCHIVE_OK;  // e.g. unknown pax keys
-      if (r != ARCHIVE_OK) return bad("", fmt::format("corrupt tar: {}", err_of(tar.get())));
-      if (++counters_.entries > limits_.max_entries)
-        return bad("", fmt::format("more than {} entries in total (limit; see --max-entries)", limits_.max_entries));
-      if (auto st = apply_entry(tar.get(), e); !st) return st.error();
-      if (counters_.entries + res_.created_dirs() > limits_.max_entries)
-        return bad("", fmt::format("more than {} entries in total, counting the parent directories they create (limit; see --max-entries)",
-                                   limits_.max_entries));
-      if (!plain.error.empty()) return bad("", plain.error);
-    }
-    // Drain the rest of the stream (tar padding) so both digests cover it all.
-    while (!plain.eof) {
-      if (Plain::read(tar.get(), &plain, nullptr) < 0) break;
-    }
-    if (!plain.error.empty()) return bad("", plain.error);
-    // Trailing bytes after the compressed stream still belong to the blob.
-    if (auto st = src.drain(); !st) return bad("", st.error().message());
+    auto h = read_layer(
+        fd, what, limits_, counters_, [&](archive* a, archive_entry* e) { return apply_entry(a, e); },
+        [&] { return res_.created_dirs(); });
+    if (!h) return h.error();
     if (auto st = apply_pending_acls(); !st) return st.error();
     if (auto st = finish_dir_times(); !st) return st.error();
-    return Hashes{Digest::of(src.hash.finish()), Digest::of(plain.hash.finish())};
+    return *h;
   }
 
  private:
-  struct Source {
-    int fd;
-    Sha256 hash;
-    std::vector<char> buf;
-    uint64_t total;
-    bool eof;
-    static la_ssize_t read(archive*, void* self, const void** out) {
-      auto* s = static_cast<Source*>(self);
-      if (s->buf.empty()) s->buf.resize(1 << 17);
-      for (;;) {
-        ssize_t n = ::read(s->fd, s->buf.data(), s->buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        if (n == 0) s->eof = true;
-        s->hash.update(s->buf.data(), static_cast<size_t>(n));
-        s->total += static_cast<uint64_t>(n);
-        *out = s->buf.data();
-        return n;
-      }
-    }
-    Status drain() {
-      const void* p = nullptr;
-      while (!eof)
-        if (read(nullptr, this, &p) < 0) return os_error("reading the layer", errno, Exit::io);
-      return {};
-    }
-  };
-
-  // The uncompressed tar stream, hashed for the DiffID and counted for the cap.
-  struct Plain {
-    archive* raw;
-    bool eof;
-    Sha256 hash;
-    std::vector<char> buf;
-    LayerApplier* self;
-    std::string error;
-    static la_ssize_t read(archive*, void* p, const void** out) {
-      auto* s = static_cast<Plain*>(p);
-      if (s->eof) return 0;
-      la_ssize_t n = archive_read_data(s->raw, s->buf.data(), s->buf.size());
-      if (n < 0) {
-        s->error = fmt::format("cannot decompress: {}", err_of(s->raw));
-        s->eof = true;
-        return -1;
-      }
-      if (n == 0) {
-        s->eof = true;
-        return 0;
-      }
-      s->hash.update(s->buf.data(), static_cast<size_t>(n));
-      s->self->counters_.bytes += static_cast<uint64_t>(n);
-      if (s->self->counters_.bytes > s->self->limits_.max_bytes) {
-        s->error = fmt::format("more than {} uncompressed bytes in total (limit; see --max-bytes)", s->self->limits_.max_bytes);
-        s->eof = true;
-        return -1;
-      }
-      if (out) *out = s->buf.data();
-      return n;
-    }
-  };
-
   static std::string err_of(archive* a) { return archive_error(a); }
 
   Error bad(std::string_view path, std::string why) const {
@@ -561,9 +590,8 @@ class LayerApplier {
   }
 
   // Extended attributes (SCHILY.xattr.*, including security.capability), set
-  // after chown, which would clear a file capability; then POSIX ACLs, in the
-  // xattr form (SCHILY.xattr.system.posix_acl_*) or libarchive's (GNU tar's
-  // SCHILY.acl.*), checked first (acl.hpp). Other system.* names are refused.
+  // after chown, which would clear a file capability; then POSIX ACLs
+  // (checked by entry_xattrs, xattrs.hpp).
   Status set_xattrs(archive_entry* e, const std::vector<std::string>& comps, const std::string& path, int fd, int pfd,
                     const char* name) {
     bool is_dir = archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e);
@@ -581,50 +609,12 @@ class LayerApplier {
       if (errno == EINVAL && xn.rfind("system.", 0) == 0) return bad(path, fmt::format("{} is not a valid ACL for this entry", xn));
       return os_fail(path, fmt::format("setting extended attribute {}", xn));
     };
-    bool set_access = false, set_default = false;
-    auto acl_allowed = [&](std::string_view xn) -> Status {
-      if (is_link) return bad(path, fmt::format("{} on a symlink (symlinks have no ACLs)", xn));
-      if (xn == kAclDefault && !is_dir) return bad(path, fmt::format("{} on an entry that is not a directory", xn));
-      return {};
-    };
-    if (archive_entry_xattr_reset(e) > 0) {
-      const char* xname = nullptr;
-      const void* value = nullptr;
-      size_t size = 0;
-      while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
-        std::string_view xn = xname ? xname : "";
-        if (xn == kAclAccess || xn == kAclDefault) {
-          if (auto st = acl_allowed(xn); !st) return st;
-          std::string why;
-          auto entries = acl::parse(std::string_view(static_cast<const char*>(value), size), why);
-          if (!entries) return bad(path, fmt::format("extended attribute {}: not a POSIX ACL: {}", xn, why));
-          if (entries->empty()) continue;  // an empty default ACL is none
-        } else if (xn.rfind("user.", 0) != 0 && xn.rfind("security.", 0) != 0 && xn.rfind("trusted.", 0) != 0) {
-          return bad(path, fmt::format("extended attribute {} is not in the user, security or trusted namespace, nor a POSIX ACL", shown(xn)));
-        }
-        if (auto st = set(xn, value, size); !st) return st;
-        set_access = set_access || xn == kAclAccess;
-        set_default = set_default || xn == kAclDefault;
-      }
-    }
-    int nfs4 = archive_entry_acl_types(e) & ARCHIVE_ENTRY_ACL_TYPE_NFS4;
-    if (nfs4) return bad(path, "an NFSv4 ACL (only POSIX ACLs are kept)");
-    for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
-      std::string why;
-      auto fa = acl::from_archive(e, type, why);
-      if (!why.empty()) return bad(path, fmt::format("invalid ACL: {}", why));
-      if (!fa) continue;
-      std::string_view xn = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? kAclAccess : kAclDefault;
-      if (auto st = acl_allowed(xn); !st) return st;
-      (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? set_access : set_default) = true;
-      if (!fa->names.empty()) {  // ids from the image's /etc/passwd and /etc/group, at the end of the layer
-        pending_acls_.push_back({path, std::string(xn), std::move(*fa)});
-        continue;
-      }
-      auto value = acl::finish(std::move(fa->entries), why);
-      if (!value) return bad(path, fmt::format("invalid ACL: {}", why));
-      if (auto st = set(xn, value->data(), value->size()); !st) return st;
-    }
+    auto xs = entry_xattrs(e, [&](std::string why) { return bad(path, std::move(why)); });
+    if (!xs) return xs.error();
+    for (const auto& [xn, value] : xs->values)
+      if (auto st = set(xn, value.data(), value.size()); !st) return st;
+    for (auto& p : xs->pending) pending_acls_.push_back({path, std::move(p.first), std::move(p.second)});
+    bool set_access = xs->access, set_default = xs->default_acl;
     // Below a directory with a default ACL a new entry inherits it; the
     // layer's entry has exactly the ACLs it carries (as tar --acls does), so
     // inherited ones go. Only below the directories that got a default ACL
@@ -762,22 +752,9 @@ class LayerApplier {
     if (!passwd) return bad("etc/passwd", passwd.error().message());
     auto group = read_in_root({"etc", "group"});
     if (!group) return bad("etc/group", group.error().message());
-    auto users = acl::parse_id_file(*passwd), groups = acl::parse_id_file(*group);
     for (auto& p : pending_acls_) {
-      for (const auto& named : p.acl.names) {
-        const auto& i = named.first;
-        const auto& n = named.second;  // not a structured binding: clang 14 cannot capture one
-        bool is_user = p.acl.entries[i].tag == acl::user;
-        const auto& db = is_user ? users : groups;
-        auto it = std::find_if(db.begin(), db.end(), [&](const auto& kv) { return kv.first == n; });
-        if (it == db.end())
-          return bad(p.path, fmt::format("its ACL names the {} {}, which is not in the image's /etc/{}", is_user ? "user" : "group",
-                                         shown(n), is_user ? "passwd" : "group"));
-        p.acl.entries[i].id = it->second;
-      }
-      std::string why;
-      auto value = acl::finish(std::move(p.acl.entries), why);
-      if (!value) return bad(p.path, fmt::format("invalid ACL: {}", why));
+      auto value = resolve_pending_acl(std::move(p.acl), *passwd, *group, [&](std::string why) { return bad(p.path, std::move(why)); });
+      if (!value) return value.error();
       auto comps = clean(p.path, false);
       if (!comps || comps->empty()) continue;
       auto parent = res_.open_dir(*comps, comps->size() - 1, false);
@@ -796,7 +773,11 @@ class LayerApplier {
   Status finish_dir_times() {
     for (const auto& k : kept_times_) {
       auto parent = res_.open_dir(k.comps, k.comps.size() - 1, false);
-      if (parent) (void)::utimensat(parent->get(), k.comps.back().c_str(), k.times, AT_SYMLINK_NOFOLLOW);
+      // Only a directory: a path that reached it through a symlink (d ->
+      // /x, then d/.wh.y) names the symlink, whose times stay its own.
+      struct stat sb {};
+      if (parent && ::fstatat(parent->get(), k.comps.back().c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
+        (void)::utimensat(parent->get(), k.comps.back().c_str(), k.times, AT_SYMLINK_NOFOLLOW);
     }
     for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
       const auto& comps = it->comps;

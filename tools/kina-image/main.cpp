@@ -395,6 +395,18 @@ Result<Limits> limits_of(const Options& o) {
   return l;
 }
 
+Status write_rootfs_record(const ImageInfo& img, const std::string& path, const std::string& disk, const TreeStats& stats,
+                           RecordWriter& out) {
+  auto w = begin_record("Rootfs");
+  if (!img.reference.empty()) w.field("reference", img.reference);
+  w.field("image", img.digest.str()).field("manifestDigest", img.manifest.str()).field("platform", img.cfg.platform.str());
+  if (!path.empty()) w.field("path", path);
+  if (!disk.empty()) w.field("disk", disk);
+  w.field("size", static_cast<unsigned long long>(stats.bytes)).field("files", static_cast<unsigned long long>(stats.files));
+  w.end_object();
+  return out.write_line(w.str());
+}
+
 Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, RecordWriter& out) {
   auto limits = limits_of(o);
   if (!limits) return limits.error();
@@ -404,6 +416,19 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
     if (!s) return s.error();
     disk_size = *s;
   }
+#if KINA_HAVE_EXT2FS
+  // Only a disk: written straight from the layer streams (disk.hpp).
+  if (o.rootfs.empty() && !o.disk.empty()) {
+    auto guard = store.gc_guard(false);  // blobs stay while they are read
+    if (!guard) return guard.error();
+    DiskFallback fallback;
+    fsys::path d = fsys::absolute(o.disk);
+    auto r = write_disk(store, img, d, disk_size, *limits, o.intr, fallback);
+    if (r) return write_rootfs_record(img, {}, d.string(), r->stats, out);
+    if (!fallback.wanted) return r.error();
+    info(kTool, fmt::format("{}: unpacking a directory first", fallback.why));
+  }
+#endif
   fsys::path rootfs;
   Temp private_dir;
   if (!o.rootfs.empty()) {
@@ -438,14 +463,7 @@ Status unpack_one(const Options& o, const Store& store, const ImageInfo& img, Re
     private_dir.remove();
     if (!st) return st;
   }
-  auto w = begin_record("Rootfs");
-  if (!img.reference.empty()) w.field("reference", img.reference);
-  w.field("image", img.digest.str()).field("manifestDigest", img.manifest.str()).field("platform", img.cfg.platform.str());
-  if (!temp_rootfs) w.field("path", rootfs.string());
-  if (!disk.empty()) w.field("disk", disk);
-  w.field("size", static_cast<unsigned long long>(r->stats.bytes)).field("files", static_cast<unsigned long long>(r->stats.files));
-  w.end_object();
-  return out.write_line(w.str());
+  return write_rootfs_record(img, temp_rootfs ? std::string() : rootfs.string(), disk, r->stats, out);
 }
 
 Status cmd_unpack(const Options& o) {
@@ -570,8 +588,8 @@ int main(int argc, char** argv) {
     auto* unp = app.add_subcommand("unpack", "Unpack an image into a root directory and/or an ext4 disk; prints Rootfs records");
     unp->add_option("IMAGE", o.target, "REF or DIGEST (default: every Image record on stdin)");
     unp->add_option("--rootfs", o.rootfs, "Directory to create (must not exist; default $store/rootfs/<manifest hex>)");
-    unp->add_option("--disk", o.disk, "ext4 image file to create (built with mke2fs -d from the unpacked tree; not yet written straight from the layer streams)");
-    unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: content plus headroom)");
+    unp->add_option("--disk", o.disk, "ext4 image file to create (written straight from the layer streams with libext2fs; with --rootfs too, or without libext2fs, built with mke2fs -d from the tree)");
+    unp->add_option("--disk-size", o.disk_size, "Size of the disk (default: the layers' uncompressed size plus 30% and 64 MiB)");
     unp->add_option("--max-bytes", o.max_bytes, "Cap on uncompressed layer bytes over all layers (default 1 TiB)");
     unp->add_option("--max-entries", o.max_entries, "Cap on tar entries over all layers, 1 or more (default 4194304)")->check(int_range(1, INT64_MAX));
     add_platform(unp);

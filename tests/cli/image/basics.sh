@@ -142,12 +142,92 @@ debugfs -R "stat /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Mod
 debugfs -R "ea_list /usr/bin/tool" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "security.capability" || fail "capability lost on disk"
 debugfs -R "stat /dev-null" "$TEST_TMP/root.ext4" 2>/dev/null | grep -q "Type: character special" || fail "device lost on disk"
 ls -a "$TEST_TMP" | grep -q 'kina-rootfs' && fail "temporary rootfs left"
+# The disk holds the tree the directory unpack makes (read with debugfs).
+treecmp "ext4:$TEST_TMP/root.ext4" "$TEST_TMP/kina-root" || fail "the disk differs from the directory unpack"
+assert_eq "$(jq_field "$OUT" .files)" "$(find "$TEST_TMP/kina-root" -mindepth 1 | wc -l)"
 expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/root.ext4"
-expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 1M
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 32K
 assert_contains "$ERR" "creating disk $TEST_TMP/small.ext4: mke2fs"
+assert_contains "$ERR" "larger --disk-size"
+[ ! -e "$TEST_TMP/small.ext4" ] || fail "failed disk left behind"
+# Big enough for mke2fs, too small for the image: the disk fills up.
+expect_exit 73 kina-image unpack example.com/rich:1 --disk "$TEST_TMP/small.ext4" --disk-size 300K
+assert_contains "$ERR" "creating disk $TEST_TMP/small.ext4: layer sha256:"
+assert_contains "$ERR" "the disk is full (Could not allocate block"
 [ ! -e "$TEST_TMP/small.ext4" ] || fail "failed disk left behind"
 ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files left: $(ls -a "$TEST_TMP")"
 ok "disk"
+
+# --disk from three layers with every kind of entry and change (whiteouts, an
+# opaque directory, replacements, hardlinks, ACLs ...): clean, and the same
+# tree as the directory unpack, the root directory and the record included.
+python3 "$HERE/multilayer.py" "$TEST_TMP/multi"
+expect_exit 0 kina-image import "$TEST_TMP/multi" --tag example.com/multi:1
+expect_exit 0 kina-image unpack example.com/multi:1 --rootfs "$TEST_TMP/multi-root"
+dir_rec=$OUT
+expect_exit 0 kina-image unpack example.com/multi:1 --disk "$TEST_TMP/multi.ext4"
+check_records Rootfs "$OUT"
+assert_eq "$(jq_field "$OUT" .size)" "$(jq_field "$dir_rec" .size)"
+assert_eq "$(jq_field "$OUT" .files)" "$(jq_field "$dir_rec" .files)"
+e2fsck -fn "$TEST_TMP/multi.ext4" >"$TEST_TMP/fsck.out" 2>&1 || fail "e2fsck reports problems: $(cat "$TEST_TMP/fsck.out")"
+treecmp "ext4:$TEST_TMP/multi.ext4" "$TEST_TMP/multi-root" || fail "the multi-layer disk differs from the directory unpack"
+[ ! -e "$TEST_TMP/multi-root/b" ] && [ ! -e "$TEST_TMP/multi-root/a/f1" ] && [ -e "$TEST_TMP/multi-root/a/new" ] ||
+  fail "the directory unpack did not apply the whiteouts (test is void)"
+root_stat=$(debugfs -R "stat /" "$TEST_TMP/multi.ext4" 2>/dev/null)
+assert_contains "$root_stat" "Mode:  0751"
+assert_contains "$root_stat" "mtime: 0x$(printf %08x 1700000020):"
+assert_contains "$(debugfs -R "ls /" "$TEST_TMP/multi.ext4" 2>/dev/null)" "lost+found"
+ok "disk from three layers equals the directory unpack"
+
+# zstd layers do not tell their size: the default size is a guess from the
+# compressed size; the same tree again. When the guess is too small (80 MB of
+# zeros in a few KB of zstd), the disk is made from a directory instead.
+python3 "$HERE/multilayer.py" "$TEST_TMP/multi-zstd" --zstd
+expect_exit 0 kina-image import "$TEST_TMP/multi-zstd" --tag example.com/multi:zstd
+expect_exit 0 kina-image unpack example.com/multi:zstd --disk "$TEST_TMP/multi-zstd.ext4"
+e2fsck -fn "$TEST_TMP/multi-zstd.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems (zstd)"
+treecmp "ext4:$TEST_TMP/multi-zstd.ext4" "$TEST_TMP/multi-root" || fail "the disk from zstd layers differs"
+python3 "$HERE/multilayer.py" "$TEST_TMP/zeros" --zstd --zeros 80000000
+expect_exit 0 kina-image import "$TEST_TMP/zeros" --tag example.com/zeros:1
+expect_exit 0 kina-image unpack example.com/zeros:1 --disk "$TEST_TMP/zeros.ext4"
+assert_contains "$ERR" "is too small: unpacking a directory first"
+e2fsck -fn "$TEST_TMP/zeros.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems (fallback)"
+assert_contains "$(debugfs -R "stat /zeros" "$TEST_TMP/zeros.ext4" 2>/dev/null)" "Size: 80000000"
+assert_eq "$(jq_field "$OUT" .size)" 80000000
+ls -a "$TEST_TMP" | grep -q 'kina-tmp\|kina-rootfs' && fail "temporary files left: $(ls -a "$TEST_TMP")"
+rm -f "$TEST_TMP/zeros.ext4"
+ok "disk from zstd layers, and from a directory when the guessed size is too small"
+
+# SIGTERM while the disk is written: no disk, no temporary. The layer blob is
+# a FIFO held open without data, so the unpack waits in the middle.
+python3 "$HERE/multilayer.py" "$TEST_TMP/held" --zeros 1234
+expect_exit 0 kina-image import "$TEST_TMP/held" --tag example.com/held:1
+blob="$KINA_HOME/images/blobs/sha256/$(kina-image inspect example.com/held:1 | jq -r '.layers[0].digest' | cut -d: -f2)"
+[ -f "$blob" ] || fail "layer blob not at $blob"
+rm "$blob" && mkfifo "$blob"
+interrupted() {  # SIGNAL: unpack --disk, stopped by SIGNAL while it waits for the layer
+  kina-image unpack example.com/held:1 --disk "$TEST_TMP/held.ext4" --disk-size 16M >/dev/null 2>"$TEST_TMP/held.err" &
+  local pid=$!
+  track_pid $pid
+  exec 3>"$blob"  # returns once the unpack opened the layer
+  for _ in $(seq 200); do ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' && break; sleep 0.05; done
+  ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' || fail "the unpack never made its temporary: $(cat "$TEST_TMP/held.err")"
+  sleep 0.2  # (mke2fs done, waiting for the data; the result does not depend on it)
+  kill -"$1" $pid
+  local rc=0; wait $pid || rc=$?
+  exec 3>&-
+  echo $rc
+}
+assert_eq "$(interrupted TERM)" 143 "exit after SIGTERM"
+[ ! -e "$TEST_TMP/held.ext4" ] || fail "SIGTERM left a disk"
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' && fail "SIGTERM left the temporary: $(ls -a "$TEST_TMP")"
+interrupted KILL >/dev/null
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' || fail "kill -9 left nothing to sweep (test is void)"
+rm "$blob"
+expect_exit 0 kina-image import "$TEST_TMP/held" --tag example.com/held:1
+expect_exit 0 kina-image unpack example.com/held:1 --disk "$TEST_TMP/held.ext4"
+ls -a "$TEST_TMP" | grep -q 'held.ext4.kina-tmp' && fail "what kill -9 left was not swept"
+ok "SIGTERM and kill -9 while writing a disk: no disk; the next run sweeps"
 
 # Every mutating command appended an audit event.
 n=$(grep -c '"tool":"kina-image"' "$KINA_HOME/audit/log.jsonl")

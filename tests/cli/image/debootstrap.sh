@@ -33,4 +33,5 @@ expect_exit 0 kina-image unpack example.com/deb:systemd --rootfs "$TEST_TMP/root
 diff -u "$TEST_TMP/want-all.acl" "$TEST_TMP/got-all.acl" || fail "ACLs under /var/log differ after unpack"
 expect_exit 0 kina-image unpack example.com/deb:systemd --disk "$TEST_TMP/deb.ext4"
 assert_contains "$(debugfs -R "ea_list /var/log/journal" "$TEST_TMP/deb.ext4" 2>/dev/null)" "system.posix_acl_default"
+treecmp "ext4:$TEST_TMP/deb.ext4" "$TEST_TMP/root" || fail "the disk differs from the directory unpack"
 ok "a debootstrapped systemd root unpacks with its ACLs (directory and --disk)"

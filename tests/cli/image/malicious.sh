@@ -40,6 +40,26 @@ run_cases() {
 run_cases openat2
 KINA_NO_OPENAT2=1 run_cases walk
 
+# --disk writes ext4 straight from the layers (disk.hpp): every case ends as
+# the directory unpack did (refused, or the same tree), and the disk is clean.
+mkdir -p "$TEST_TMP/disks"
+while read -r name expect must; do
+  root="$TEST_TMP/roots-openat2/$name" disk="$TEST_TMP/disks/$name.ext4" rc=0
+  kina-image unpack "local/$name:openat2" --disk "$disk" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+  want=65; [ -d "$root" ] && want=0
+  [ "$rc" = "$want" ] || fail "disk/$name: expected exit $want as the directory unpack, got $rc: $(cat "$TEST_TMP/err")"
+  if [ "$rc" = 0 ]; then
+    e2fsck -fn "$disk" >"$TEST_TMP/fsck" 2>&1 || fail "disk/$name: e2fsck reports problems: $(cat "$TEST_TMP/fsck")"
+    treecmp --ignore-dir-mtime "ext4:$disk" "$root" >"$TEST_TMP/cmp" 2>&1 || fail "disk/$name: the disk differs from the directory: $(cat "$TEST_TMP/cmp")"
+  else
+    grep -q "^kina-image: error: layer sha256:" "$TEST_TMP/err" || fail "disk/$name: unclear error: $(cat "$TEST_TMP/err")"
+    [ ! -e "$disk" ] || fail "disk/$name: refused unpack left $disk"
+  fi
+  [ "$(tree_hash "$sentinel")" = "$before" ] || fail "disk/$name: the sentinel tree outside the root changed"
+done <cases.txt
+ls -a "$TEST_TMP/disks" | grep -q kina-tmp && fail "disk: temporary files left behind"
+ok "$(wc -l <cases.txt) malicious cases (--disk, compared with the directory unpack)"
+
 # hardlink-to-symlink links the symlink itself.
 assert_eq "$(readlink "$TEST_TMP/roots-walk/hardlink-to-symlink/h")" "$sentinel/file"
 assert_eq "$(cat "$sentinel/file")" secret
@@ -51,6 +71,12 @@ assert_contains "$ERR" "more than 3 entries in total (limit; see --max-entries)"
 expect_exit 65 kina-image unpack local/caps:1 --rootfs "$TEST_TMP/capped" --max-bytes 1000
 assert_contains "$ERR" "more than 1000 uncompressed bytes in total (limit; see --max-bytes)"
 [ ! -e "$TEST_TMP/capped" ] || fail "capped unpack left output"
+expect_exit 65 kina-image unpack local/caps:1 --disk "$TEST_TMP/capped.ext4" --max-entries 3
+assert_contains "$ERR" "more than 3 entries in total (limit; see --max-entries)"
+expect_exit 65 kina-image unpack local/caps:1 --disk "$TEST_TMP/capped.ext4" --max-bytes 1000
+assert_contains "$ERR" "more than 1000 uncompressed bytes in total (limit; see --max-bytes)"
+[ ! -e "$TEST_TMP/capped.ext4" ] || fail "capped unpack left a disk"
+ls -a "$TEST_TMP" | grep -q 'kina-tmp' && fail "capped unpack left temporaries"
 ok "caps"
 
 # Review finding: deep paths made unpack quadratic. Every entry recorded every
@@ -65,6 +91,13 @@ expect_exit 0 env -u MALLOC_PERTURB_ /usr/bin/time -o "$TEST_TMP/deep.rss" -f %M
 rss=$(tail -1 "$TEST_TMP/deep.rss")
 [ "$rss" -lt 65536 ] || fail "unpacking 20 deep paths took ${rss} KiB (limit 64 MiB)"
 [ -e "$TEST_TMP/deep-root/b19/$(printf 'a/%.0s' $(seq 2000))f" ] || fail "deep file missing"
+# The ext4 writer keeps the tree in memory: linear too (40,000 directories here).
+expect_exit 0 env -u MALLOC_PERTURB_ /usr/bin/time -o "$TEST_TMP/deep-disk.rss" -f %M kina-image unpack local/deep:1 --disk "$TEST_TMP/deep.ext4"
+rss=$(tail -1 "$TEST_TMP/deep-disk.rss")
+[ "$rss" -lt 65536 ] || fail "writing 20 deep paths to a disk took ${rss} KiB (limit 64 MiB)"
+e2fsck -fn "$TEST_TMP/deep.ext4" >/dev/null 2>&1 || fail "e2fsck reports problems on the deep disk"
+assert_contains "$(debugfs -R "stat /b19/$(printf 'a/%.0s' $(seq 2000))f" "$TEST_TMP/deep.ext4" 2>/dev/null)" "Type: regular"
+rm -f "$TEST_TMP/deep.ext4"
 if command -v strace >/dev/null && strace -f -o /dev/null true 2>/dev/null; then
   python3 "$HERE/deep.py" "$TEST_TMP/deep2" 2 2000
   expect_exit 0 kina-image import "$TEST_TMP/deep2" --tag local/deep:2

@@ -24,6 +24,13 @@ class Tar {
   Tar& dir(const std::string& path, mode_t mode = 0755) { return add(path, AE_IFDIR, mode, "", ""); }
   Tar& symlink(const std::string& path, const std::string& target) { return add(path, AE_IFLNK, 0777, "", target); }
   Tar& hardlink(const std::string& path, const std::string& target) { return add(path, 0, 0644, "", "", target); }
+  // A sparse file: `data` is its whole content; only the ranges (offset,
+  // length) are stored (GNU sparse in pax), the rest is holes.
+  Tar& sparse(const std::string& path, const std::string& data, std::vector<std::pair<int64_t, int64_t>> ranges) {
+    add(path, AE_IFREG, 0644, data, "");
+    entries_.back().sparse = std::move(ranges);
+    return *this;
+  }
   // An extended attribute (SCHILY.xattr.NAME) on the last entry.
   Tar& xattr(const std::string& name, const std::string& value) {
     entries_.back().xattrs.emplace_back(name, value);
@@ -53,6 +60,7 @@ class Tar {
       if (!e.target.empty()) archive_entry_set_symlink(ae, e.target.c_str());
       for (const auto& [n, v] : e.xattrs) archive_entry_xattr_add_entry(ae, n.c_str(), v.data(), v.size());
       for (const auto& [t, text] : e.acls) archive_entry_acl_from_text(ae, text.c_str(), t);
+      for (const auto& [off, len] : e.sparse) archive_entry_sparse_add_entry(ae, off, len);
       archive_write_header(a, ae);
       if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
       archive_entry_free(ae);
@@ -70,6 +78,7 @@ class Tar {
     std::string data, target, hardlink;
     std::vector<std::pair<std::string, std::string>> xattrs = {};
     std::vector<std::pair<int, std::string>> acls = {};
+    std::vector<std::pair<int64_t, int64_t>> sparse = {};
   };
   Tar& add(const std::string& p, unsigned type, mode_t mode, const std::string& data, const std::string& target,
            const std::string& hl = "") {
