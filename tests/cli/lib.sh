@@ -62,6 +62,19 @@ assert_not_contains() {
 }
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
 
+# wait_for SECONDS WHAT CMD...: runs CMD every 0.1 s until it succeeds; fails
+# naming WHAT when SECONDS pass first. Waits in tests poll the condition they
+# stand for (a process started, a file appeared, a server answers), never a
+# fixed sleep.
+wait_for() {
+  local limit=$1 what=$2; shift 2
+  local end=$((SECONDS + limit))
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || fail "gave up after ${limit}s waiting for $what"
+    sleep 0.1
+  done
+}
+
 # jq_field JSON FILTER: one value from a record (jq is a test dependency).
 jq_field() { printf '%s\n' "$1" | jq -r "$2"; }
 

@@ -15,7 +15,7 @@ for round in 1 2 3 4 5; do
   loop=$!
   setsid bash -c "$(declare -f gen); gen | kina-audit append >/dev/null" &
   batch=$!
-  sleep "0.$((round * 17 % 9 + 1))"
+  sleep "0.$((round * 17 % 9 + 1))"  # (a varying delay on purpose: the kill -9 lands at a different point each round)
   kill -9 -- "-$batch" "-$loop" 2>/dev/null || true
   wait 2>/dev/null || true
   expect_exit 0 kina-audit append --tool t --action after-crash

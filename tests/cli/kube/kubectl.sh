@@ -14,7 +14,8 @@ kina-kube pki issue --cluster c1 --cn kube-apiserver --usage server --san kubern
 openssl s_server -accept "127.0.0.1:$port" -cert "$TEST_TMP/srv/apiserver.crt" -key "$TEST_TMP/srv/apiserver.key" \
   -CAfile "$P/ca.crt" -Verify 1 -verify_return_error -www -quiet > "$TEST_TMP/s_server.log" 2>&1 < /dev/null &
 track_pid $!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+serving() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+wait_for 30 "openssl s_server to listen on 127.0.0.1:$port" serving
 
 # A merged config with another cluster in it.
 cat > "$HOME/other.yaml" <<YAML
@@ -55,9 +56,11 @@ ok "signed client certificate accepted"
 
 # Expired: a 1s certificate, used after it ran out.
 kina-kube sign --cluster c1 --user late --ttl 1s --server "$S" --out "$TEST_TMP/expired.yaml" >/dev/null 2>&1
-sleep 2.2
 kubectl --kubeconfig "$TEST_TMP/expired.yaml" config view --raw -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d > "$TEST_TMP/expired.crt"
-v=$(openssl verify -CAfile "$P/ca.crt" "$TEST_TMP/expired.crt" 2>&1 || true)
+# The certificate must run out first (time has to pass): poll until openssl
+# says it has, instead of sleeping a guessed 2.2 s.
+expired() { v=$(openssl verify -CAfile "$P/ca.crt" "$TEST_TMP/expired.crt" 2>&1 || true); [[ $v == *"certificate has expired"* ]]; }
+wait_for 30 "the 1s certificate to expire ($(openssl x509 -noout -enddate < "$TEST_TMP/expired.crt"))" expired
 assert_contains "$v" "certificate has expired"
 expect_exit 1 kubectl --kubeconfig "$TEST_TMP/expired.yaml" get --raw / --request-timeout 10s
 assert_not_contains "$OUT" "s_server"

@@ -106,8 +106,21 @@ assert_eq "$(sha256sum < "$T")" "$before"
 : > "$T.lock"   # as kubectl leaves it: no pid inside
 expect_exit 75 kina-kube merge --kubeconfig "$T" --lock-timeout 300ms < "$TEST_TMP/alice.rec"
 assert_contains "$ERR" "lock $T.lock: held by another process (kubectl or kind write no pid) (waited 300 ms)"
-( sleep 0.5; rm -f "$T.lock" ) &
-expect_exit 0 kina-kube merge --kubeconfig "$T" --lock-timeout 10s < "$TEST_TMP/alice.rec"
+# A live lock is waited for: the merge starts while the lock is held, is seen
+# reading the holder (the lock's access time moves off the epoch), is still
+# waiting with the file untouched, and completes once the lock goes.
+touch -a -d @0 "$T.lock"
+kina-kube merge --kubeconfig "$T" --lock-timeout 60s < "$TEST_TMP/alice.rec" > "$TEST_TMP/wait.out" 2> "$TEST_TMP/wait.err" &
+m=$!
+track_pid "$m"
+lock_read() { [ "$(stat -c %X "$T.lock")" != 0 ]; }
+wait_for 30 "the merge to find $T.lock held" lock_read
+st=$(ps -o stat= -p "$m" || true)
+[ -n "$st" ] && [ "${st#Z}" = "$st" ] || fail "the merge did not wait for the held lock: $(cat "$TEST_TMP/wait.err")"
+assert_eq "$(sha256sum < "$T")" "$before" "the kubeconfig while its lock is held"
+rm -f "$T.lock"
+rc=0; wait "$m" || rc=$?
+assert_eq "$rc" 0 "exit of the merge that waited (stderr: $(cat "$TEST_TMP/wait.err"))"
 assert_eq "$(kubectl --kubeconfig "$T" config current-context)" kina-c1
 ok "locks"
 
