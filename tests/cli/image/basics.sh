@@ -124,14 +124,29 @@ assert_eq "$(printf "%s\n" "$OUT" | jq -r .reference)" docker.io/local/rich:tar
 expect_exit 66 kina-image --store "$TEST_TMP/store2" rm rich:docker
 expect_exit 0 kina-image --store "$TEST_TMP/store2" rm "$digest"
 assert_eq "$(ls "$TEST_TMP/store2/blobs/sha256" | wc -l)" 0
-# rm waits while a pull or import holds the store's gc.lock (shared).
-flock -s "$TEST_TMP/store3/gc.lock" sleep 1.5 &
+# rm waits while a pull or import holds the store's gc.lock (shared): the
+# holder keeps it until told to let go; rm is seen waiting on gc.lock with
+# nothing removed, and finishes once the lock is released.
+S3="$TEST_TMP/store3"
+blobs_before=$(ls "$S3/blobs/sha256")
+index_before=$(sha256sum < "$S3/index.json")
+flock -s "$S3/gc.lock" sh -c 'touch "$1.held"; while [ ! -e "$1.release" ]; do sleep 0.05; done' sh "$TEST_TMP/gc" &
 holder=$!
 track_pid $holder
-sleep 0.3
-start=$(date +%s%N)
-expect_exit 0 kina-image --store "$TEST_TMP/store3" rm example.com/rich:1
-[ $(( ($(date +%s%N) - start) / 1000000 )) -ge 900 ] || fail "rm collected blobs while a pull was running"
+wait_for 30 "the stand-in pull to take $S3/gc.lock" test -e "$TEST_TMP/gc.held"
+kina-image --store "$S3" rm example.com/rich:1 > "$TEST_TMP/rm.out" 2> "$TEST_TMP/rm.err" &
+rmpid=$!
+track_pid $rmpid
+gclock=$(readlink -f "$S3/gc.lock")
+rm_waits() { readlink /proc/$rmpid/fd/* 2>/dev/null | grep -qxF "$gclock"; }
+wait_for 30 "rm to wait on $S3/gc.lock" rm_waits
+assert_eq "$(ls "$S3/blobs/sha256")" "$blobs_before" "blobs while a pull holds gc.lock (rm collected blobs while a pull was running)"
+assert_eq "$(sha256sum < "$S3/index.json")" "$index_before" "index while a pull holds gc.lock"
+touch "$TEST_TMP/gc.release"
+wait $holder
+rc=0; wait $rmpid || rc=$?
+assert_eq "$rc" 0 "exit of rm after the lock was released (stderr: $(cat "$TEST_TMP/rm.err"))"
+expect_exit 66 kina-image --store "$S3" inspect example.com/rich:1
 ok "rm"
 
 # --disk: ext4 image, clean for e2fsck, same tree as the directory.
@@ -212,7 +227,16 @@ interrupted() {  # SIGNAL: unpack --disk, stopped by SIGNAL while it waits for t
   exec 3>"$blob"  # returns once the unpack opened the layer
   for _ in $(seq 200); do ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' && break; sleep 0.05; done
   ls -a "$TEST_TMP" | grep -q '^\.held\.ext4\.kina-tmp\.' || fail "the unpack never made its temporary: $(cat "$TEST_TMP/held.err")"
-  sleep 0.2  # (mke2fs done, waiting for the data; the result does not depend on it)
+  # Waits until mke2fs is done and the unpack is blocked reading the layer
+  # (a thread's wchan names pipe_read; where the kernel hides wchan, "0",
+  # only the first part is checked).
+  waits_for_data() {
+    ! pgrep -P "$pid" >/dev/null || return 1
+    local w="" f
+    for f in /proc/"$pid"/task/*/wchan; do w+="$(cat "$f" 2>/dev/null)"$'\n'; done
+    [[ $w == *pipe_read* ]] || [[ -z ${w//[0$'\n']/} ]]
+  }
+  wait_for 30 "the unpack to wait for the layer's data" waits_for_data
   kill -"$1" $pid
   local rc=0; wait $pid || rc=$?
   exec 3>&-
