@@ -19,6 +19,7 @@
 #include <simdjson.h>
 
 #include "archive_error.hpp"
+#include "archive_reader.hpp"
 #include "image.hpp"
 #include "kina/fs.hpp"
 #include "store.hpp"
@@ -219,12 +220,7 @@ inline Result<std::vector<ImportedRef>> import_tar(const Store& store, const fsy
   auto tmp = Temp::make(store.root() / "ingest", "import.", true, store.interrupts());
   if (!tmp) return tmp.error();
   size_t serial = 0;
-  std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  archive_read_support_filter_gzip(a.get());
-  archive_read_support_filter_zstd(a.get());
-  archive_read_support_filter_none(a.get());
+  ArchiveReader a = archive_reader(ArchiveKind::tar);
   if (archive_read_open_fd(a.get(), in.get(), 1 << 17) != ARCHIVE_OK)
     return make_error(Exit::data, where, fmt::format("not a tar archive: {}", archive_error(a.get())));
   struct Member {

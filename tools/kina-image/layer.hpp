@@ -32,6 +32,7 @@
 #include "acl.hpp"
 #include "xattrs.hpp"
 #include "archive_error.hpp"
+#include "archive_reader.hpp"
 #include "digest.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
@@ -321,23 +322,14 @@ Result<LayerHashes> read_layer(int fd, const std::string& what, const Limits& li
   using detail::Plain;
   using detail::Source;
   Source src{fd, {}, {}, 0, false};
-  std::unique_ptr<archive, decltype(&archive_read_free)> raw(archive_read_new(), archive_read_free);
-  std::unique_ptr<archive, decltype(&archive_read_free)> tar(archive_read_new(), archive_read_free);
-  if (!raw || !tar) throw std::bad_alloc();
-  archive_read_support_filter_gzip(raw.get());
-  archive_read_support_filter_zstd(raw.get());
-  archive_read_support_filter_none(raw.get());
-  archive_read_support_format_raw(raw.get());
-  archive_read_support_format_empty(raw.get());
+  ArchiveReader raw = archive_reader(ArchiveKind::stream);
+  ArchiveReader tar = archive_reader(ArchiveKind::plain_tar);
   if (archive_read_open(raw.get(), &src, nullptr, &Source::read, nullptr) != ARCHIVE_OK)
     return layer_error(what, fmt::format("cannot read: {}", archive_error(raw.get())));
   archive_entry* rawentry = nullptr;
   int rr = archive_read_next_header(raw.get(), &rawentry);
   if (rr != ARCHIVE_OK && rr != ARCHIVE_EOF) return layer_error(what, fmt::format("cannot decompress: {}", archive_error(raw.get())));
   Plain plain{raw.get(), rr == ARCHIVE_EOF, {}, std::vector<char>(1 << 17), &limits, &counters, {}};
-  archive_read_support_format_tar(tar.get());
-  archive_read_support_format_gnutar(tar.get());
-  archive_read_support_filter_none(tar.get());
   if (archive_read_open(tar.get(), &plain, nullptr, &Plain::read, nullptr) != ARCHIVE_OK)
     return layer_error(what, !plain.error.empty() ? plain.error : fmt::format("not a tar archive: {}", archive_error(tar.get())));
   for (;;) {

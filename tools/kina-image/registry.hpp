@@ -25,6 +25,7 @@
 #include <simdjson.h>
 
 #include "archive_error.hpp"
+#include "archive_reader.hpp"
 #include "curl_lazy.hpp"
 #include "image.hpp"
 #include "import.hpp"
@@ -742,12 +743,7 @@ inline Status download_blob(RegistryClient& c, const Store& store, const Descrip
 
 // The digest of a layer blob after decompression (gzip, zstd or none).
 inline Result<Digest> diff_id_of(const fsys::path& blob, const std::string& what) {
-  std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
-  archive_read_support_filter_gzip(a.get());
-  archive_read_support_filter_zstd(a.get());
-  archive_read_support_filter_none(a.get());
-  archive_read_support_format_raw(a.get());
-  archive_read_support_format_empty(a.get());
+  ArchiveReader a = archive_reader(ArchiveKind::stream);
   auto bad = [&] { return make_error(Exit::data, what, fmt::format("cannot decompress: {}", archive_error(a.get()))); };
   if (archive_read_open_filename(a.get(), blob.c_str(), 1 << 17) != ARCHIVE_OK) return bad();
   Sha256 h;
