@@ -11,6 +11,28 @@ boot_vm f1 --rootfs "$TEST_TMP/rootfs" --cpus 2 --memory 256Mi -- "${IDLE[@]}"
 DIR=$(jq_field "$OUT" .dir)
 SUP=$(cat "$DIR/supervisor.pid")
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# The guest's busybox has no pgrep: `running ARGS` prints the pid of the guest
+# process whose whole command line is ARGS (so `sleep 300` is not the idle
+# workload's `sleep 3600`).
+GUEST_LIB='running() { for c in /proc/[0-9]*/cmdline; do [ "$(tr "\000" " " < "$c" 2>/dev/null)" = "$1 " ] && { p=${c#/proc/}; echo "${p%/cmdline}"; return 0; }; done; return 1; }; '
+# in_guest SCRIPT: polls SCRIPT (a guest shell condition) inside the guest,
+# every 0.1 s for up to 60 s; prints "yes" once it holds, "no" if it never did.
+in_guest() {
+  kina-vm exec f1 -- sh -c "$GUEST_LIB for i in \$(seq 600); do if $1; then echo yes; exit; fi; sleep 0.1; done; echo no"
+}
+# guest_has ARGS: the command ARGS runs in the guest (polled, 60 s).
+guest_has() { [ "$(in_guest "running '$1' >/dev/null")" = yes ]; }
+# guest_lacks ARGS: the command ARGS is no longer running in the guest (polled, 60 s).
+guest_lacks() { [ "$(in_guest "! running '$1' >/dev/null")" = yes ]; }
+# input_held PID: the exec client PID has stopped reading its stdin (its read
+# position is the same over half a second), having read some of it.
+input_held() {
+  local a b
+  a=$(awk '/^pos:/ {print $2}' "/proc/$1/fdinfo/0" 2>/dev/null) || return 1
+  sleep 0.5
+  b=$(awk '/^pos:/ {print $2}' "/proc/$1/fdinfo/0" 2>/dev/null) || return 1
+  [ -n "$a" ] && [ "$a" -gt 0 ] && [ "$a" = "$b" ]
+}
 # stop_client_when_started PID FILE: once FILE has data, stops PID and samples
 # the supervisor's RSS for 5 s; the peak is left in $max.
 # FILE may be a directory: then any non-empty file in it (cp writes a file
@@ -22,7 +44,7 @@ stop_client_when_started() {
   kill -STOP "$1"
   max=0
   for _ in $(seq 10); do
-    sleep 0.5
+    sleep 0.5  # (the sampling period of the 5 s measurement, not a wait)
     r=$(rss_kib "$SUP")
     if [ "$r" -gt "$max" ]; then max=$r; fi
   done
@@ -61,12 +83,18 @@ ok "stopped client: supervisor RSS bounded (+${growth} KiB), stream complete and
 
 # A client that disconnects while the agent is held back by the window: the
 # session is dropped and the VM keeps serving.
-kina-vm exec f1 -- sh -c "yes" > /dev/null &
+kina-vm exec f1 -- yes > /dev/null &
 ypid=$!
-sleep 1
-kill -STOP "$ypid"; sleep 1; kill -KILL "$ypid"; wait "$ypid" 2>/dev/null || true
-expect_exit 0 timeout 30 kina-vm exec f1 -- sh -c 'sleep 1; pgrep -x yes || echo gone'
-assert_eq "$OUT" "gone" "the abandoned command was killed"
+track_pid "$ypid"
+guest_has yes || fail "yes never started in the guest"
+kill -STOP "$ypid"
+# Held back: with its client stopped, the guest's yes stops using CPU (it is
+# blocked writing into the full window).
+held='p=$(running yes) && a=$(cut -d" " -f14,15 /proc/$p/stat) && sleep 0.5 && [ "$a" = "$(cut -d" " -f14,15 /proc/$p/stat)" ]'
+[ "$(in_guest "$held")" = yes ] ||
+  fail "the guest's yes was never held back by the window of its stopped client"
+kill -KILL "$ypid"; wait "$ypid" 2>/dev/null || true
+guest_lacks yes || fail "the abandoned command was not killed"
 ok "abandoned stream ends"
 
 # cp out of the guest: the transfer has the same window. A stopped cp client
@@ -95,30 +123,48 @@ ok "stopped cp client: supervisor RSS bounded (+${growth} KiB), copy complete an
 # only as the command takes it (a window in the agent, socket buffers), and
 # everything arrives once the command reads.
 head -c "$SIZE" /dev/zero > "$TEST_TMP/zeros"
-kina-vm exec -i f1 -- sh -c 'sleep 4; wc -c' < "$TEST_TMP/zeros" > "$TEST_TMP/wc.out" 2> "$TEST_TMP/wc.err" &
+# The command reads only once /tmp/wc.go exists (a gate, not a guessed sleep),
+# so the client's position is sampled when it has stopped reading.
+kina-vm exec -i f1 -- sh -c 'touch /tmp/wc.started; while [ ! -e /tmp/wc.go ]; do sleep 0.1; done; wc -c' \
+  < "$TEST_TMP/zeros" > "$TEST_TMP/wc.out" 2> "$TEST_TMP/wc.err" &
 cpid=$!
 track_pid "$cpid"
-sleep 2.5
+[ "$(in_guest "[ -e /tmp/wc.started ]")" = yes ] || fail "the stdin command never started: $(cat "$TEST_TMP/wc.err")"
+wait_for 60 "the exec client to stop reading input the command does not take" input_held "$cpid"
 pos=$(awk '/^pos:/ {print $2}' "/proc/$cpid/fdinfo/0" 2>/dev/null || echo gone)
+expect_exit 0 kina-vm exec f1 -- touch /tmp/wc.go
 rc=0; wait "$cpid" || rc=$?
 assert_eq "$rc" "0" "exit status of the stdin exec (stderr: $(cat "$TEST_TMP/wc.err"))"
 assert_eq "$(tr -d ' ' < "$TEST_TMP/wc.out")" "$SIZE" "bytes the command read"
-echo "stdin: the client had read ${pos} of ${SIZE} bytes of its input while the command slept"
+echo "stdin: the client had read ${pos} of ${SIZE} bytes of its input while the command waited"
 [ "$pos" != gone ] && [ "$pos" -lt $((8 * 1024 * 1024)) ] || fail "the client read ${pos} bytes of input the command had not taken"
 ok "stdin held back until the command reads (${pos} bytes in flight), then complete"
 
 # A client whose input is held back and that is interrupted twice gives up and
 # disconnects; the command is killed.
+# (sleep 300: a command that never reads its input; it is killed long before.)
 kina-vm exec -i f1 -- sleep 300 < "$TEST_TMP/zeros" 2> "$TEST_TMP/int.err" &
 cpid=$!
 track_pid "$cpid"
-sleep 2
-kill -TERM "$cpid"; sleep 0.5; kill -TERM "$cpid"
+guest_has "sleep 300" || fail "the command never started: $(cat "$TEST_TMP/int.err")"
+wait_for 60 "the exec client to hold its input back" input_held "$cpid"
+kill -TERM "$cpid"
+# The second signal must come after the client took the first (two pending
+# SIGTERMs would merge into one): wait until none is pending.
+term_pending() {
+  local m
+  for m in $(awk '/^(SigPnd|ShdPnd):/ {print $2}' "/proc/$1/status" 2>/dev/null); do
+    (( 0x$m & (1 << 14) )) && return 0
+  done
+  return 1
+}
+term_taken() { ! term_pending "$1"; }
+wait_for 30 "the exec client to take the first SIGTERM" term_taken "$cpid"
+kill -TERM "$cpid"
 rc=0; timeout 10 tail --pid="$cpid" -f /dev/null || rc=$?
 assert_eq "$rc" "0" "the client ended after the second signal"
 assert_contains "$(cat "$TEST_TMP/int.err")" "could not be delivered"
-expect_exit 0 timeout 30 kina-vm exec f1 -- sh -c 'sleep 1; pgrep -x sleep || echo gone'
-assert_eq "$OUT" "gone" "the command of the abandoned session was killed"
+guest_lacks "sleep 300" || fail "the command of the abandoned session was not killed"
 ok "signal behind held-back input: the client disconnects, the command is killed"
 
 expect_exit 0 kina-vm rm -f f1
