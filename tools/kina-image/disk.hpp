@@ -51,7 +51,7 @@ inline bool ext2_no_space(errcode_t e) {
 }
 
 // An ext4 image being written from layer streams.
-class Ext4Writer {
+class Ext4Writer : private EntryRules {
  public:
   // Sizes and counts of the result, as tree_stats counts a directory.
   struct Stats {
@@ -211,10 +211,6 @@ class Ext4Writer {
   }
 
   // --- errors ---------------------------------------------------------------
-  Error bad(std::string_view path, std::string why) const {
-    if (path.empty()) return make_error(Exit::data, fmt::format("layer {}", what_), std::move(why));
-    return make_error(Exit::data, fmt::format("layer {}: entry {}", what_, shown(path)), std::move(why));
-  }
   // A libext2fs failure: no_space (73, give a larger --disk-size) or 71.
   Error fs_fail(std::string_view doing, errcode_t e, std::string why = {}) {
     if (why.empty()) why = ext2_error(e);
@@ -226,15 +222,6 @@ class Ext4Writer {
   }
   Error entry_fail(std::string_view path, std::string_view doing, errcode_t e) {
     return fs_fail(fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), e);
-  }
-
-  Result<std::vector<std::string>> clean(std::string_view p, bool is_link_target) const {
-    std::vector<std::string> comps;
-    if (inroot_components(p, comps, true)) return comps;
-    for (const auto& c : detail::split_path(p))
-      if (c == "..") return bad(p, is_link_target ? "hardlink target contains \"..\"" : "path contains \"..\"");
-    if (p.size() > PATH_MAX) return bad(p.substr(0, 200), "path longer than PATH_MAX");
-    return bad(p.substr(0, 200), "a path component is longer than NAME_MAX");
   }
 
   // --- the tree -------------------------------------------------------------
@@ -399,49 +386,20 @@ class Ext4Writer {
   }
 
   // --- entries --------------------------------------------------------------
-  struct PathTree {
-    std::unordered_map<std::string, std::unique_ptr<PathTree>> kids;
-    const PathTree* child(const std::string& name) const {
-      auto it = kids.find(name);
-      return it == kids.end() ? nullptr : it->second.get();
-    }
-  };
-  void remember(const std::vector<std::string>& comps) {
-    PathTree* n = &layer_paths_;
-    for (const auto& c : comps) {
-      auto& k = n->kids[c];
-      if (!k) k = std::make_unique<PathTree>();
-      n = k.get();
-    }
-  }
-
   Status apply_entry(archive* a, archive_entry* e) {
-    const char* pn = archive_entry_pathname(e);
-    if (!pn) return bad("", "entry without a path name");
-    std::string path = pn;
-    auto comps_r = clean(path, false);
-    if (!comps_r) return comps_r.error();
-    auto& comps = *comps_r;
-    const char* hardlink = archive_entry_hardlink(e);
-    mode_t type = archive_entry_filetype(e);
-    if (comps.empty()) {  // the root itself
-      if (hardlink || type != AE_IFDIR) return bad(path, "changes the type of the root directory");
-      root_meta_.seen = true;
-      root_meta_.mode = archive_entry_perm(e);
-      root_meta_.uid = static_cast<uid_t>(archive_entry_uid(e));
-      root_meta_.gid = static_cast<gid_t>(archive_entry_gid(e));
-      root_meta_.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-      return {};
+    auto ent = classify(e, root_meta_);
+    if (!ent) return ent.error();
+    switch (ent->kind) {
+      case EntryKind::root: return {};
+      case EntryKind::opaque: return apply_opaque(ent->path, ent->comps);
+      case EntryKind::whiteout: return apply_whiteout(ent->path, ent->comps, ent->victim);
+      case EntryKind::object: break;
     }
-    for (size_t i = 0; i + 1 < comps.size(); ++i)
-      if (comps[i].rfind(".wh.", 0) == 0) return bad(path, "a whiteout name is used as a directory");
+    const std::string& path = ent->path;
+    const std::vector<std::string>& comps = ent->comps;
+    const char* hardlink = ent->hardlink;
+    mode_t type = ent->type;
     const std::string& base = comps.back();
-    if (base.rfind(".wh.", 0) == 0) {
-      if (base == ".wh..wh..opq") return apply_opaque(path, comps);
-      if (base.rfind(".wh..", 0) == 0) return bad(path, "invalid whiteout name");
-      return apply_whiteout(path, comps, base.substr(4));
-    }
-    remember(comps);
     auto parent = open_dir(comps, comps.size() - 1, true);
     if (!parent) return bad(path, parent.error().message());
     ext2_ino_t pino = *parent;
@@ -876,12 +834,11 @@ class Ext4Writer {
   ext2_filsys fs_ = nullptr;
   unsigned inode_size_ = 256;
   uint32_t now_ = 0;
-  std::string what_, what_disk_;
+  std::string what_disk_;
   uint64_t created_dirs_ = 0;
   std::unordered_map<ext2_ino_t, Node> nodes_;
   std::unordered_map<ext2_ino_t, uint64_t> sizes_;  // regular files
   std::vector<char> stage_;
-  PathTree layer_paths_;
   struct PendingAcl {
     std::string path, xattr;
     acl::FromArchive acl;

@@ -359,39 +359,26 @@ Result<LayerHashes> read_layer(int fd, const std::string& what, const Limits& li
 
 // Applies one layer stream to the root. The layer's compressed digest and its
 // DiffID (digest of the uncompressed tar) are computed on the way.
-class LayerApplier {
- public:
-  LayerApplier(const RootResolver& r, const Limits& limits, ApplyCounters& counters, RootMeta& root_meta)
-      : res_(r), limits_(limits), counters_(counters), root_meta_(root_meta), as_root_(::geteuid() == 0) {}
-
-  using Hashes = LayerHashes;
-
-  // Reads the layer from fd (gzip, zstd or uncompressed tar). `what` names it
-  // in errors. Errors are 65 for bad layers (the caller discards the root).
-  Result<Hashes> apply(int fd, const std::string& what) {
-    what_ = what;
-    layer_paths_.kids.clear();
-    dir_times_.clear();
-    kept_times_.clear();
-    pending_acls_.clear();
-    auto h = read_layer(
-        fd, what, limits_, counters_, [&](archive* a, archive_entry* e) { return apply_entry(a, e); },
-        [&] { return res_.created_dirs(); });
-    if (!h) return h.error();
-    if (auto st = apply_pending_acls(); !st) return st.error();
-    if (auto st = finish_dir_times(); !st) return st.error();
-    return *h;
-  }
-
- private:
-  static std::string err_of(archive* a) { return archive_error(a); }
+// The rules both writers of a layer (LayerApplier into a directory, the ext4
+// writer of disk.hpp into a disk image) apply to an entry before they make
+// anything: its path checked and cleaned, the root entry noted, whiteouts and
+// opaque markers told apart, and the paths the layer names remembered (an
+// opaque directory hides only what earlier layers made).
+class EntryRules {
+ protected:
+  enum class EntryKind { root, opaque, whiteout, object };
+  struct Entry {
+    EntryKind kind = EntryKind::object;
+    std::string path;
+    std::vector<std::string> comps;  // cleaned; empty for the root
+    std::string victim;              // a whiteout: the name it hides
+    const char* hardlink = nullptr;
+    mode_t type = 0;
+  };
 
   Error bad(std::string_view path, std::string why) const {
     if (path.empty()) return make_error(Exit::data, fmt::format("layer {}", what_), std::move(why));
     return make_error(Exit::data, fmt::format("layer {}: entry {}", what_, shown(path)), std::move(why));
-  }
-  Error os_fail(std::string_view path, std::string_view doing, int err = errno) const {
-    return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
   }
 
   // Cleans an entry path (kina/inroot.hpp): components without "." and empty
@@ -426,33 +413,95 @@ class LayerApplier {
     }
   }
 
-  Status apply_entry(archive* a, archive_entry* e) {
+
+  // What entry `e` is. The root entry's metadata goes to `root`; an object's
+  // path is remembered in the layer's tree.
+  Result<Entry> classify(archive_entry* e, RootMeta& root) {
+    Entry ent;
     const char* pn = archive_entry_pathname(e);
     if (!pn) return bad("", "entry without a path name");
-    std::string path = pn;
-    auto comps_r = clean(path, false);
-    if (!comps_r) return comps_r.error();
-    auto& comps = *comps_r;
-    const char* hardlink = archive_entry_hardlink(e);
-    mode_t type = archive_entry_filetype(e);
-    if (comps.empty()) {  // the root itself
-      if (hardlink || type != AE_IFDIR) return bad(path, "changes the type of the root directory");
-      root_meta_.seen = true;
-      root_meta_.mode = archive_entry_perm(e);
-      root_meta_.uid = static_cast<uid_t>(archive_entry_uid(e));
-      root_meta_.gid = static_cast<gid_t>(archive_entry_gid(e));
-      root_meta_.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-      return {};
+    ent.path = pn;
+    auto comps = clean(ent.path, false);
+    if (!comps) return comps.error();
+    ent.comps = std::move(*comps);
+    ent.hardlink = archive_entry_hardlink(e);
+    ent.type = archive_entry_filetype(e);
+    if (ent.comps.empty()) {  // the root itself
+      if (ent.hardlink || ent.type != AE_IFDIR) return bad(ent.path, "changes the type of the root directory");
+      root.seen = true;
+      root.mode = archive_entry_perm(e);
+      root.uid = static_cast<uid_t>(archive_entry_uid(e));
+      root.gid = static_cast<gid_t>(archive_entry_gid(e));
+      root.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+      ent.kind = EntryKind::root;
+      return ent;
     }
-    for (size_t i = 0; i + 1 < comps.size(); ++i)
-      if (comps[i].rfind(".wh.", 0) == 0) return bad(path, "a whiteout name is used as a directory");
-    const std::string& base = comps.back();
+    for (size_t i = 0; i + 1 < ent.comps.size(); ++i)
+      if (ent.comps[i].rfind(".wh.", 0) == 0) return bad(ent.path, "a whiteout name is used as a directory");
+    const std::string& base = ent.comps.back();
     if (base.rfind(".wh.", 0) == 0) {
-      if (base == ".wh..wh..opq") return apply_opaque(path, comps);
-      if (base.rfind(".wh..", 0) == 0) return bad(path, "invalid whiteout name");
-      return apply_whiteout(path, comps, base.substr(4));
+      if (base == ".wh..wh..opq") {
+        ent.kind = EntryKind::opaque;
+        return ent;
+      }
+      if (base.rfind(".wh..", 0) == 0) return bad(ent.path, "invalid whiteout name");
+      ent.kind = EntryKind::whiteout;
+      ent.victim = base.substr(4);
+      return ent;
     }
-    remember(comps);
+    remember(ent.comps);
+    return ent;
+  }
+
+  std::string what_;  // the layer, in errors
+  PathTree layer_paths_;
+};
+
+class LayerApplier : private EntryRules {
+ public:
+  LayerApplier(const RootResolver& r, const Limits& limits, ApplyCounters& counters, RootMeta& root_meta)
+      : res_(r), limits_(limits), counters_(counters), root_meta_(root_meta), as_root_(::geteuid() == 0) {}
+
+  using Hashes = LayerHashes;
+
+  // Reads the layer from fd (gzip, zstd or uncompressed tar). `what` names it
+  // in errors. Errors are 65 for bad layers (the caller discards the root).
+  Result<Hashes> apply(int fd, const std::string& what) {
+    what_ = what;
+    layer_paths_.kids.clear();
+    dir_times_.clear();
+    kept_times_.clear();
+    pending_acls_.clear();
+    auto h = read_layer(
+        fd, what, limits_, counters_, [&](archive* a, archive_entry* e) { return apply_entry(a, e); },
+        [&] { return res_.created_dirs(); });
+    if (!h) return h.error();
+    if (auto st = apply_pending_acls(); !st) return st.error();
+    if (auto st = finish_dir_times(); !st) return st.error();
+    return *h;
+  }
+
+ private:
+  static std::string err_of(archive* a) { return archive_error(a); }
+
+  Error os_fail(std::string_view path, std::string_view doing, int err = errno) const {
+    return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
+  }
+
+  Status apply_entry(archive* a, archive_entry* e) {
+    auto ent = classify(e, root_meta_);
+    if (!ent) return ent.error();
+    switch (ent->kind) {
+      case EntryKind::root: return {};
+      case EntryKind::opaque: return apply_opaque(ent->path, ent->comps);
+      case EntryKind::whiteout: return apply_whiteout(ent->path, ent->comps, ent->victim);
+      case EntryKind::object: break;
+    }
+    const std::string& path = ent->path;
+    const std::vector<std::string>& comps = ent->comps;
+    const char* hardlink = ent->hardlink;
+    mode_t type = ent->type;
+    const std::string& base = comps.back();
     auto parent = res_.open_dir(comps, comps.size() - 1, true);
     if (!parent) return bad(path, parent.error().message());
     int pfd = parent->get();
@@ -799,8 +848,6 @@ class LayerApplier {
     acl::FromArchive acl;
   };
   std::vector<PendingAcl> pending_acls_;
-  std::string what_;
-  PathTree layer_paths_;
   std::vector<DirTime> dir_times_;
   std::vector<DirTime> kept_times_;
 };
