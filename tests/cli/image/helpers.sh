@@ -47,3 +47,26 @@ PY
   umoci repack --image "$layout:$tag" "$b"
   rm -rf "$b"
 }
+
+# start_registry: Debian's docker-registry on 127.0.0.1 (a free port) with its
+# own config and storage in $TEST_TMP; sets $reg (HOST:PORT); its log (access
+# lines included) is $TEST_TMP/registry.log.
+start_registry() {
+  local port
+  port=$(free_port)
+  reg="127.0.0.1:$port"
+  cat >"$TEST_TMP/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $TEST_TMP/registry-data
+http:
+  addr: 127.0.0.1:$port
+YML
+  docker-registry serve "$TEST_TMP/registry.yml" >"$TEST_TMP/registry.log" 2>&1 &
+  track_pid $!
+  for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+  curl -fs "http://$reg/v2/" >/dev/null || fail "registry did not start: $(cat "$TEST_TMP/registry.log")"
+}

@@ -5,22 +5,7 @@ source "$KINA_CLI_LIB"
 source "$KINA_SRC/tests/cli/image/helpers.sh"
 cd "$TEST_TMP"
 
-port=$(free_port)
-reg="127.0.0.1:$port"
-cat >registry.yml <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $TEST_TMP/registry-data
-http:
-  addr: 127.0.0.1:$port
-YML
-docker-registry serve registry.yml >registry.log 2>&1 &
-track_pid $!
-for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
-curl -fs "http://$reg/v2/" >/dev/null || fail "registry did not start: $(cat registry.log)"
+start_registry
 
 build_rich_image "$TEST_TMP/oci" rich
 # An arm64 variant of the same image and an index of both.
