@@ -84,34 +84,7 @@ ok "no presigned URL query in errors; oversize blob not kept"
 
 # The real thing: Debian's docker-registry configured for token auth, with
 # the token service above signing JWTs; images pushed with skopeo.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 1 -subj /CN=kina-token 2>/dev/null
-{ read -r tport; read -r rport; } < <(free_ports 2)
-treg="127.0.0.1:$rport"
-python3 "$HERE/token_server.py" "$tport" tok.key tok.crt "$TEST_TMP/token.log" &
-track_pid $!
-cat >treg.yml <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $TEST_TMP/treg-data
-http:
-  addr: 127.0.0.1:$rport
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: kina-test
-    issuer: kina-test-issuer
-    rootcertbundle: $TEST_TMP/tok.crt
-YML
-docker-registry serve treg.yml >treg.log 2>&1 &
-track_pid $!
-for _ in $(seq 100); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://$treg/v2/" || true)
-  [ "$code" = 401 ] && grep -q ready token.log 2>/dev/null && break
-  sleep 0.1
-done
+start_token_registry
 skopeo --insecure-policy copy -q --dest-tls-verify=false --dest-creds user:secret oci:oci:img "docker://$treg/test/img:1" ||
   fail "push to the token registry failed: $(cat treg.log)"
 want="sha256:$(skopeo inspect --raw --tls-verify=false --creds user:secret "docker://$treg/test/img:1" | sha256sum | cut -d' ' -f1)"

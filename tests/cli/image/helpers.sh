@@ -70,3 +70,39 @@ YML
   for _ in $(seq 100); do curl -fs "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
   curl -fs "http://$reg/v2/" >/dev/null || fail "registry did not start: $(cat "$TEST_TMP/registry.log")"
 }
+
+# start_token_registry: docker-registry on 127.0.0.1 asking token_server.py
+# (service kina-test) for JWTs signed by a fresh tok.key; sets $treg
+# (HOST:PORT); logs in $TEST_TMP/treg.log and $TEST_TMP/token.log.
+start_token_registry() {
+  local tport rport code
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TEST_TMP/tok.key" -out "$TEST_TMP/tok.crt" -days 1 -subj /CN=kina-token 2>/dev/null
+  { read -r tport; read -r rport; } < <(free_ports 2)
+  treg="127.0.0.1:$rport"
+  python3 "$HERE/token_server.py" "$tport" "$TEST_TMP/tok.key" "$TEST_TMP/tok.crt" "$TEST_TMP/token.log" &
+  track_pid $!
+  cat >"$TEST_TMP/treg.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $TEST_TMP/treg-data
+http:
+  addr: 127.0.0.1:$rport
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: kina-test
+    issuer: kina-test-issuer
+    rootcertbundle: $TEST_TMP/tok.crt
+YML
+  docker-registry serve "$TEST_TMP/treg.yml" >"$TEST_TMP/treg.log" 2>&1 &
+  track_pid $!
+  for _ in $(seq 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://$treg/v2/" || true)
+    [ "$code" = 401 ] && grep -q ready "$TEST_TMP/token.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "the token registry did not start: $(cat "$TEST_TMP/treg.log")"
+}

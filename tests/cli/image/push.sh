@@ -112,34 +112,7 @@ assert_contains "$ERR" "registry $reg unreachable"
 ok "errors: 66 not in the store, 64 bad reference, 69 unreachable (TLS required without --insecure-registry)"
 
 # Token auth: docker-registry asking a token service; push needs pull,push rights.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout tok.key -out tok.crt -days 1 -subj /CN=kina-token 2>/dev/null
-{ read -r tport; read -r rport; } < <(free_ports 2)
-treg="127.0.0.1:$rport"
-python3 "$HERE/token_server.py" "$tport" tok.key tok.crt "$TEST_TMP/token.log" &
-track_pid $!
-cat >treg.yml <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $TEST_TMP/treg-data
-http:
-  addr: 127.0.0.1:$rport
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: kina-test
-    issuer: kina-test-issuer
-    rootcertbundle: $TEST_TMP/tok.crt
-YML
-docker-registry serve treg.yml >treg.log 2>&1 &
-track_pid $!
-for _ in $(seq 100); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://$treg/v2/" || true)
-  [ "$code" = 401 ] && grep -q ready token.log 2>/dev/null && break
-  sleep 0.1
-done
+start_token_registry
 expect_exit 78 kina-image push kina.local/push:1 --to "$treg/test/auth:1" --insecure-registry "$treg"
 assert_contains "$ERR" "token service answered 401 (credentials tried: none (anonymous))"
 mkdir -p "$HOME/.docker"
