@@ -34,19 +34,29 @@ for b in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-sch
   head -c 2000000 /dev/urandom >> "$bin/$b.pad" && cat "$bin/$b.pad" >> "$bin/$b" && rm "$bin/$b.pad"
   sha512sum "$bin/$b" | cut -d' ' -f1 > "$bin/$b.sha512"
 done
-port_file="$TEST_TMP/port"
-python3 - "$site" "$port_file" <<'PY' &
-import functools, http.server, sys
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-handler.log_message = lambda *a: None
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+# serve_site PORTFILE DELAY: the site over HTTP, each answer DELAY seconds late.
+serve_site() {
+  python3 - "$site" "$1" "$2" <<'PY' &
+import functools, http.server, os, sys, time
+class Slow(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(float(sys.argv[3]))
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=sys.argv[1]))
 open(sys.argv[2] + ".tmp", "w").write(str(srv.server_address[1]))
-import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 srv.serve_forever()
 PY
-track_pid $!
-for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
-url="http://127.0.0.1:$(cat "$port_file")"
+  track_pid $!
+  wait_for 10 "the release site on 127.0.0.1" test -s "$1"
+}
+serve_site "$TEST_TMP/port" 0
+url="http://127.0.0.1:$(cat "$TEST_TMP/port")"
+# The same site, slow (the interrupt cases must land during a download).
+serve_site "$TEST_TMP/slowport" 0.5
+slow="http://127.0.0.1:$(cat "$TEST_TMP/slowport")"
 
 expect_exit 0 "$STEPS/kubernetes" --source release --release-url "$url" --version "$V"
 dir=$OUT
@@ -89,34 +99,28 @@ ok "full disk: exit $rc, nothing kept ($(head -1 "$TEST_TMP/full.err"))"
 
 # kill -9 in the middle leaves a temporary directory; the next run sweeps it
 # and builds clean.
-"$STEPS/kubernetes" --source release --release-url "$url" --version "$V" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 200); do
-  ls -d "$KINA_CACHE_DIR"/kubernetes/.tmp.* >/dev/null 2>&1 && break
-  sleep 0.05
-done
-kill -9 "$pid" 2>/dev/null || true
+# start_download: the release step against the slow site, in the background
+# ($pid), once its temporary directory exists.
+start_download() {
+  "$STEPS/kubernetes" --source release --release-url "$slow" --version "$V" >/dev/null 2>&1 &
+  pid=$!
+  wait_for 30 "the step's temporary directory" test -d "$KINA_CACHE_DIR/kubernetes/.tmp.$pid"
+}
+start_download
+kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
+[ -d "$KINA_CACHE_DIR/kubernetes/.tmp.$pid" ] || fail "kill -9 left no temporary directory to sweep"
 expect_exit 0 "$STEPS/kubernetes" --source release --release-url "$url" --version "$V"
 [ -z "$(ls -d "$KINA_CACHE_DIR"/kubernetes/.tmp.* 2>/dev/null)" ] || fail "kill -9 leftovers were not swept"
 ok "kill -9 leftovers are swept"
 
 # SIGTERM during a download: exit 143, nothing kept.
 export KINA_CACHE_DIR="$TEST_TMP/cache3"
-"$STEPS/kubernetes" --source release --release-url "$url" --version "$V" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 200); do
-  ls -d "$KINA_CACHE_DIR"/kubernetes/.tmp.* >/dev/null 2>&1 && break
-  sleep 0.05
-done
+start_download
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
-if [ "$rc" -eq 0 ]; then
-  echo "note: the download finished before SIGTERM arrived"
-else
-  assert_eq "$rc" "143" "exit code after SIGTERM"
-  [ -z "$(ls -A "$KINA_CACHE_DIR/kubernetes" | grep -v '^\.lock-')" ] || fail "SIGTERM left: $(ls -A "$KINA_CACHE_DIR/kubernetes")"
-fi
+assert_eq "$rc" "143" "exit code after SIGTERM"
+[ -z "$(ls -A "$KINA_CACHE_DIR/kubernetes" | grep -v '^\.lock-')" ] || fail "SIGTERM left: $(ls -A "$KINA_CACHE_DIR/kubernetes")"
 ok "SIGTERM: nothing kept"
 
 # The go source: a version no module proxy has (66) and an unreachable proxy
