@@ -48,15 +48,12 @@ echo "image to base disk: unpack --disk $td s, zcat $tz s, ratio $(echo "$td / $
 
 kina-vm kernel --fetch > /dev/null
 KERNEL=$(kina-vm kernel | jq -r .path)
-mkdir -p "$TMP/ird/dev"
-cp "$BUILD/tools/kina-vm/kina-init" "$TMP/ird/init"
-echo "probe 1" > "$TMP/ird/kina.conf"
-(cd "$TMP/ird" && find . | busybox cpio -o -H newc 2>/dev/null) > "$TMP/min.cpio"
+source "$SRC/bench/vm/bare.sh"
+bare_initramfs "$BUILD" "$TMP/min.cpio"
 : > "$TMP/bare.txt"; : > "$TMP/node.txt"
 for i in $(seq "$RUNS"); do
   t0=$(now)
-  qemu-system-x86_64 -M q35,sata=off,smbus=off -accel tcg -m 2G -smp 2 -display none -nodefaults -no-user-config -no-reboot \
-    -kernel "$KERNEL" -initrd "$TMP/min.cpio" -append "console=ttyS0 quiet panic=-1" </dev/null
+  bare_boot "$KERNEL" "$TMP/min.cpio" -m 2G -smp 2
   since "$t0" >> "$TMP/bare.txt"
   t0=$(now)
   kina-vm boot --name "n$i" --disk "$TMP/node.ext4" --cpus 2 --memory 2Gi --accel tcg --ready systemd --timeout 900s </dev/null >/dev/null

@@ -22,10 +22,8 @@ kina-vm kernel --fetch >/dev/null
 KERNEL=$(kina-vm kernel | jq -r .path)
 
 # The bare reference: kina-init in probe mode powers off as soon as it runs.
-mkdir -p "$TMP/ird/dev"
-cp "$BUILD/tools/kina-vm/kina-init" "$TMP/ird/init"
-echo "probe 1" > "$TMP/ird/kina.conf"
-(cd "$TMP/ird" && find . | busybox cpio -o -H newc 2>/dev/null) > "$TMP/min.cpio"
+source "$(dirname "$0")/bare.sh"
+bare_initramfs "$BUILD" "$TMP/min.cpio"
 mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/etc"
 cp "$(command -v busybox)" "$TMP/rootfs/bin/busybox"
 for a in $(busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$TMP/rootfs/bin/$a"; done
@@ -37,8 +35,7 @@ kina-vm rm -f warm
 # Interleaved, so load from elsewhere hits both sides alike.
 for i in $(seq "$RUNS"); do
   t0=$(now)
-  qemu-system-x86_64 -M q35,sata=off,smbus=off -accel tcg -m 512M -display none -nodefaults -no-user-config -no-reboot \
-    -kernel "$KERNEL" -initrd "$TMP/min.cpio" -append "console=ttyS0 quiet panic=-1" </dev/null
+  bare_boot "$KERNEL" "$TMP/min.cpio" -m 512M
   t1=$(now)
   echo "$t1 - $t0" | bc -l >> "$TMP/bare.txt"
   t0=$(now)
