@@ -91,3 +91,6 @@ catch_signals() {
   trap 'on_signal 143' TERM
   trap 'on_signal 129' HUP
 }
+
+# help_text: the script's opening comment block (after the #! line), as --help.
+help_text() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
