@@ -1,0 +1,644 @@
+# cluster.sh: kina's cluster verbs (create, delete, get, export, load, stop,
+# start), sourced by tools/kina/kina. Each verb pipes kina's tools:
+#   kina-node plan | (boot with kina-vm) | kina-node init | addons | join | wait
+# and kina-kube for the PKI and kubeconfigs. State of a cluster lives in
+# $KINA_HOME/clusters/NAME/: plan.jsonl (the resolved plan), machines.jsonl
+# (the Machine records of its nodes), state (creating|running|stopped), and
+# cluster.lock (flock, held by every verb that changes the cluster).
+
+KINA_NETWORK=net                 # the one cluster network's name
+KINA_BOOT_TIMEOUT=${KINA_BOOT_TIMEOUT:-900s}
+KINA_DISK_SIZE=${KINA_DISK_SIZE:-8Gi}
+KINA_KUBECONFIG_TTL_DEFAULT=168h  # the admin kubeconfig create merges (docs/cluster.md)
+
+quiet=0 verbose=0
+
+say() { [ "$quiet" = 1 ] || printf '%s\n' "$*" >&2; }
+vsay() { [ "$verbose" = 1 ] && printf '%s: %s\n' "$me" "$*" >&2 || true; }
+die() { code=$1; shift; printf '%s: error: %s\n' "$me" "$*" >&2; exit "$code"; }
+
+now_ms() { date +%s%3N; }
+
+# step NAME CMD...: runs CMD, then prints kind's "✓ NAME" line with the time
+# it took ("✗ NAME" and the exit code on failure).
+step() {
+  sname=$1; shift
+  vsay "$sname ..."
+  t0=$(now_ms)
+  src=0
+  "$@" || src=$?
+  t1=$(now_ms)
+  secs=$(( (t1 - t0) / 1000 )).$(( ( (t1 - t0) % 1000 ) / 100 ))
+  if [ "$src" -eq 0 ]; then
+    say " ✓ $sname (${secs}s)"
+    [ -z "${steps_file:-}" ] || printf '%s\t%s\n' "$sname" "$((t1 - t0))" >> "$steps_file"
+  else
+    say " ✗ $sname (${secs}s, exit $src)"
+  fi
+  return "$src"
+}
+
+# tool NAME ARGS...: runs one of kina's tools (next to this script, else PATH).
+tool_path() {
+  for cand in "$kina_dir/$1" "$kina_dir/../$1/$1" "$kina_dir/../../build/tools/$1/$1"; do
+    [ -x "$cand" ] && { printf '%s\n' "$cand"; return 0; }
+  done
+  command -v "$1" 2>/dev/null && return 0
+  echo "$me: error: $1: not installed (build it with scripts/bootstrap)" >&2
+  return 69
+}
+tool() { t=$1; shift; tp=$(tool_path "$t") || return 69; "$tp" "$@"; }
+
+# The tools call each other by name (kina-node runs kina-vm and kina-kube):
+# put the directories of the ones found first on PATH.
+tools_on_path() {
+  for t in kina-vm kina-kube kina-image kina-audit kina-node; do
+    p=$(tool_path "$t" 2>/dev/null) || continue
+    PATH=$(dirname "$p"):$PATH
+  done
+  export PATH
+}
+
+kina_home() {
+  h=${KINA_HOME:-$HOME/.kina}
+  mkdir -p "$h/clusters" && chmod 700 "$h"
+  (cd "$h" && pwd)
+}
+
+valid_name() {
+  case $1 in
+    ''|*[!a-z0-9-]*|-*|*-) return 1 ;;
+  esac
+  [ ${#1} -le 40 ]
+}
+
+# cluster_name FLAG_VALUE: --name, else KINA_CLUSTER_NAME, else KIND_CLUSTER_NAME, else "kind".
+cluster_name() {
+  n=${1:-${KINA_CLUSTER_NAME:-${KIND_CLUSTER_NAME:-kind}}}
+  valid_name "$n" || die 64 "invalid cluster name '$n': lower-case letters, digits and '-', at most 40, not starting or ending with '-'"
+  [ -z "${KINA_FE_CLUSTER_FILE:-}" ] || printf '%s\n' "$n" > "$KINA_FE_CLUSTER_FILE"
+  printf '%s\n' "$n"
+}
+
+# lock_cluster DIR: the cluster's lock on fd 9 (waits up to 10 minutes).
+lock_cluster() {
+  lf=$1/cluster.lock
+  [ ! -L "$lf" ] || die 73 "$lf: is a symlink; refusing to use it as a lock"
+  exec 9>>"$lf"
+  flock -w 600 9 || die 75 "cluster $(basename "$1") is busy (another kina command holds $lf)"
+}
+
+# write_atomic FILE: stdin to FILE through a temporary name in its directory.
+write_atomic() {
+  tmpf="$1.tmp.$$"
+  (umask 077; cat > "$tmpf") && mv -f "$tmpf" "$1"
+}
+
+plan_records() { cat "$cdir/plan.jsonl"; }
+machine_records() { [ -f "$cdir/machines.jsonl" ] && cat "$cdir/machines.jsonl" || true; }
+node_names() { jq -r 'select(.kind=="NodePlan") | .name' "$cdir/plan.jsonl"; }
+api_server() { jq -r 'select(.kind=="ClusterPlan") | "https://\(.networking.apiServerAddress | if . == "0.0.0.0" then "127.0.0.1" else . end):\(.networking.apiServerPort)"' "$cdir/plan.jsonl"; }
+bootstrap_ip() { jq -r 'select(.kind=="Machine") | .ip' "$cdir/machines.jsonl" | head -n 1; }
+
+# free_port: a TCP port nothing listens on, from 30000-60999.
+free_port() {
+  p=$(( 30000 + ($$ * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 31000 ))
+  i=0
+  while [ $i -lt 200 ]; do
+    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && ! grep -q "\"hostPort\":$p[,}]" "$1" 2>/dev/null; then
+      printf '%s\n' "$p"; return 0
+    fi
+    p=$(( p + 1 )); [ $p -le 60999 ] || p=30000; i=$((i + 1))
+  done
+  return 75
+}
+
+# resolve_ports PLANFILE: hostPort 0 (kind's "any port") becomes a free port.
+resolve_ports() {
+  while grep -q '"hostPort":0[,}]' "$1"; do
+    p=$(free_port "$1") || die 75 "no free host port found"
+    # the first port 0 of the first node that has one: one at a time
+    first=$(jq -r 'select(.kind=="NodePlan") | select([.extraPortMappings[] | select(.hostPort == 0)] | length > 0) | .name' "$1" | head -n 1)
+    jq -c --argjson p "$p" --arg n "$first" '
+      if .kind == "NodePlan" and .name == $n then
+        .extraPortMappings |= (. as $m | ([range(0; length) | select($m[.].hostPort == 0)] | first) as $i | .[$i].hostPort = $p)
+      else . end' "$1" > "$1.new"
+    mv -f "$1.new" "$1"
+  done
+  # The API server's port is the first mapping of the bootstrap node.
+  port=$(jq -r 'select(.kind=="NodePlan" and .bootstrap) | .extraPortMappings[] | select(.containerPort == 6443) | .hostPort' "$1" | head -n 1)
+  jq -c --argjson p "$port" 'if .kind == "ClusterPlan" then .networking.apiServerPort = $p else . end' "$1" > "$1.new"
+  mv -f "$1.new" "$1"
+}
+
+# ensure_image REF: REF in kina's store; kina's own node images
+# (kina.local/node:vX.Y.Z) are built on first use.
+ensure_image() {
+  tool kina-image inspect "$1" > /dev/null 2>&1 && return 0
+  case $1 in
+    kina.local/node:v*)
+      say "   node image $1 is not in kina's store: building it (the first build takes about 20 minutes)"
+      "$kina_dir/kina" build node-image --kubernetes-version "${1#kina.local/node:}" --image "$1" > /dev/null ;;
+    *)
+      tool kina-image pull "$1" > /dev/null ;;
+  esac
+}
+
+# node_disk REF: the ext4 disk of image REF (read-only base shared by every
+# node booted from it; each node writes to its own overlay), made once per
+# image digest under $KINA_HOME/disks/.
+node_disk() {
+  digest=$(tool kina-image inspect "$1" | jq -r 'select(.kind=="Image") | .digest' | head -n 1)
+  [ -n "$digest" ] || return 66
+  d=$home/disks/node-${digest#sha256:}.ext4
+  mkdir -p "$home/disks"
+  (
+    exec 8>>"$home/disks/.node-disk.lock"
+    flock 8
+    if [ ! -f "$d" ]; then
+      rm -f "$d.tmp"
+      tool kina-image unpack "$1" --disk "$d.tmp" --disk-size "$KINA_DISK_SIZE" > /dev/null || { rm -f "$d.tmp"; exit 1; }
+      mv -f "$d.tmp" "$d"
+    fi
+  ) || return $?
+  printf '%s\n' "$d"
+}
+
+# boot_args NODEPLAN_JSON: kina-vm boot flags for one node.
+boot_args() {
+  printf '%s\n' "$1" | jq -r '
+    "--cpus", (.cpus|tostring), "--memory", "\(.memoryMiB)Mi",
+    (.extraPortMappings[] | "--publish", "\(.listenAddress):\(.hostPort):\(.containerPort)/\(.protocol | ascii_downcase)"),
+    (.extraMounts[] | "--mount", "\(.hostPath):\(.containerPath)\(if .readOnly then ":ro" else "" end)")'
+}
+
+boot_nodes() {
+  : > "$work/boot.failed"
+  for n in $(node_names); do
+    (
+      np=$(jq -c --arg n "$n" 'select(.kind=="NodePlan" and .name==$n)' "$cdir/plan.jsonl")
+      img=$(printf '%s\n' "$np" | jq -r .image)
+      disk=$(grep -F "$img	" "$work/disks" | cut -f2)
+      # one flag per line: paths with spaces stay whole
+      set --
+      while IFS= read -r a; do set -- "$@" "$a"; done <<EOF
+$(boot_args "$np")
+EOF
+      rc=0
+      tool kina-vm boot --name "$n" --cluster "$cname" --network "$KINA_NETWORK" --disk "$disk" \
+        --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$@" > "$work/boot-$n.json" 2> "$work/boot-$n.err" || rc=$?
+      if [ $rc -ne 0 ]; then
+        echo "$n $rc" >> "$work/boot.failed"
+        sed "s/^/   $n: /" "$work/boot-$n.err" >&2
+      fi
+    ) &
+  done
+  wait
+  [ ! -s "$work/boot.failed" ] || return "$(head -n 1 "$work/boot.failed" | cut -d' ' -f2)"
+  for n in $(node_names); do cat "$work/boot-$n.json"; done | jq -c 'select(.kind=="Machine")' | write_atomic "$cdir/machines.jsonl"
+}
+
+pki_init() { tool kina-kube pki init --cluster "$cname" > /dev/null; }
+
+node_step() {
+  # node_step CMD ARGS...: kina-node CMD with the plan and machines on stdin
+  { plan_records; machine_records; } | tool kina-node "$@" $vflag
+}
+
+join_nodes() {
+  role=$1
+  nodes=$(jq -r --arg r "$role" 'select(.kind=="NodePlan" and .role==$r and (.bootstrap|not)) | .name' "$cdir/plan.jsonl")
+  [ -n "$nodes" ] || return 0
+  if [ "$role" = control-plane ]; then
+    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; done
+    return 0
+  fi
+  : > "$work/join.failed"
+  for n in $nodes; do
+    ( rc=0; node_step join --node "$n" > /dev/null 2> "$work/join-$n.err" || rc=$?
+      [ $rc -eq 0 ] || { echo "$n $rc" >> "$work/join.failed"; sed "s/^/   $n: /" "$work/join-$n.err" >&2; } ) &
+  done
+  wait
+  [ ! -s "$work/join.failed" ] || return "$(head -n 1 "$work/join.failed" | cut -d' ' -f2)"
+}
+
+# mint_kubeconfig OUT USER GROUP TTL [internal]: a kubeconfig signed by the cluster CA.
+mint_kubeconfig() {
+  server=$(api_server)
+  [ "${5:-}" != internal ] || server=https://$(bootstrap_ip):6443
+  tool kina-kube sign --cluster "$cname" --user "$2" --group "$3" --ttl "$4" --server "$server" --out "$1"
+}
+
+export_kubeconfig() {
+  kc=$cdir/kubeconfigs/kina-admin.kubeconfig
+  mkdir -p "$cdir/kubeconfigs"
+  rm -f "$kc"
+  if [ -n "${1:-}" ]; then
+    mint_kubeconfig "$kc" kina-admin kina:cluster-admins "$2" "${3:-}" | tool kina-kube merge --kubeconfig "$1" > /dev/null
+  else
+    mint_kubeconfig "$kc" kina-admin kina:cluster-admins "$2" "${3:-}" | tool kina-kube merge > /dev/null
+  fi
+}
+
+# stop_marked ID: SIGTERM (then SIGKILL after 5 s) to every process whose
+# environment has KINA_CREATE_ID=ID.
+stop_marked() {
+  pids=''
+  for e in /proc/[0-9]*/environ; do
+    p=${e#/proc/}; p=${p%/environ}
+    [ "$p" != "$$" ] || continue
+    grep -qxzF "KINA_CREATE_ID=$1" "$e" 2>/dev/null && pids="$pids $p"
+  done
+  [ -n "$pids" ] || return 0
+  vsay "stopping what the create left running:$pids"
+  kill -TERM $pids 2>/dev/null || true
+  i=0
+  while [ $i -lt 50 ]; do
+    alive=''
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -n "$alive" ] || return 0
+    sleep 0.1; i=$((i + 1))
+  done
+  kill -KILL $alive 2>/dev/null || true
+}
+
+# remove_cluster: every machine, the network, the kubeconfig entries and the
+# directory of cluster $cname. Works on whatever a failed or killed create left.
+remove_cluster() {
+  # the processes a killed or failed create left running (its tools carry
+  # KINA_CREATE_ID in their environment; the shell itself does not)
+  st=$(cat "$home/clusters/$cname/state" 2>/dev/null || true)
+  case $st in creating\ *) stop_marked "${st#creating }" ;; esac
+  machines=$(tool kina-vm ls --cluster "$cname" 2>/dev/null | jq -r 'select(.kind=="Machine") | .name' || true)
+  for m in $machines; do
+    tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null 2>&1 || tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null || true
+  done
+  tool kina-vm network rm -f "$KINA_NETWORK" --cluster "$cname" > /dev/null 2>&1 || true
+  tool kina-kube unmerge --cluster "$cname" > /dev/null 2>&1 || true
+  [ -n "$cname" ] && rm -rf "$home/clusters/$cname"
+}
+
+usage_create() {
+  cat <<USAGE
+usage: kina create cluster [--name N] [--config FILE] [--image REF] [--retain] [--wait DURATION]
+                           [--kubeconfig FILE] [--kubeconfig-ttl DURATION] [--policy FILE]
+                           [--allow-public] [-q] [-v]
+Creates a cluster whose nodes are VMs from kind's config (kind.x-k8s.io/v1alpha4 or
+kina/v1alpha1; none: one control plane). The name: --name, else KINA_CLUSTER_NAME, else
+KIND_CLUSTER_NAME, else the config's, else "kind". Merges an admin kubeconfig (group
+kina:cluster-admins, valid --kubeconfig-ttl, default $KINA_KUBECONFIG_TTL_DEFAULT) as context kina-NAME.
+--wait D waits up to D for every node to be Ready (default: do not wait, as kind).
+A failed or interrupted create removes what it made unless --retain.
+USAGE
+}
+
+cmd_create_cluster() {
+  name='' config='' image='' retain=0 waitd='' kubeconfig='' ttl=$KINA_KUBECONFIG_TTL_DEFAULT policy='' public=''
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --name) name=${2:?--name needs a value}; shift 2 ;;
+      --name=*) name=${1#*=}; shift ;;
+      --config) config=${2:?--config needs a value}; shift 2 ;;
+      --config=*) config=${1#*=}; shift ;;
+      --image) image=${2:?--image needs a value}; shift 2 ;;
+      --image=*) image=${1#*=}; shift ;;
+      --retain) retain=1; shift ;;
+      --wait) waitd=${2:?--wait needs a value}; shift 2 ;;
+      --wait=*) waitd=${1#*=}; shift ;;
+      --kubeconfig) kubeconfig=${2:?--kubeconfig needs a value}; shift 2 ;;
+      --kubeconfig=*) kubeconfig=${1#*=}; shift ;;
+      --kubeconfig-ttl) ttl=${2:?--kubeconfig-ttl needs a value}; shift 2 ;;
+      --policy) policy=${2:?--policy needs a value}; shift 2 ;;
+      --allow-public) public=--allow-public; shift ;;
+      -q|--quiet) quiet=1; shift ;;
+      -v|--verbose) verbose=1; shift ;;
+      -h|--help) usage_create; return 0 ;;
+      *) echo "$me: error: create cluster: unknown flag '$1'" >&2; usage_create >&2; return 64 ;;
+    esac
+  done
+  vflag=''; [ "$verbose" = 1 ] && vflag=-v
+  home=$(kina_home)
+  tools_on_path
+  set --
+  [ -z "$config" ] || set -- "$@" --config "$config"
+  n=${name:-${KINA_CLUSTER_NAME:-${KIND_CLUSTER_NAME:-}}}
+  [ -z "$n" ] || set -- "$@" --name "$(cluster_name "$n")"
+  [ -z "$image" ] || set -- "$@" --image "$image"
+  [ -z "$policy" ] || set -- "$@" --policy "$policy"
+  [ -z "$public" ] || set -- "$@" "$public"
+  plan=$(tool kina-node plan "$@") || return $?
+  cname=$(printf '%s\n' "$plan" | jq -r 'select(.kind=="ClusterPlan") | .name')
+  [ -z "${KINA_FE_CLUSTER_FILE:-}" ] || printf '%s\n' "$cname" > "$KINA_FE_CLUSTER_FILE"
+  cdir=$home/clusters/$cname
+  mkdir -p "$cdir" && chmod 700 "$cdir"
+  lock_cluster "$cdir"
+  if [ -e "$cdir/plan.jsonl" ]; then
+    die 73 "cluster '$cname' already exists (kina delete cluster --name $cname removes it)"
+  fi
+  work=$(mktemp -d "${TMPDIR:-/tmp}/kina-create.XXXXXX")
+  steps_file=$work/steps
+  created=0
+  finish_create() {
+    rc=$?
+    trap - EXIT INT TERM HUP
+    unset KINA_CREATE_ID
+    if [ "$rc" -ne 0 ] && [ "$created" = 0 ]; then
+      if [ "$retain" = 1 ]; then
+        say "   create failed (exit $rc); --retain: the nodes are kept (kina delete cluster --name $cname removes them)"
+        echo failed | write_atomic "$cdir/state"
+      else
+        say "   create failed (exit $rc): removing what it made"
+        remove_cluster
+      fi
+    fi
+    rm -rf "$work"
+    exit "$rc"
+  }
+  trap finish_create EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  KINA_CREATE_ID=$cname-$$-$(date +%s%N)
+  export KINA_CREATE_ID
+  echo "creating $KINA_CREATE_ID" | write_atomic "$cdir/state"
+  say "Creating cluster \"$cname\" ..."
+  printf '%s\n' "$plan" > "$work/plan.jsonl"
+  resolve_ports "$work/plan.jsonl"
+  write_atomic "$cdir/plan.jsonl" < "$work/plan.jsonl"
+  : > "$work/disks"
+  for img in $(jq -r 'select(.kind=="NodePlan") | .image' "$cdir/plan.jsonl" | sort -u); do
+    step "Ensuring node image $img" ensure_image "$img" || return $?
+    d=$(step "Preparing the node disk" node_disk "$img") || return $?
+    printf '%s\t%s\n' "$img" "$d" >> "$work/disks"
+  done
+  step "Creating the cluster CAs" pki_init || return $?
+  step "Creating the cluster network" tool kina-vm network create "$KINA_NETWORK" --cluster "$cname" > /dev/null || return $?
+  step "Booting nodes" boot_nodes || return $?
+  step "Starting the control plane (kubeadm init)" node_step init > /dev/null || return $?
+  step "Installing the CNI and StorageClass" node_step addons > /dev/null || return $?
+  step "Joining control-plane nodes" join_nodes control-plane || return $?
+  step "Joining worker nodes" join_nodes worker || return $?
+  if [ -n "$waitd" ]; then
+    step "Waiting for the nodes to be Ready" node_step wait --timeout "$waitd" > /dev/null || return $?
+  fi
+  step "Writing the kubeconfig" export_kubeconfig "$kubeconfig" "$ttl" || return $?
+  echo running | write_atomic "$cdir/state"
+  cp "$steps_file" "$cdir/create-steps.tsv" 2>/dev/null || true
+  created=1
+  say "Set kubectl context to \"kina-$cname\""
+  say "You can now use your cluster with:"
+  say ""
+  say "kubectl cluster-info --context kina-$cname"
+  return 0
+}
+
+cmd_delete_cluster() {
+  name=''
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --name) name=${2:?--name needs a value}; shift 2 ;;
+      --name=*) name=${1#*=}; shift ;;
+      --kubeconfig) shift 2 ;;
+      -q|--quiet) quiet=1; shift ;;
+      -v|--verbose) verbose=1; shift ;;
+      -h|--help) echo "usage: kina delete cluster [--name N]: removes every node, the network, the kubeconfig entries and the state of cluster N"; return 0 ;;
+      *) echo "$me: error: delete cluster: unknown flag '$1'" >&2; return 64 ;;
+    esac
+  done
+  home=$(kina_home)
+  tools_on_path
+  cname=$(cluster_name "$name")
+  cdir=$home/clusters/$cname
+  say "Deleting cluster \"$cname\" ..."
+  [ -d "$cdir" ] || { tool kina-vm network rm -f "$KINA_NETWORK" --cluster "$cname" > /dev/null 2>&1 || true; return 0; }
+  lock_cluster "$cdir"
+  remove_cluster
+  say "Deleted nodes: cluster \"$cname\""
+}
+
+cmd_delete_clusters() {
+  all=0
+  names=''
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --all|-A) all=1; shift ;;
+      -*) echo "$me: error: delete clusters: unknown flag '$1'" >&2; return 64 ;;
+      *) names="$names $1"; shift ;;
+    esac
+  done
+  home=$(kina_home)
+  [ "$all" = 0 ] || names=$(cluster_list)
+  [ -n "$names" ] || { [ "$all" = 1 ] && return 0; echo "$me: error: delete clusters: name clusters or pass --all" >&2; return 64; }
+  rc=0
+  for n in $names; do (cmd_delete_cluster --name "$n") || rc=$?; done
+  return $rc
+}
+
+cluster_list() {
+  for d in "$home"/clusters/*/; do
+    [ -f "$d/plan.jsonl" ] && basename "$d"
+  done 2>/dev/null || true
+}
+
+cmd_get() {
+  what=${1:-}; [ $# -gt 0 ] && shift
+  home=$(kina_home)
+  tools_on_path
+  case $what in
+    clusters)
+      l=$(cluster_list)
+      [ -n "$l" ] || { echo "No kina clusters found." >&2; return 0; }
+      printf '%s\n' "$l" ;;
+    nodes)
+      name='' allc=0
+      while [ $# -gt 0 ]; do
+        case $1 in
+          --name) name=${2:?}; shift 2 ;;
+          --name=*) name=${1#*=}; shift ;;
+          -A|--all-clusters) allc=1; shift ;;
+          *) echo "$me: error: get nodes: unknown flag '$1'" >&2; return 64 ;;
+        esac
+      done
+      if [ "$allc" = 1 ]; then
+        for c in $(cluster_list); do tool kina-vm ls --cluster "$c" | jq -r 'select(.kind=="Machine") | .name'; done
+      else
+        cname=$(cluster_name "$name")
+        [ -f "$home/clusters/$cname/plan.jsonl" ] || { echo "No kina nodes found for cluster \"$cname\"." >&2; return 0; }
+        tool kina-vm ls --cluster "$cname" | jq -r 'select(.kind=="Machine") | .name'
+      fi ;;
+    kubeconfig)
+      name='' internal='' user=kina-admin group=kina:cluster-admins ttl=$KINA_KUBECONFIG_TTL_DEFAULT groups_given=0
+      while [ $# -gt 0 ]; do
+        case $1 in
+          --name) name=${2:?}; shift 2 ;;
+          --name=*) name=${1#*=}; shift ;;
+          --internal) internal=internal; shift ;;
+          --user) user=${2:?--user needs a value}; shift 2 ;;
+          --group) [ "$groups_given" = 1 ] || group=''; groups_given=1; group="$group ${2:?--group needs a value}"; shift 2 ;;
+          --ttl) ttl=${2:?--ttl needs a value}; shift 2 ;;
+          *) echo "$me: error: get kubeconfig: unknown flag '$1'" >&2; return 64 ;;
+        esac
+      done
+      cname=$(cluster_name "$name")
+      cdir=$home/clusters/$cname
+      [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
+      if [ "$groups_given" = 0 ] && [ "$user" != kina-admin ]; then group=''; fi
+      work=$(mktemp -d "${TMPDIR:-/tmp}/kina-kc.XXXXXX")
+      trap 'rm -rf "$work"' EXIT
+      set --
+      for g in $group; do set -- "$@" --group "$g"; done
+      server=$(api_server)
+      [ -z "$internal" ] || server=https://$(bootstrap_ip):6443
+      tool kina-kube sign --cluster "$cname" --user "$user" "$@" --ttl "$ttl" --server "$server" --out "$work/kc" > /dev/null || return $?
+      cat "$work/kc" ;;
+    ''|*) echo "$me: error: get: kina can get clusters, nodes, kubeconfig" >&2; return 64 ;;
+  esac
+}
+
+cmd_export() {
+  what=${1:-}; [ $# -gt 0 ] && shift
+  home=$(kina_home)
+  tools_on_path
+  case $what in
+    kubeconfig)
+      name='' kubeconfig='' internal='' ttl=$KINA_KUBECONFIG_TTL_DEFAULT
+      while [ $# -gt 0 ]; do
+        case $1 in
+          --name) name=${2:?}; shift 2 ;;
+          --name=*) name=${1#*=}; shift ;;
+          --kubeconfig) kubeconfig=${2:?}; shift 2 ;;
+          --internal) internal=internal; shift ;;
+          --kubeconfig-ttl|--ttl) ttl=${2:?}; shift 2 ;;
+          *) echo "$me: error: export kubeconfig: unknown flag '$1'" >&2; return 64 ;;
+        esac
+      done
+      cname=$(cluster_name "$name")
+      cdir=$home/clusters/$cname
+      [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
+      lock_cluster "$cdir"
+      export_kubeconfig "$kubeconfig" "$ttl" "$internal"
+      say "Set kubectl context to \"kina-$cname\"" ;;
+    logs)
+      dir='' name=''
+      while [ $# -gt 0 ]; do
+        case $1 in
+          --name) name=${2:?}; shift 2 ;;
+          --name=*) name=${1#*=}; shift ;;
+          -*) echo "$me: error: export logs: unknown flag '$1'" >&2; return 64 ;;
+          *) dir=$1; shift ;;
+        esac
+      done
+      cname=$(cluster_name "$name")
+      cdir=$home/clusters/$cname
+      [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
+      [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/kina-logs.XXXXXX")
+      mkdir -p "$dir"
+      export_logs "$dir"
+      printf '%s\n' "$dir" ;;
+    *) echo "$me: error: export: kina can export kubeconfig, logs" >&2; return 64 ;;
+  esac
+}
+
+export_logs() {
+  cp "$cdir/plan.jsonl" "$1/plan.jsonl"
+  tool kina-vm ls --cluster "$cname" > "$1/machines.jsonl" 2>/dev/null || true
+  for n in $(jq -r 'select(.kind=="Machine") | .name' "$1/machines.jsonl"); do
+    nd=$1/$n
+    mkdir -p "$nd"
+    mdir=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .dir' "$1/machines.jsonl")
+    [ ! -f "$mdir/console.log" ] || cp "$mdir/console.log" "$nd/console.log"
+    state=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .state' "$1/machines.jsonl")
+    [ "$state" = running ] || continue
+    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager > "$nd/journal.log" 2>/dev/null || true
+    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u kubelet > "$nd/kubelet.log" 2>/dev/null || true
+    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u containerd > "$nd/containerd.log" 2>/dev/null || true
+    tool kina-vm exec --cluster "$cname" "$n" -- cat /kind/version > "$nd/kubernetes-version.txt" 2>/dev/null || true
+    tool kina-vm exec --cluster "$cname" "$n" -- crictl ps -a > "$nd/containers.txt" 2>/dev/null || true
+    tool kina-vm exec --cluster "$cname" "$n" -- tar -C /var/log -cf - pods containers 2>/dev/null > "$nd/pod-logs.tar" || true
+  done
+  jq -c --arg c "$cname" 'select(.cluster == $c)' "$home/audit/log.jsonl" > "$1/audit.jsonl" 2>/dev/null || true
+}
+
+# load_archive FILE NODES...: ctr import of an image archive in each node (k8s.io namespace).
+load_archive() {
+  f=$1; shift
+  : > "$work/load.failed"
+  for n in "$@"; do
+    ( tool kina-vm exec --cluster "$cname" -i "$n" -- ctr --namespace=k8s.io images import --digests --snapshotter=overlayfs - \
+        < "$f" > /dev/null 2> "$work/load-$n.err" || { echo "$n" >> "$work/load.failed"; sed "s/^/   $n: /" "$work/load-$n.err" >&2; } ) &
+  done
+  wait
+  [ ! -s "$work/load.failed" ] || return 69
+}
+
+cmd_load() {
+  what=${1:-}; [ $# -gt 0 ] && shift
+  home=$(kina_home)
+  tools_on_path
+  name='' nodes='' src=''
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --name) name=${2:?}; shift 2 ;;
+      --name=*) name=${1#*=}; shift ;;
+      --nodes) nodes=$(printf '%s' "${2:?}" | tr ',' ' '); shift 2 ;;
+      --nodes=*) nodes=$(printf '%s' "${1#*=}" | tr ',' ' '); shift ;;
+      -*) echo "$me: error: load: unknown flag '$1'" >&2; return 64 ;;
+      *) src=$1; shift ;;
+    esac
+  done
+  [ -n "$src" ] || { echo "$me: error: load $what: name an archive or an image" >&2; return 64; }
+  cname=$(cluster_name "$name")
+  cdir=$home/clusters/$cname
+  [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
+  [ -n "$nodes" ] || nodes=$(node_names)
+  for n in $nodes; do node_names | grep -qx "$n" || die 66 "node '$n' is not in cluster '$cname'"; done
+  work=$(mktemp -d "${TMPDIR:-/tmp}/kina-load.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  case $what in
+    image-archive)
+      [ -f "$src" ] || die 66 "$src: not a regular file"
+      load_archive "$src" $nodes ;;
+    image)
+      tool kina-image export "$src" --out "$work/image.tar" > /dev/null || return $?
+      load_archive "$work/image.tar" $nodes ;;
+    *) echo "$me: error: load: kina can load image-archive, image" >&2; return 64 ;;
+  esac
+}
+
+# stop_start stop|start [--name N]: workers first on stop, control planes first on start.
+cmd_stop_start() {
+  verb=$1; shift
+  name='' waitd=15m
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --name) name=${2:?}; shift 2 ;;
+      --name=*) name=${1#*=}; shift ;;
+      --wait) waitd=${2:?}; shift 2 ;;
+      -q|--quiet) quiet=1; shift ;;
+      -v|--verbose) verbose=1; shift ;;
+      *) echo "$me: error: $verb cluster: unknown flag '$1'" >&2; return 64 ;;
+    esac
+  done
+  vflag=''; [ "$verbose" = 1 ] && vflag=-v
+  home=$(kina_home)
+  tools_on_path
+  cname=$(cluster_name "$name")
+  cdir=$home/clusters/$cname
+  [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
+  lock_cluster "$cdir"
+  cps=$(jq -r 'select(.kind=="NodePlan" and .role=="control-plane") | .name' "$cdir/plan.jsonl")
+  ws=$(jq -r 'select(.kind=="NodePlan" and .role=="worker") | .name' "$cdir/plan.jsonl")
+  if [ "$verb" = stop ]; then
+    for n in $ws $cps; do
+      step "Stopping $n" tool kina-vm stop --cluster "$cname" "$n" > /dev/null || return $?
+    done
+    echo stopped | write_atomic "$cdir/state"
+  else
+    for n in $cps $ws; do
+      step "Starting $n" tool kina-vm start --cluster "$cname" --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$n" > /dev/null || return $?
+    done
+    tool kina-vm ls --cluster "$cname" | jq -c 'select(.kind=="Machine")' | write_atomic "$cdir/machines.jsonl"
+    step "Waiting for the nodes to be Ready" node_step wait --timeout "$waitd" > /dev/null || return $?
+    echo running | write_atomic "$cdir/state"
+  fi
+}
