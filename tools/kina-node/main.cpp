@@ -1,0 +1,88 @@
+// kina-node: kind-compatible clusters of VM nodes. `plan` reads kind's Cluster
+// config (or kina/v1alpha1), applies kina's cluster policy and prints the
+// plan as records. This file is the command line only; each command lives in
+// its own header here (plan_cmd.hpp; kind_config.hpp, policy.hpp, plan.hpp).
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kina/audit.hpp"
+#include "kina/cli.hpp"
+#include "kina/clock.hpp"
+#include "kina/diag.hpp"
+#include "kina/validate.hpp"
+
+#include "plan_cmd.hpp"
+#include "tool.hpp"
+
+namespace {
+
+using namespace kina;
+using namespace kina::node;
+
+// What the command line fills in, one set of arguments per command.
+struct Options {
+  std::vector<std::string> argv;
+  PlanArgs plan;
+  std::string plan_config, plan_name, plan_image, plan_policy;  // taken when given
+};
+
+// Runs a mutating command and appends its audit event, whatever the outcome.
+// (`plan` only reads, so it is not audited; init, join, addons and wait are.)
+[[maybe_unused]] Status audited(const Options& o, std::string action, const std::string& cluster,
+                                const std::function<Status(std::string&)>& fn) {
+  int64_t start = now_ms();
+  std::string target;
+  Status st = fn(target);
+  audit::Event ev;
+  ev.tool = std::string(kTool);
+  ev.action = std::move(action);
+  if (validate_name("cluster name", cluster)) ev.cluster = cluster;
+  ev.target = target;
+  ev.args = o.argv;
+  ev.outcome = st ? "ok" : "error";
+  ev.exit_code = st ? 0 : code(st.error().exit);
+  ev.duration_ms = now_ms() - start;
+  if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
+  return st;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  o.argv.assign(argv + 1, argv + argc);
+  return kina::run_tool(kTool, argc, argv, [&](CLI::App& app) -> std::function<Status()> {
+    app.description(
+        "kind-compatible clusters whose nodes are VMs. Reads kind's kind.x-k8s.io/v1alpha4 Cluster config (and "
+        "kina/v1alpha1), checks kina's cluster policy, and prints the plan as records.\n"
+        "Not written yet: config, init, join, addons, wait (docs/cli.md, \"kina-node\").\n"
+        "Records on stdout, diagnostics on stderr.");
+    app.require_subcommand(1);
+
+    auto* plan = app.add_subcommand(
+        "plan", "Read a cluster config and print one ClusterPlan record, then one NodePlan per node; every config "
+                "problem is reported (65), then every policy refusal (80, docs/security.md \"Cluster policy\")");
+    auto* config = plan->add_option("--config", o.plan_config,
+                                    "kind config file (kind.x-k8s.io/v1alpha4 or kina/v1alpha1, at most 1 MiB), - for "
+                                    "stdin; without it, kind's default cluster (one control plane)");
+    auto* name = plan->add_option("--name", o.plan_name, "Cluster name instead of the config's (default kind)");
+    auto* image = plan->add_option("--image", o.plan_image,
+                                   "Node image for every node, instead of the config's (default kina.local/node:v1.37.2)");
+    auto* policy = plan->add_option("--policy", o.plan_policy, "Policy file (apiVersion: kina/v1alpha1, kind: Policy)");
+    plan->add_flag("--allow-public", o.plan.allow_public,
+                   "Allow port mappings and the API server on non-loopback addresses (reachable from other hosts)");
+
+    return [&, plan, config, name, image, policy]() -> Status {
+      if (plan->parsed()) {
+        if (config->count() > 0) o.plan.config = o.plan_config;
+        if (name->count() > 0) o.plan.name = o.plan_name;
+        if (image->count() > 0) o.plan.image = o.plan_image;
+        if (policy->count() > 0) o.plan.policy = o.plan_policy;
+        return node::plan(o.plan);
+      }
+      return usage_error("no command");
+    };
+  });
+}
