@@ -14,6 +14,7 @@
 #include "kina/validate.hpp"
 
 #include "plan_cmd.hpp"
+#include "steps_cmd.hpp"
 #include "tool.hpp"
 
 namespace {
@@ -25,12 +26,13 @@ using namespace kina::node;
 struct Options {
   std::vector<std::string> argv;
   PlanArgs plan;
+  StepArgs step;
   std::string plan_config, plan_name, plan_image, plan_policy;  // taken when given
 };
 
 // Runs a mutating command and appends its audit event, whatever the outcome.
 // (`plan` only reads, so it is not audited; init, join, addons and wait are.)
-[[maybe_unused]] Status audited(const Options& o, std::string action, const std::string& cluster,
+Status audited(const Options& o, std::string action, const std::string& cluster,
                                 const std::function<Status(std::string&)>& fn) {
   int64_t start = now_ms();
   std::string target;
@@ -57,7 +59,6 @@ int main(int argc, char** argv) {
     app.description(
         "kind-compatible clusters whose nodes are VMs. Reads kind's kind.x-k8s.io/v1alpha4 Cluster config (and "
         "kina/v1alpha1), checks kina's cluster policy, and prints the plan as records.\n"
-        "Not written yet: config, init, join, addons, wait (docs/cli.md, \"kina-node\").\n"
         "Records on stdout, diagnostics on stderr.");
     app.require_subcommand(1);
 
@@ -74,7 +75,38 @@ int main(int argc, char** argv) {
     plan->add_flag("--allow-public", o.plan.allow_public,
                    "Allow port mappings and the API server on non-loopback addresses (reachable from other hosts)");
 
-    return [&, plan, config, name, image, policy]() -> Status {
+    // The node steps: each reads the plan and the Machine records on stdin (or,
+    // with --cluster, the cluster's saved plan and `kina-vm ls`), forwards them
+    // and prints Node records.
+    auto add_step = [&](const char* cmd, const char* what) {
+      auto* sc = app.add_subcommand(cmd, what);
+      sc->add_option("--cluster", o.step.cluster,
+                     "Read the plan from $KINA_HOME/clusters/C/plan.jsonl and the machines from kina-vm ls instead of stdin");
+      sc->add_option("--timeout", o.step.timeout, "How long kubeadm (or the wait) may take, 1s to 24h (default 30m)");
+      sc->add_flag("-v,--verbose", o.step.verbose, "Say what is done on stderr");
+      return sc;
+    };
+    auto* init = add_step("init", "kubeadm init on the bootstrap control plane: the cluster CAs from kina-kube pki export, "
+                                  "the Secrets encryption key, the node's kubeadm config, and the binding of kina's admin "
+                                  "group (kina:cluster-admins) to cluster-admin; prints a Node record");
+    auto* join = add_step("join", "kubeadm join of one node with a bootstrap token of its own and the CA pinned "
+                                  "(caCertHashes); control planes get the CAs first; prints a Node record");
+    join->add_option("--node", o.step.node, "The node to join (its NodePlan name)")->required();
+    auto* addons = add_step("addons", "Apply the node image's CNI manifest (with the pod subnet; not with disableDefaultCNI) "
+                                      "and storage manifest on the bootstrap control plane");
+    auto* wait = add_step("wait", "Wait until every node of the plan is Ready; prints a Node record each");
+
+    return [&, plan, config, name, image, policy, init, join, addons, wait]() -> Status {
+      auto step = [&o](Step s) {
+        std::string cluster = o.step.cluster;
+        return audited(o, std::string(step_name(s)), cluster, [&](std::string& target) {
+          return run_step(s, o.step, cluster, target);
+        });
+      };
+      if (init->parsed()) return step(Step::init);
+      if (join->parsed()) return step(Step::join);
+      if (addons->parsed()) return step(Step::addons);
+      if (wait->parsed()) return step(Step::wait);
       if (plan->parsed()) {
         if (config->count() > 0) o.plan.config = o.plan_config;
         if (name->count() > 0) o.plan.name = o.plan_name;

@@ -30,6 +30,7 @@
 #include "kina/secret.hpp"
 #include "kina/validate.hpp"
 
+#include "containerd_patch.hpp"
 #include "kubeadm.hpp"
 #include "plan.hpp"
 #include "transport.hpp"
@@ -232,7 +233,10 @@ inline ConfigInputs config_inputs(const Plan& plan, const MachineInfo& cp, const
 
 // The containerd patches of the plan, applied and containerd restarted.
 inline Status apply_containerd_patches(Transport& t, const Plan& plan, const std::string& node) {
-  auto toml = generate_containerd_patch(plan.cluster);
+  if (plan.cluster.containerd_patches.empty() && plan.cluster.containerd_patches_json6902.empty()) return {};
+  auto base = t.run(node, {"cat", "/etc/containerd/config.toml"}, fmt::format("reading containerd's config on {}", node));
+  if (!base) return base.error();
+  auto toml = generate_containerd_patch(plan.cluster, base->out, node + ":/etc/containerd/config.toml");
   if (!toml) return toml.error();
   if (toml->empty()) return {};
   if (auto st = t.put(node, "/etc/containerd/config.toml", *toml, 0644); !st) return st;
@@ -269,6 +273,27 @@ inline void progress(const StepOptions& o, const std::string& msg) {
   if (o.verbose) fmt::print(stderr, "kina-node: {}\n", msg);
 }
 
+// Runs `attempt` up to kAttempts times: under software emulation an API call
+// of kubeadm's can outlast its fixed 10 s client timeout while the control
+// plane starts, and kubeadm gives up. Between attempts `kubeadm reset -f`
+// returns the node to where it was (reset also empties /etc/kubernetes/pki, so
+// an attempt installs everything again). Errors other than a failed kubeadm
+// (exit 69 from the transport) are not retried.
+inline constexpr int kAttempts = 3;
+template <class Fn>
+Status with_retries(Transport& t, const std::string& node, std::string_view what, const StepOptions& o, Fn&& attempt) {
+  for (int i = 1;; ++i) {
+    Status st = attempt();
+    if (st || i == kAttempts || st.error().exit != Exit::unavailable) return st;
+    warn("kina-node", fmt::format("{} on {} failed (attempt {} of {}): {}; kubeadm reset and again", what, node, i,
+                                  kAttempts, st.error().message()));
+    auto r = t.run(node, {"kubeadm", "reset", "-f"}, fmt::format("kubeadm reset on {}", node), std::nullopt,
+                   std::chrono::minutes(5));
+    if (!r) return r.error();
+    progress(o, fmt::format("{}: kubeadm reset done", node));
+  }
+}
+
 // kubeadm init on the bootstrap control plane.
 inline Result<std::string> init(Transport& t, const StepInput& in, const StepOptions& o) {
   const NodePlan* n = bootstrap_node(in.plan);
@@ -283,21 +308,25 @@ inline Result<std::string> init(Transport& t, const StepInput& in, const StepOpt
   else return made.error();
   auto cfg = generate_node_config(in.plan.cluster, *n, *m, config_inputs(in.plan, *m, *version, tok, in));
   if (!cfg) return cfg.error();
-  progress(o, fmt::format("{}: installing the cluster CAs", n->name));
-  if (auto st = install_pki(t, in.plan.cluster.name, n->name); !st) return st.error();
-  if (in.plan.cluster.encrypt_secrets) {
-    auto enc = encryption_config(in.plan.cluster.name);
-    if (!enc) return enc.error();
-    if (auto st = t.put(n->name, std::string(kEncryptionConfigPath), *enc, 0600); !st) return st.error();
-  }
-  if (auto st = apply_containerd_patches(t, in.plan, n->name); !st) return st.error();
-  if (auto st = t.put(n->name, std::string(kKubeadmConfigPath), *cfg, 0600); !st) return st.error();
-  progress(o, fmt::format("{}: kubeadm init (Kubernetes {})", n->name, *version));
-  auto r = t.run(n->name,
-                 {"kubeadm", "init", "--config", std::string(kKubeadmConfigPath), "--skip-phases=preflight",
-                  "--skip-token-print", "--v=1"},
-                 fmt::format("kubeadm init on {}", n->name), std::nullopt, o.timeout);
-  if (!r) return r.error();
+  auto attempt = [&]() -> Status {
+    progress(o, fmt::format("{}: installing the cluster CAs", n->name));
+    if (auto st = install_pki(t, in.plan.cluster.name, n->name); !st) return st;
+    if (in.plan.cluster.encrypt_secrets) {
+      auto enc = encryption_config(in.plan.cluster.name);
+      if (!enc) return enc.error();
+      if (auto st = t.put(n->name, std::string(kEncryptionConfigPath), *enc, 0600); !st) return st;
+    }
+    if (auto st = apply_containerd_patches(t, in.plan, n->name); !st) return st;
+    if (auto st = t.put(n->name, std::string(kKubeadmConfigPath), *cfg, 0600); !st) return st;
+    progress(o, fmt::format("{}: kubeadm init (Kubernetes {})", n->name, *version));
+    auto r = t.run(n->name,
+                   {"kubeadm", "init", "--config", std::string(kKubeadmConfigPath), "--skip-phases=preflight",
+                    "--skip-token-print", "--v=1"},
+                   fmt::format("kubeadm init on {}", n->name), std::nullopt, o.timeout);
+    if (!r) return r.error();
+    return {};
+  };
+  if (auto st = with_retries(t, n->name, "kubeadm init", o, attempt); !st) return st.error();
   if (auto st = apply_manifest(t, n->name, admin_binding_manifest(), "the kina-cluster-admins binding"); !st)
     return st.error();
   return node_record(in.plan, *n, *m, *version, std::nullopt);
@@ -337,20 +366,24 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
   if (auto st = register_token(t, cpn->name, tok); !st) return st.error();
   auto cfg = generate_node_config(in.plan.cluster, **n, *m, config_inputs(in.plan, *cp, *version, tok, in));
   if (!cfg) return cfg.error();
-  if ((*n)->role == "control-plane") {
-    if (auto st = install_pki(t, in.plan.cluster.name, name); !st) return st.error();
-    if (in.plan.cluster.encrypt_secrets) {
-      auto enc = encryption_config(in.plan.cluster.name);
-      if (!enc) return enc.error();
-      if (auto st = t.put(name, std::string(kEncryptionConfigPath), *enc, 0600); !st) return st.error();
+  auto attempt = [&]() -> Status {
+    if ((*n)->role == "control-plane") {
+      if (auto st = install_pki(t, in.plan.cluster.name, name); !st) return st;
+      if (in.plan.cluster.encrypt_secrets) {
+        auto enc = encryption_config(in.plan.cluster.name);
+        if (!enc) return enc.error();
+        if (auto st = t.put(name, std::string(kEncryptionConfigPath), *enc, 0600); !st) return st;
+      }
     }
-  }
-  if (auto st = apply_containerd_patches(t, in.plan, name); !st) return st.error();
-  if (auto st = t.put(name, std::string(kKubeadmConfigPath), *cfg, 0600); !st) return st.error();
-  progress(o, fmt::format("{}: kubeadm join ({})", name, (*n)->role));
-  auto r = t.run(name, {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=preflight", "--v=1"},
-                 fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
-  if (!r) return r.error();
+    if (auto st = apply_containerd_patches(t, in.plan, name); !st) return st;
+    if (auto st = t.put(name, std::string(kKubeadmConfigPath), *cfg, 0600); !st) return st;
+    progress(o, fmt::format("{}: kubeadm join ({})", name, (*n)->role));
+    auto r = t.run(name, {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=preflight", "--v=1"},
+                   fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
+    if (!r) return r.error();
+    return {};
+  };
+  if (auto st = with_retries(t, name, "kubeadm join", o, attempt); !st) return st.error();
   return node_record(in.plan, **n, *m, *version, std::nullopt);
 }
 

@@ -39,7 +39,7 @@ class Transport {
       while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
       if (said.size() > 400) said = said.substr(said.size() - 400);
       std::string why = fmt::format("{} on {}", r->describe(), node);
-      if (!said.empty()) why += ": " + detail::one_line(said);
+      if (!said.empty()) why += ": " + kina::detail::one_line(said);
       return make_error(r->timed_out ? Exit::temp_fail : Exit::unavailable, what, why);
     }
     return r;
