@@ -217,7 +217,10 @@ printf '%s\n' 'apiVersion: kina/v1alpha1' 'kind: Policy' 'deniedHostPaths: [src]
 printf '%s\n' 'kind: Cluster' 'apiVersion: kind.x-k8s.io/v1alpha4' 'nodes:' '- extraMounts:' '  - {hostPath: ./src/sub, containerPath: /s}' > "$W/src-mount.yaml"
 expect_exit 0 kina-node plan --config "$W/src-mount.yaml" "${ROOMY[@]}"
 expect_exit 80 kina-node plan --config "$W/src-mount.yaml" --policy "$W/deny.yaml"
-assert_contains "$ERR" "lies inside \"$W/src\" (denied by the policy)"
+assert_contains "$ERR" "lies inside \"$W/src\" (denied by the policy: deniedHostPaths); no mount of it is allowed, read-only or not"
+printf '%s\n' 'kind: Cluster' 'apiVersion: kind.x-k8s.io/v1alpha4' 'nodes:' '- extraMounts:' '  - {hostPath: ./src, containerPath: /s, readOnly: true}' > "$W/src-ro.yaml"
+expect_exit 80 kina-node plan --config "$W/src-ro.yaml" --policy "$W/deny.yaml"
+assert_contains "$ERR" 'read-only or not'
 cat > "$W/loosen.yaml" <<YAML
 kind: Cluster
 apiVersion: kina/v1alpha1
