@@ -259,6 +259,7 @@ class ConfigReader {
     if (const yaml::Node* v = n.get("apiServerPort"))
       if (auto port = r_.integer(*v, "networking.apiServerPort", -1, 65535)) net.api_server_port = *port < 0 ? 0 : static_cast<int>(*port);
     std::optional<Cidr> pod, svc;
+    size_t before = p_.size();
     auto subnet = [&](std::string_view k, std::string& dst, std::optional<Cidr>& parsed) {
       auto s = str(k);
       if (!s) return;
@@ -281,7 +282,8 @@ class ConfigReader {
     subnet("serviceSubnet", net.service_subnet, svc);
     if (!pod && !net.pod_subnet.empty()) pod = *parse_cidr(net.pod_subnet);
     if (!svc) svc = *parse_cidr(net.service_subnet);
-    if (pod && (pod->contains(svc->network) || svc->contains(pod->network)))
+    bool subnets_ok = p_.size() == before;  // no overlap reported against a default standing in for a bad value
+    if (subnets_ok && pod && (pod->contains(svc->network) || svc->contains(pod->network)))
       p_.add("networking.serviceSubnet", fmt::format("{} overlaps the pod subnet {}", svc->str(), pod->str()), n.get("serviceSubnet"));
     if (auto m = str("kubeProxyMode")) {
       if (*m == "ipvs")
@@ -348,7 +350,7 @@ class ConfigReader {
     p.index = static_cast<int>(i);
     p.role = "control-plane";
     std::string np = index_path("nodes", i);
-    if (!r_.mapping(n, np, false)) return p;
+    if (!r_.mapping(n, np)) return p;  // an empty entry is a default node, as kind decodes it
     std::vector<std::string_view> known = {"role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
                                            "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"};
     std::map<std::string_view, std::string_view> elsewhere;
