@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -149,9 +150,7 @@ class ConfigReader {
     std::vector<std::string_view> known = {"kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
                                            "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
                                            "containerdConfigPatchesJSON6902"};
-    std::map<std::string_view, std::string_view> elsewhere;
-    for (auto k : {"backend", "encryptSecrets", "policy"}) (kina_ ? known.push_back(k) : void(elsewhere[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1"));
-    r_.known_fields(doc, "", known, elsewhere);
+    r_.known_fields(doc, "", with_kina_fields(known, {"backend", "encryptSecrets", "policy"}), kina_only({"backend", "encryptSecrets", "policy"}));
 
     // name
     std::string name = "kind";
@@ -229,6 +228,19 @@ class ConfigReader {
   }
 
  private:
+  // kind's field names, plus kina's additions in a kina/v1alpha1 config.
+  std::vector<std::string_view> with_kina_fields(std::vector<std::string_view> known, std::initializer_list<std::string_view> extra) const {
+    if (kina_) known.insert(known.end(), extra);
+    return known;
+  }
+  // In a v1alpha4 config, kina's additions are unknown fields whose error says where they belong.
+  std::map<std::string_view, std::string_view> kina_only(std::initializer_list<std::string_view> extra) const {
+    std::map<std::string_view, std::string_view> m;
+    if (!kina_)
+      for (auto k : extra) m[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1";
+    return m;
+  }
+
   void networking(const yaml::Node& n, Networking& net) {
     const std::string P = "networking";
     if (!r_.mapping(n, P)) return;
@@ -353,9 +365,7 @@ class ConfigReader {
     if (!r_.mapping(n, np)) return p;  // an empty entry is a default node, as kind decodes it
     std::vector<std::string_view> known = {"role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
                                            "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"};
-    std::map<std::string_view, std::string_view> elsewhere;
-    for (auto k : {"cpus", "memory"}) (kina_ ? known.push_back(k) : void(elsewhere[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1"));
-    r_.known_fields(n, np, known, elsewhere);
+    r_.known_fields(n, np, with_kina_fields(known, {"cpus", "memory"}), kina_only({"cpus", "memory"}));
     if (const yaml::Node* v = n.get("role")) {
       if (auto s = r_.string(*v, np + ".role"); s && !s->empty()) {
         if (*s == "control-plane" || *s == "worker") p.role = *s;
