@@ -4,9 +4,11 @@
 #define BOOST_TEST_MODULE node_plan
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "kina/fs.hpp"
 #include "kina/record.hpp"
 #include "plan.hpp"
 
@@ -177,4 +179,31 @@ BOOST_AUTO_TEST_CASE(incomplete_or_inconsistent_plans_are_refused) {
   pos = role.find("\"role\":\"worker\"");
   role.replace(pos, 15, "\"role\":\"master\"");
   expect_65(read(role), "field \"role\"");
+}
+
+// The record contract (tests/records/*.jsonl, docs/protocol.md "Every kind"):
+// the reader accepts every fixture variant.
+BOOST_AUTO_TEST_CASE(reads_every_fixture_variant) {
+  const char* src = std::getenv("KINA_SRC");
+  BOOST_REQUIRE(src);
+  for (std::string kind : {"ClusterPlan", "NodePlan"}) {
+    auto text = kina::read_file(std::string(src) + "/tests/records/" + kind + ".jsonl");
+    BOOST_REQUIRE(text.ok());
+    auto in = RecordReader::from_string(*text, kind + ".jsonl");
+    size_t n = 0;
+    for (;;) {
+      auto r = in.next();
+      BOOST_REQUIRE(r.ok());
+      if (!r->has_value()) break;
+      ++n;
+      if (kind == "ClusterPlan") {
+        auto c = parse_cluster_plan(**r);
+        BOOST_TEST(c.ok(), (c.ok() ? std::string() : c.error().message()));
+      } else {
+        auto p = parse_node_plan(**r);
+        BOOST_TEST(p.ok(), (p.ok() ? std::string() : p.error().message()));
+      }
+    }
+    BOOST_TEST(n >= 2u);
+  }
 }

@@ -130,6 +130,20 @@ BOOST_AUTO_TEST_CASE(read_only_and_allowed_mounts_pass) {
   BOOST_TEST(!check_policy(one_node({"/etc", "/e", false}), pol, h).empty());
 }
 
+BOOST_AUTO_TEST_CASE(denied_paths_refuse_read_only_mounts_and_beat_allowed_ones) {
+  HostFacts h = host();
+  Policy pol;
+  pol.denied_host_paths = {"/home/u/.ssh"};
+  pol.allowed_host_paths = {"/home/u"};
+  auto m = messages(check_policy(one_node({"/home/u/.ssh", "/k", true}), pol, h));
+  BOOST_REQUIRE_EQUAL(m.size(), 1u);
+  BOOST_TEST(m[0].find("deniedHostPaths); no mount of it is allowed, read-only or not") != std::string::npos, m[0]);
+  BOOST_TEST(!check_policy(one_node({"/home/u/.ssh", "/k", false}), pol, h).empty());
+  // Without the denial, the allowed home lifts the built-in ~/.ssh rule.
+  pol.denied_host_paths.clear();
+  BOOST_TEST(check_policy(one_node({"/home/u/.ssh", "/k", false}), pol, h).empty());
+}
+
 BOOST_AUTO_TEST_CASE(privileged_ports_need_root_or_a_lowered_sysctl) {
   HostFacts h = host();
   Port p{"127.0.0.1", 80, 80, "TCP"};

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -149,9 +150,7 @@ class ConfigReader {
     std::vector<std::string_view> known = {"kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
                                            "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
                                            "containerdConfigPatchesJSON6902"};
-    std::map<std::string_view, std::string_view> elsewhere;
-    for (auto k : {"backend", "encryptSecrets", "policy"}) (kina_ ? known.push_back(k) : void(elsewhere[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1"));
-    r_.known_fields(doc, "", known, elsewhere);
+    r_.known_fields(doc, "", with_kina_fields(known, {"backend", "encryptSecrets", "policy"}), kina_only({"backend", "encryptSecrets", "policy"}));
 
     // name
     std::string name = "kind";
@@ -229,6 +228,19 @@ class ConfigReader {
   }
 
  private:
+  // kind's field names, plus kina's additions in a kina/v1alpha1 config.
+  std::vector<std::string_view> with_kina_fields(std::vector<std::string_view> known, std::initializer_list<std::string_view> extra) const {
+    if (kina_) known.insert(known.end(), extra);
+    return known;
+  }
+  // In a v1alpha4 config, kina's additions are unknown fields whose error says where they belong.
+  std::map<std::string_view, std::string_view> kina_only(std::initializer_list<std::string_view> extra) const {
+    std::map<std::string_view, std::string_view> m;
+    if (!kina_)
+      for (auto k : extra) m[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1";
+    return m;
+  }
+
   void networking(const yaml::Node& n, Networking& net) {
     const std::string P = "networking";
     if (!r_.mapping(n, P)) return;
@@ -259,6 +271,7 @@ class ConfigReader {
     if (const yaml::Node* v = n.get("apiServerPort"))
       if (auto port = r_.integer(*v, "networking.apiServerPort", -1, 65535)) net.api_server_port = *port < 0 ? 0 : static_cast<int>(*port);
     std::optional<Cidr> pod, svc;
+    size_t before = p_.size();
     auto subnet = [&](std::string_view k, std::string& dst, std::optional<Cidr>& parsed) {
       auto s = str(k);
       if (!s) return;
@@ -281,7 +294,8 @@ class ConfigReader {
     subnet("serviceSubnet", net.service_subnet, svc);
     if (!pod && !net.pod_subnet.empty()) pod = *parse_cidr(net.pod_subnet);
     if (!svc) svc = *parse_cidr(net.service_subnet);
-    if (pod && (pod->contains(svc->network) || svc->contains(pod->network)))
+    bool subnets_ok = p_.size() == before;  // no overlap reported against a default standing in for a bad value
+    if (subnets_ok && pod && (pod->contains(svc->network) || svc->contains(pod->network)))
       p_.add("networking.serviceSubnet", fmt::format("{} overlaps the pod subnet {}", svc->str(), pod->str()), n.get("serviceSubnet"));
     if (auto m = str("kubeProxyMode")) {
       if (*m == "ipvs")
@@ -348,12 +362,10 @@ class ConfigReader {
     p.index = static_cast<int>(i);
     p.role = "control-plane";
     std::string np = index_path("nodes", i);
-    if (!r_.mapping(n, np, false)) return p;
+    if (!r_.mapping(n, np)) return p;  // an empty entry is a default node, as kind decodes it
     std::vector<std::string_view> known = {"role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
                                            "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"};
-    std::map<std::string_view, std::string_view> elsewhere;
-    for (auto k : {"cpus", "memory"}) (kina_ ? known.push_back(k) : void(elsewhere[k] = "a kina/v1alpha1 field; set apiVersion: kina/v1alpha1"));
-    r_.known_fields(n, np, known, elsewhere);
+    r_.known_fields(n, np, with_kina_fields(known, {"cpus", "memory"}), kina_only({"cpus", "memory"}));
     if (const yaml::Node* v = n.get("role")) {
       if (auto s = r_.string(*v, np + ".role"); s && !s->empty()) {
         if (*s == "control-plane" || *s == "worker") p.role = *s;

@@ -203,46 +203,51 @@ inline bool path_within(std::string_view p, std::string_view dir) {
 }
 
 struct SensitivePath {
-  std::string path;  // resolved
-  std::string why;   // "the host's root", "your SSH keys" ...
+  std::string path;     // resolved
+  std::string why;      // "the host's root", "your SSH keys" ...
+  bool denied = false;  // from deniedHostPaths: refused read-only too, and allowedHostPaths do not lift it
 };
 
 // The default sensitive paths, then the policy's denied ones; each both as
 // written and resolved (a link such as /var/run -> /run must match either way).
 inline std::vector<SensitivePath> sensitive_paths(const Policy& pol, const HostFacts& host) {
-  std::vector<std::pair<std::string, std::string>> raw = {
-      {"/", "the host's root"},
-      {"/etc", "the host's configuration"},
-      {"/var/run/docker.sock", "the Docker socket, root on the host"},
-      {"/run/docker.sock", "the Docker socket, root on the host"},
-      {"/proc", "the host's processes"},
-      {"/sys", "the host's kernel interfaces"},
-      {"/dev", "the host's devices"},
-      {"/boot", "the host's boot files"},
+  std::vector<std::tuple<std::string, std::string, bool>> raw = {
+      {"/", "the host's root", false},
+      {"/etc", "the host's configuration", false},
+      {"/var/run/docker.sock", "the Docker socket, root on the host", false},
+      {"/run/docker.sock", "the Docker socket, root on the host", false},
+      {"/proc", "the host's processes", false},
+      {"/sys", "the host's kernel interfaces", false},
+      {"/dev", "the host's devices", false},
+      {"/boot", "the host's boot files", false},
   };
-  if (!host.home.empty()) raw.emplace_back(host.home + "/.ssh", "your SSH keys");
-  if (!host.kina_home.empty()) raw.emplace_back(host.kina_home, "kina's own state (KINA_HOME)");
-  for (const auto& d : pol.denied_host_paths) raw.emplace_back(d, "denied by the policy");
+  if (!host.home.empty()) raw.emplace_back(host.home + "/.ssh", "your SSH keys", false);
+  if (!host.kina_home.empty()) raw.emplace_back(host.kina_home, "kina's own state (KINA_HOME)", false);
+  for (const auto& d : pol.denied_host_paths) raw.emplace_back(d, "denied by the policy", true);
   std::vector<SensitivePath> out;
-  std::set<std::string> seen;
-  for (const auto& [p, why] : raw) {
+  std::set<std::pair<std::string, bool>> seen;
+  for (const auto& [p, why, denied] : raw) {
     std::string lex = fsys::path(p).lexically_normal().string();
     while (lex.size() > 1 && lex.back() == '/') lex.pop_back();
     for (const std::string& form : {lex, resolve_path(p)})
-      if (seen.insert(form).second) out.push_back({form, why});
+      if (seen.insert({form, denied}).second) out.push_back({form, why, denied});
   }
   return out;
 }
 
 // The sensitive path a mount of `p` exposes: p is it, lies inside it, or
 // contains it ("/" only when p is "/" itself). Nothing when p is harmless.
-inline std::optional<SensitivePath> exposes(std::string_view p, const std::vector<SensitivePath>& sensitive) {
-  for (const auto& s : sensitive) {
-    if (s.path == "/") {
-      if (p == "/") return s;
-      continue;
+// Denied paths are looked at first; `denied_only` looks at nothing else.
+inline std::optional<SensitivePath> exposes(std::string_view p, const std::vector<SensitivePath>& sensitive, bool denied_only = false) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& s : sensitive) {
+      if (s.denied != (pass == 0) || (denied_only && !s.denied)) continue;
+      if (s.path == "/") {
+        if (p == "/") return s;
+        continue;
+      }
+      if (path_within(p, s.path) || path_within(s.path, p)) return s;
     }
-    if (path_within(p, s.path) || path_within(s.path, p)) return s;
   }
   return std::nullopt;
 }
@@ -284,20 +289,26 @@ inline Problems check_policy(const Plan& plan, const Policy& pol, const HostFact
     std::string np = fmt::format("nodes[{}]", n.index);
     for (size_t j = 0; j < n.mounts.size(); ++j) {
       const Mount& m = n.mounts[j];
-      if (m.read_only) continue;
-      auto s = exposes(m.host_path, sensitive);
+      // A denied path is refused read-only too, whatever allowedHostPaths say;
+      // the built-in sensitive paths only read-write and outside allowedHostPaths.
+      auto s = exposes(m.host_path, sensitive, m.read_only);
       if (!s) continue;
       bool ok = false;
-      for (const auto& a : allowed) ok = ok || path_within(m.host_path, a);
+      if (!s->denied)
+        for (const auto& a : allowed) ok = ok || path_within(m.host_path, a);
       if (ok) continue;
       std::string key = fmt::format("{}.extraMounts[{}]", np, j);
       std::string shown_path = shown(m.host_path);
       if (auto it = given_paths.find(key); it != given_paths.end())
         shown_path = fmt::format("{} (resolves to {})", shown(it->second), shown(m.host_path));
       std::string rel = m.host_path == s->path ? "is" : path_within(m.host_path, s->path) ? "lies inside" : "contains";
-      problems.add(key + ".hostPath", fmt::format("{} {} {} ({}) and is mounted read-write; set readOnly: true, or allow it "
-                                                  "in a --policy file (allowedHostPaths)",
-                                                  shown_path, rel, shown(s->path), s->why));
+      if (s->denied)
+        problems.add(key + ".hostPath", fmt::format("{} {} {} ({}: deniedHostPaths); no mount of it is allowed, read-only or not",
+                                                    shown_path, rel, shown(s->path), s->why));
+      else
+        problems.add(key + ".hostPath", fmt::format("{} {} {} ({}) and is mounted read-write; set readOnly: true, or allow it "
+                                                    "in a --policy file (allowedHostPaths)",
+                                                    shown_path, rel, shown(s->path), s->why));
     }
     for (size_t j = 0; j < n.ports.size(); ++j) {
       const Port& p = n.ports[j];
