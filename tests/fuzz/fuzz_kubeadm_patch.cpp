@@ -3,7 +3,9 @@
 // hang on any patch text. The input is split at NUL bytes: a merge patch
 // (kubeadmConfigPatches), then a JSON 6902 patch applied to ClusterConfiguration,
 // then one matched by kind only, each to a real generated v1beta3 and v1beta4
-// config. Whatever succeeds must emit YAML that reads back as equal documents.
+// config; then a containerd TOML patch and a containerd JSON 6902 patch
+// (containerd_patch.hpp). Whatever succeeds must emit YAML (TOML) that reads
+// back as equal documents.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/kina-node/containerd_patch.hpp"
 #include "tools/kina-node/kubeadm.hpp"
 
 namespace {
@@ -18,12 +21,12 @@ namespace {
 std::vector<std::string> split(std::string_view in) {
   std::vector<std::string> parts;
   size_t start = 0;
-  for (size_t i = 0; i <= in.size() && parts.size() < 3; ++i)
+  for (size_t i = 0; i <= in.size() && parts.size() < 5; ++i)
     if (i == in.size() || in[i] == '\0') {
       parts.emplace_back(in.substr(start, i - start));
       start = i + 1;
     }
-  while (parts.size() < 3) parts.emplace_back();
+  while (parts.size() < 5) parts.emplace_back();
   return parts;
 }
 
@@ -64,6 +67,27 @@ void run(const std::string& version, const std::vector<std::string>& p) {
     if (!json_equal((*docs)[i], (*docs2)[i])) std::abort();
 }
 
+void run_containerd(const std::vector<std::string>& p) {
+  using namespace kina::node;
+  static const std::string base =
+      "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'overlayfs'\n"
+      "[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = ['/opt/cni/bin']\n";
+  ClusterPlan c;
+  if (!p[3].empty()) c.containerd_patches = {p[3]};
+  if (!p[4].empty()) c.containerd_patches_json6902 = {p[4]};
+  auto out = generate_containerd_patch(c, base);
+  if (!out) {
+    if (out.error().exit != kina::Exit::data) std::abort();
+    return;
+  }
+  if (out->empty()) return;
+  try {
+    (void)toml::parse(*out);
+  } catch (const toml::parse_error&) {
+    std::abort();  // what we write must read back
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -71,5 +95,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto parts = split(std::string_view(reinterpret_cast<const char*>(data), size));
   run("v1.37.2", parts);
   run("v1.35.4", parts);
+  run_containerd(parts);
   return 0;
 }
