@@ -322,7 +322,7 @@ cmd_create_cluster() {
   set --
   [ -z "$config" ] || set -- "$@" --config "$config"
   n=${name:-${KINA_CLUSTER_NAME:-${KIND_CLUSTER_NAME:-}}}
-  [ -z "$n" ] || set -- "$@" --name "$(cluster_name "$n")"
+  if [ -n "$n" ]; then cn=$(cluster_name "$n") || return $?; set -- "$@" --name "$cn"; fi
   [ -z "$image" ] || set -- "$@" --image "$image"
   [ -z "$policy" ] || set -- "$@" --policy "$policy"
   [ -z "$public" ] || set -- "$@" "$public"
@@ -407,10 +407,10 @@ cmd_delete_cluster() {
   done
   home=$(kina_home)
   tools_on_path
-  cname=$(cluster_name "$name")
+  cname=$(cluster_name "$name") || return $?
   cdir=$home/clusters/$cname
   say "Deleting cluster \"$cname\" ..."
-  [ -d "$cdir" ] || { tool kina-vm network rm -f "$KINA_NETWORK" --cluster "$cname" > /dev/null 2>&1 || true; return 0; }
+  [ -d "$cdir" ] || return 0
   lock_cluster "$cdir"
   remove_cluster
   say "Deleted nodes: cluster \"$cname\""
@@ -462,7 +462,7 @@ cmd_get() {
       if [ "$allc" = 1 ]; then
         for c in $(cluster_list); do tool kina-vm ls --cluster "$c" | jq -r 'select(.kind=="Machine") | .name'; done
       else
-        cname=$(cluster_name "$name")
+        cname=$(cluster_name "$name") || return $?
         [ -f "$home/clusters/$cname/plan.jsonl" ] || { echo "No kina nodes found for cluster \"$cname\"." >&2; return 0; }
         tool kina-vm ls --cluster "$cname" | jq -r 'select(.kind=="Machine") | .name'
       fi ;;
@@ -479,7 +479,7 @@ cmd_get() {
           *) echo "$me: error: get kubeconfig: unknown flag '$1'" >&2; return 64 ;;
         esac
       done
-      cname=$(cluster_name "$name")
+      cname=$(cluster_name "$name") || return $?
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       if [ "$groups_given" = 0 ] && [ "$user" != kina-admin ]; then group=''; fi
@@ -512,7 +512,7 @@ cmd_export() {
           *) echo "$me: error: export kubeconfig: unknown flag '$1'" >&2; return 64 ;;
         esac
       done
-      cname=$(cluster_name "$name")
+      cname=$(cluster_name "$name") || return $?
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       lock_cluster "$cdir"
@@ -528,7 +528,7 @@ cmd_export() {
           *) dir=$1; shift ;;
         esac
       done
-      cname=$(cluster_name "$name")
+      cname=$(cluster_name "$name") || return $?
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/kina-logs.XXXXXX")
@@ -587,7 +587,7 @@ cmd_load() {
     esac
   done
   [ -n "$src" ] || { echo "$me: error: load $what: name an archive or an image" >&2; return 64; }
-  cname=$(cluster_name "$name")
+  cname=$(cluster_name "$name") || return $?
   cdir=$home/clusters/$cname
   [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
   [ -n "$nodes" ] || nodes=$(node_names)
@@ -622,7 +622,7 @@ cmd_stop_start() {
   vflag=''; [ "$verbose" = 1 ] && vflag=-v
   home=$(kina_home)
   tools_on_path
-  cname=$(cluster_name "$name")
+  cname=$(cluster_name "$name") || return $?
   cdir=$home/clusters/$cname
   [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
   lock_cluster "$cdir"
