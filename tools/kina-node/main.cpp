@@ -13,6 +13,7 @@
 #include "kina/diag.hpp"
 #include "kina/validate.hpp"
 
+#include "lb.hpp"
 #include "plan_cmd.hpp"
 #include "steps_cmd.hpp"
 #include "tool.hpp"
@@ -27,6 +28,7 @@ struct Options {
   std::vector<std::string> argv;
   PlanArgs plan;
   StepArgs step;
+  LbArgs lb;
   std::string plan_config, plan_name, plan_image, plan_policy;  // taken when given
 };
 
@@ -96,7 +98,15 @@ int main(int argc, char** argv) {
                                       "and storage manifest on the bootstrap control plane");
     auto* wait = add_step("wait", "Wait until every node of the plan is Ready; prints a Node record each");
 
-    return [&, plan, config, name, image, policy, init, join, addons, wait]() -> Status {
+    auto* lb = app.add_subcommand("lb", "Run the TCP load balancer in front of several control planes until SIGTERM "
+                                        "(the front end starts it for clusters with more than one; docs/cluster.md)");
+    lb->add_option("--listen", o.lb.listen, "IPV4:PORT to listen on (the API server's host address)")->required();
+    lb->add_option("--backend", o.lb.backends, "IPV4:PORT of a control plane's API server (repeatable)")
+        ->required()
+        ->allow_extra_args(false);
+
+    return [&, plan, config, name, image, policy, init, join, addons, wait, lb]() -> Status {
+      if (lb->parsed()) return run_lb(o.lb);
       auto step = [&o](Step s) {
         std::string cluster = o.step.cluster;
         return audited(o, std::string(step_name(s)), cluster, [&](std::string& target) {

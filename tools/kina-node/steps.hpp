@@ -40,6 +40,8 @@ namespace kina::node {
 inline constexpr std::string_view kKubeadmConfigPath = "/kina/kubeadm.yaml";
 inline constexpr std::string_view kEncryptionConfigPath = "/etc/kubernetes/encryption/config.yaml";
 inline constexpr std::string_view kAdminConf = "/etc/kubernetes/admin.conf";
+// The host as a qemu node sees it (QEMU's user-mode network maps it to the host's loopback).
+inline constexpr std::string_view kHostFromGuest = "10.0.2.2";
 // The group kina's own admin kubeconfigs carry, bound to cluster-admin by init
 // (not system:masters, which bypasses RBAC and cannot be revoked).
 inline constexpr std::string_view kAdminGroup = "kina:cluster-admins";
@@ -97,6 +99,7 @@ inline Result<std::string> node_kubernetes_version(Transport& t, const std::stri
 // A new bootstrap token from kina-kube (its stdout is our pipe, never a file).
 inline Result<JoinToken> new_token(const std::string& cluster, const std::string& ttl = "2h") {
   ProcessSpec spec;
+  spec.env = tool_env();
   spec.argv = {"kina-kube", "token", "--cluster", cluster, "--ttl", ttl};
   auto r = run_checked_tool(std::move(spec), "making a bootstrap token", [](int c) {
     return c == 66 ? Exit::no_input : Exit::unavailable;
@@ -161,6 +164,7 @@ inline Status install_pki(Transport& t, const std::string& cluster, const std::s
   if (!tmp) return tmp.error();
   std::string dir = tmp->path() + "/pki";
   ProcessSpec spec;
+  spec.env = tool_env();
   spec.argv = {"kina-kube", "pki", "export", "--cluster", cluster, "--dir", dir};
   auto r = run_checked_tool(std::move(spec), fmt::format("exporting the PKI of cluster {}", cluster),
                             [](int c) { return c == 66 ? Exit::no_input : static_cast<Exit>(c < 128 ? c : 70); });
@@ -221,6 +225,12 @@ inline ConfigInputs config_inputs(const Plan& plan, const MachineInfo& cp, const
   ci.kubernetes_version = version;
   ci.control_plane_endpoint = cp.ip + ":6443";
   ci.api_server_cert_sans = {"localhost", "127.0.0.1", cp.ip};
+  // Several control planes: the endpoint is kina-node lb on the host, which
+  // the nodes reach at QEMU's user-mode address of the host.
+  if (plan.cluster.control_planes > 1 && plan.cluster.networking.api_server_port > 0) {
+    ci.control_plane_endpoint = fmt::format("{}:{}", kHostFromGuest, plan.cluster.networking.api_server_port);
+    ci.api_server_cert_sans.emplace_back(kHostFromGuest);
+  }
   for (const auto& [name, m] : in.machines)
     if (m.ip != cp.ip) ci.api_server_cert_sans.push_back(m.ip);
   const auto& addr = plan.cluster.networking.api_server_address;

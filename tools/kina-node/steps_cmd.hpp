@@ -101,6 +101,7 @@ inline Result<StepInput> read_step_input(const StepArgs& a, RecordWriter& out) {
     if (!plan) return plan.error();
     in.plan = std::move(*plan);
     ProcessSpec spec;
+    spec.env = tool_env();
     spec.argv = {"kina-vm", "ls", "--cluster", a.cluster};
     auto ls = run_checked_tool(std::move(spec), "kina-vm ls", [](int) { return Exit::unavailable; });
     if (!ls) return ls.error();

@@ -17,6 +17,17 @@
 
 namespace kina::node {
 
+// The environment of the kina tools kina-node runs: the default allowlist and
+// what makes them act as this invocation does: the same audit log and keystore
+// (a passphrase stays in the environment, never argv), and the create's marker
+// (KINA_CREATE_ID) by which `kina delete cluster` finds what a killed create left.
+inline std::vector<std::string> tool_env() {
+  auto names = default_env_allowlist();
+  for (const char* n : {"KINA_AUDIT_LOG", "KINA_KEYSTORE", "KINA_PASSPHRASE", "KINA_PASSPHRASE_FILE", "KINA_CREATE_ID"})
+    names.emplace_back(n);
+  return build_env(names);
+}
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -69,6 +80,7 @@ class VmTransport : public Transport {
   Result<ProcessResult> exec(const std::string& node, const std::vector<std::string>& argv,
                              std::optional<std::string> input, std::chrono::milliseconds timeout) override {
     ProcessSpec spec;
+    spec.env = tool_env();
     spec.argv = {"kina-vm", "exec", "--cluster", cluster_};
     if (input) spec.argv.push_back("-i");
     spec.argv.push_back(node);
@@ -81,6 +93,7 @@ class VmTransport : public Transport {
 
   Status copy_in(const std::string& host_path, const std::string& node, const std::string& guest_path) override {
     ProcessSpec spec;
+    spec.env = tool_env();
     spec.argv = {"kina-vm", "cp", "--cluster", cluster_, host_path, node + ":" + guest_path};
     auto r = run_checked_tool(std::move(spec), fmt::format("copying {} to {}:{}", host_path, node, guest_path),
                               [](int) { return Exit::unavailable; });

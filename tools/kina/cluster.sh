@@ -105,7 +105,7 @@ free_port() {
   p=$(( 30000 + ($$ * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 31000 ))
   i=0
   while [ $i -lt 200 ]; do
-    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && ! grep -q "\"hostPort\":$p[,}]" "$1" 2>/dev/null; then
+    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && ! grep -qE "\"(hostPort|apiServerPort)\":$p[,}]" "$1" 2>/dev/null; then
       printf '%s\n' "$p"; return 0
     fi
     p=$(( p + 1 )); [ $p -le 60999 ] || p=30000; i=$((i + 1))
@@ -114,7 +114,7 @@ free_port() {
 }
 
 # resolve_ports PLANFILE: hostPort 0 (kind's "any port") becomes a free port.
-resolve_ports() {
+resolve_zero_ports() {
   while grep -q '"hostPort":0[,}]' "$1"; do
     p=$(free_port "$1") || die 75 "no free host port found"
     # the first port 0 of the first node that has one: one at a time
@@ -125,10 +125,57 @@ resolve_ports() {
       else . end' "$1" > "$1.new"
     mv -f "$1.new" "$1"
   done
-  # The API server's port is the first mapping of the bootstrap node.
+}
+
+# resolve_ports PLANFILE: hostPort 0 (kind's "any port", and the API
+# server's default) becomes a free port. The API server's port is the
+# bootstrap node's 6443 mapping; with several control planes it is the load
+# balancer's (kina-node lb) and each control plane publishes 6443 on a
+# loopback port of its own, the balancer's backends.
+resolve_ports() {
+  resolve_zero_ports "$1"
   port=$(jq -r 'select(.kind=="NodePlan" and .bootstrap) | .extraPortMappings[] | select(.containerPort == 6443) | .hostPort' "$1" | head -n 1)
   jq -c --argjson p "$port" 'if .kind == "ClusterPlan" then .networking.apiServerPort = $p else . end' "$1" > "$1.new"
   mv -f "$1.new" "$1"
+  cps=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$1")
+  [ "$cps" -gt 1 ] || return 0
+  jq -c '
+    if .kind == "NodePlan" and .role == "control-plane" then
+      if .bootstrap then
+        .extraPortMappings |= map(if .containerPort == 6443 then .hostPort = 0 | .listenAddress = "127.0.0.1" else . end)
+      else
+        .extraPortMappings = [{listenAddress: "127.0.0.1", hostPort: 0, containerPort: 6443, protocol: "TCP"}] + .extraPortMappings
+      end
+    else . end' "$1" > "$1.new"
+  mv -f "$1.new" "$1"
+  resolve_zero_ports "$1"
+}
+
+# The load balancer of a cluster with several control planes.
+lb_pid() {
+  p=$(cat "$cdir/lb.pid" 2>/dev/null) || return 1
+  tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "kina-node lb --listen" || return 1
+  printf '%s\n' "$p"
+}
+lb_start() {
+  cps=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$cdir/plan.jsonl")
+  [ "$cps" -gt 1 ] || return 0
+  ! lb_pid > /dev/null || return 0
+  listen=$(jq -r 'select(.kind=="ClusterPlan") | "\(.networking.apiServerAddress):\(.networking.apiServerPort)"' "$cdir/plan.jsonl")
+  set -- --listen "$listen"
+  for b in $(jq -r 'select(.kind=="NodePlan" and .role=="control-plane") | .extraPortMappings[] | select(.containerPort == 6443) | "127.0.0.1:\(.hostPort)"' "$cdir/plan.jsonl"); do
+    set -- "$@" --backend "$b"
+  done
+  lbp=$(tool_path kina-node) || return 69
+  setsid "$lbp" lb "$@" >> "$cdir/lb.log" 2>&1 < /dev/null &
+  echo $! | write_atomic "$cdir/lb.pid"
+  sleep 0.5
+  lb_pid > /dev/null || { sed "s/^/   lb: /" "$cdir/lb.log" >&2; return 69; }
+}
+lb_stop() {
+  p=$(lb_pid) || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  rm -f "$cdir/lb.pid"
 }
 
 # ensure_image REF: REF in kina's store; kina's own node images
@@ -198,6 +245,9 @@ EOF
   for n in $(node_names); do cat "$work/boot-$n.json"; done | jq -c 'select(.kind=="Machine")' | write_atomic "$cdir/machines.jsonl"
 }
 
+# ensure_kernel: the kernel kina-vm boots (Debian's cloud kernel, fetched once).
+ensure_kernel() { tool kina-vm kernel > /dev/null 2>&1 || tool kina-vm kernel --fetch > /dev/null; }
+
 pki_init() { tool kina-kube pki init --cluster "$cname" > /dev/null; }
 
 node_step() {
@@ -262,13 +312,14 @@ stop_marked() {
   kill -KILL $alive 2>/dev/null || true
 }
 
-# remove_cluster: every machine, the network, the kubeconfig entries and the
+# remove_cluster: the load balancer, every machine, the network, the kubeconfig entries and the
 # directory of cluster $cname. Works on whatever a failed or killed create left.
 remove_cluster() {
   # the processes a killed or failed create left running (its tools carry
   # KINA_CREATE_ID in their environment; the shell itself does not)
   st=$(cat "$home/clusters/$cname/state" 2>/dev/null || true)
   case $st in creating\ *) stop_marked "${st#creating }" ;; esac
+  cdir=$home/clusters/$cname; lb_stop
   machines=$(tool kina-vm ls --cluster "$cname" 2>/dev/null | jq -r 'select(.kind=="Machine") | .name' || true)
   for m in $machines; do
     tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null 2>&1 || tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null || true
@@ -371,9 +422,11 @@ cmd_create_cluster() {
     d=$(step "Preparing the node disk" node_disk "$img") || return $?
     printf '%s\t%s\n' "$img" "$d" >> "$work/disks"
   done
+  step "Ensuring the node kernel" ensure_kernel || return $?
   step "Creating the cluster CAs" pki_init || return $?
   step "Creating the cluster network" tool kina-vm network create "$KINA_NETWORK" --cluster "$cname" > /dev/null || return $?
   step "Booting nodes" boot_nodes || return $?
+  step "Starting the load balancer" lb_start || return $?
   step "Starting the control plane (kubeadm init)" node_step init > /dev/null || return $?
   step "Installing the CNI and StorageClass" node_step addons > /dev/null || return $?
   step "Joining control-plane nodes" join_nodes control-plane || return $?
@@ -632,8 +685,10 @@ cmd_stop_start() {
     for n in $ws $cps; do
       step "Stopping $n" tool kina-vm stop --cluster "$cname" "$n" > /dev/null || return $?
     done
+    lb_stop
     echo stopped | write_atomic "$cdir/state"
   else
+    step "Starting the load balancer" lb_start || return $?
     for n in $cps $ws; do
       step "Starting $n" tool kina-vm start --cluster "$cname" --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$n" > /dev/null || return $?
     done

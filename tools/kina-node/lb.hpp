@@ -1,0 +1,166 @@
+// lb.hpp: `kina-node lb`: the TCP load balancer in front of a cluster's
+// control planes (kind runs one in a container; kina runs this on the host).
+// It listens on the API server's host address and forwards each connection to
+// the first control plane, in turn, whose published port accepts it: a
+// stopped node's port refuses at once (QEMU is gone), so the next one serves.
+// The nodes reach it as 10.0.2.2:PORT, QEMU's user-mode address of the host.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kina/diag.hpp"
+#include "kina/error.hpp"
+#include "kina/fs.hpp"
+#include "kina/validate.hpp"
+
+#include "tool.hpp"
+
+namespace kina::node {
+
+inline constexpr int kMaxLbConnections = 4096;
+inline constexpr int kLbConnectTimeoutMs = 2000;
+
+struct LbArgs {
+  std::string listen;                 // ADDR:PORT
+  std::vector<std::string> backends;  // ADDR:PORT, in order of preference
+};
+
+struct Endpoint {
+  sockaddr_in addr{};
+  std::string text;
+};
+
+inline Result<Endpoint> parse_endpoint(std::string_view flag, const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos)
+    return make_error(Exit::usage, fmt::format("invalid {} {}", flag, shown(s)), "expected IPV4:PORT");
+  auto port = parse_int_flag(flag, s.substr(colon + 1), 1, 65535);
+  if (!port) return port.error();
+  Endpoint e;
+  e.addr.sin_family = AF_INET;
+  e.addr.sin_port = htons(static_cast<uint16_t>(*port));
+  if (::inet_pton(AF_INET, s.substr(0, colon).c_str(), &e.addr.sin_addr) != 1)
+    return make_error(Exit::usage, fmt::format("invalid {} {}", flag, shown(s)), "expected an IPv4 address before the port");
+  e.text = s;
+  return e;
+}
+
+// A connected socket to `e`, or -1 (refused, unreachable, or no answer in time).
+inline int connect_with_timeout(const Endpoint& e) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&e.addr), sizeof e.addr) != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  pollfd p{fd, POLLOUT, 0};
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::poll(&p, 1, kLbConnectTimeoutMs) != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int flags = 0;  // back to blocking for the pump
+  ::ioctl(fd, FIONBIO, &flags);
+  return fd;
+}
+
+// Copies both ways until both directions are closed; a half-close is passed on.
+inline void pump(int a, int b) {
+  char buf[65536];
+  bool a_open = true, b_open = true;
+  while (a_open || b_open) {
+    pollfd p[2] = {{a, static_cast<short>(a_open ? POLLIN : 0), 0}, {b, static_cast<short>(b_open ? POLLIN : 0), 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      int from = i == 0 ? a : b, to = i == 0 ? b : a;
+      ssize_t n = ::read(from, buf, sizeof buf);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        (i == 0 ? a_open : b_open) = false;
+        ::shutdown(to, SHUT_WR);
+        if (n < 0) return;
+        continue;
+      }
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          return;
+        }
+        off += w;
+      }
+    }
+  }
+}
+
+// Runs until SIGTERM or SIGINT. One thread per connection.
+inline Status run_lb(const LbArgs& a) {
+  auto listen = parse_endpoint("--listen", a.listen);
+  if (!listen) return listen.error();
+  if (a.backends.empty()) return make_error(Exit::usage, "lb", "name at least one --backend");
+  std::vector<Endpoint> backends;
+  for (const auto& b : a.backends) {
+    auto e = parse_endpoint("--backend", b);
+    if (!e) return e.error();
+    backends.push_back(*e);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  UniqueFd ls(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (ls.get() < 0) return os_error("lb: socket", errno);
+  int one = 1;
+  ::setsockopt(ls.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(ls.get(), reinterpret_cast<const sockaddr*>(&listen->addr), sizeof listen->addr) != 0)
+    return os_error(fmt::format("lb: listening on {}", a.listen), errno, Exit::unavailable);
+  if (::listen(ls.get(), 128) != 0) return os_error("lb: listen", errno);
+  fmt::print(stderr, "kina-node: lb: listening on {}, backends {}\n", a.listen, fmt::join(a.backends, " "));
+  std::atomic<int> active{0};
+  std::atomic<size_t> next{0};
+  for (;;) {
+    int c = ::accept4(ls.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
+      return os_error("lb: accept", errno);
+    }
+    if (active.load() >= kMaxLbConnections) {
+      ::close(c);
+      continue;
+    }
+    ++active;
+    std::thread([c, &backends, &active, &next] {
+      size_t start = next++ % backends.size();
+      int s = -1;
+      for (size_t i = 0; i < backends.size() && s < 0; ++i) s = connect_with_timeout(backends[(start + i) % backends.size()]);
+      if (s >= 0) {
+        int on = 1;
+        ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        pump(c, s);
+        ::close(s);
+      }
+      ::close(c);
+      --active;
+    }).detach();
+  }
+}
+
+}  // namespace kina::node
