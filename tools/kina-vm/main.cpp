@@ -521,7 +521,9 @@ Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::t
       if (r) {
         if (r->status == 126 || r->status == 127)
           return fail("--ready systemd: systemctl cannot be run in the guest (" + first_line(r->err) + ")",
-                      "the workload is not systemd; boot without --ready systemd", false);
+                      fmt::format("the workload is not systemd; {} without --ready systemd ({})",
+                                  plan.doing == "booting" ? "boot" : "start", plan.undone),
+                      false);
         std::string state = first_line(r->out);
         if (state == "running" || state == "degraded") break;
         if (state == "maintenance" || state == "stopping")
