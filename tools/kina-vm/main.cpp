@@ -1607,11 +1607,11 @@ int main(int argc, char** argv) {
     logs->add_flag("-f,--follow", o.follow, "Keep printing until the machine exits");
     logs->add_flag("--raw", o.raw, "Write the console's bytes as they are, also to a terminal (by default control characters are shown as \\xNN there)");
     add_cluster(logs);
-    auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout");
+    auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout. Its disk and address are kept (kina-vm start brings it back)");
     stop->add_option("name", o.name, "Machine")->required();
     stop->add_option("--timeout", o.stop_timeout, "Wait this long for a clean poweroff, 0s to 1h (default 30s)");
     add_cluster(stop);
-    auto* start = app.add_subcommand("start", "Start a stopped machine again as it was booted (same disk, address, MACs, identity, ports, mounts) and print its Machine record once it is ready; a running machine is left alone");
+    auto* start = app.add_subcommand("start", "Start a stopped machine again as it was booted (same disk, address, MACs, identity, ports, mounts, CPUs, memory) and print its Machine record once it is ready (--ready, as boot); a running machine is left alone (exit 0). A failed or interrupted start leaves the machine stopped, never removed; 73: its address is now leased to another machine; 75: another start of it runs");
     start->add_option("name", o.name, "Machine")->required();
     start->add_option("--timeout", o.timeout, "How long to wait for the guest to be ready (--ready), 1s to 1d (default 180s)");
     start->add_option("--ready", o.ready, "agent (default) or systemd, as for boot")->check(CLI::IsMember({"agent", "systemd"}));
