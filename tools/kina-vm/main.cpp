@@ -28,6 +28,7 @@
 #include "machine.hpp"
 #include "network.hpp"
 #include "supervisor.hpp"
+#include "restart.hpp"
 #include "sweep.hpp"
 #include "interrupt.hpp"
 #include "console.hpp"
@@ -1169,72 +1170,6 @@ Status cmd_stop(Options& o) {
 
 // --- start ------------------------------------------------------------------------------
 
-// The value after FLAG in ARGV, every time it occurs.
-std::vector<size_t> flag_values(const std::vector<std::string>& argv, std::string_view flag) {
-  std::vector<size_t> at;
-  for (size_t i = 0; i + 1 < argv.size(); ++i)
-    if (argv[i] == flag) at.push_back(i + 1);
-  return at;
-}
-
-// What a stopped machine's recorded QEMU command needs on the host: its
-// kernel, initramfs, overlay and modules disks, mounted directories and
-// virtiofsd. A missing one is 66 naming it, before anything is started.
-Status check_start_inputs(const fsys::path& dir, const Spec& s) {
-  auto gone = [&](std::string what, const std::string& path) -> Status {
-    return make_error(Exit::no_input, fmt::format("starting {}", s.name), fmt::format("its {} {} is gone", what, path),
-                      fmt::format("remove the machine and boot it again: kina-vm rm {}", s.name));
-  };
-  auto present = [&](const std::string& p) {
-    fsys::path path = fsys::path(p).is_absolute() ? fsys::path(p) : dir / p;
-    return fsys::is_regular_file(path);
-  };
-  const auto& q = s.qemu_argv;
-  for (size_t i : flag_values(q, "-kernel"))
-    if (!present(q[i])) return gone("kernel", q[i]);
-  for (size_t i : flag_values(q, "-initrd"))
-    if (!present(q[i])) return gone("initramfs", (dir / q[i]).string());
-  for (size_t i : flag_values(q, "-drive")) {
-    std::string_view v = q[i];
-    if (v.rfind("file=", 0) != 0) continue;
-    std::string f(v.substr(5, v.find(',') == std::string_view::npos ? std::string_view::npos : v.find(',') - 5));
-    if (!present(f)) return gone(f == file::disk ? "disk" : "modules disk", f == file::disk ? (dir / f).string() : f);
-  }
-  for (const auto& m : s.mounts) {
-    auto pm = parse_mount(m);
-    if (!pm) return pm.error();
-    if (!fsys::is_directory(pm->host)) return gone("mounted directory", pm->host);
-  }
-  if (!s.mounts.empty() && ::access(s.virtiofsd.c_str(), X_OK) != 0) return gone("virtiofsd", s.virtiofsd);
-  return {};
-}
-
-// The recorded -append with a fresh kina.time (the guest sets its clock from it).
-void refresh_clock_arg(std::vector<std::string>& q) {
-  for (size_t i : flag_values(q, "-append")) {
-    std::string& a = q[i];
-    auto p = a.find("kina.time=");
-    if (p == std::string::npos) continue;
-    auto end = a.find(' ', p);
-    a.replace(p, end == std::string::npos ? std::string::npos : end - p, fmt::format("kina.time={}", now_ms()));
-  }
-}
-
-// A recorded KVM machine on a host where /dev/kvm is not usable (any more):
-// TCG instead, with a warning.
-void fit_accel(const std::string& name, Spec& s) {
-  if (s.accel != "kvm" || ::access("/dev/kvm", R_OK | W_OK) == 0) return;
-  warn(kTool, fmt::format("{} was booted with KVM but /dev/kvm is not usable now; starting it with TCG (slower)", name));
-  auto& q = s.qemu_argv;
-  for (size_t i : flag_values(q, "-accel")) q[i] = "tcg";
-  for (size_t i = 0; i + 1 < q.size(); ++i)
-    if (q[i] == "-cpu" && q[i + 1] == "host") {
-      q.erase(q.begin() + static_cast<std::ptrdiff_t>(i), q.begin() + static_cast<std::ptrdiff_t>(i) + 2);
-      break;
-    }
-  s.accel = "tcg";
-}
-
 Status start_apple(const fsys::path& dir, Spec& s) {
   State st = state_of(dir, s);
   if (st.state == "running") return print(machine_record(dir, s, st));
@@ -1309,8 +1244,11 @@ Status cmd_start(Options& o) {
     if (fsys::exists(plan.dir / file::console))
       if (::rename((plan.dir / file::console).c_str(), (plan.dir / file::previous_console).c_str()) != 0)
         return os_error(fmt::format("keeping the console of {}", ps.name));
-    fit_accel(ps.name, ps);
-    refresh_clock_arg(ps.qemu_argv);
+    if (ps.accel == "kvm" && ::access("/dev/kvm", R_OK | W_OK) != 0) {
+      warn(kTool, fmt::format("{} was booted with KVM but /dev/kvm is not usable now; starting it with TCG (slower)", ps.name));
+      use_tcg(ps);
+    }
+    refresh_clock_arg(ps.qemu_argv, now_ms());
     ps.ready.clear();
     if (auto st = write_file_atomic(plan.dir / file::spec, ps.to_json() + "\n", 0644); !st) return st;
     if (auto st = plan.interrupted(); !st) return st;
