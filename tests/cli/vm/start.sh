@@ -1,6 +1,7 @@
 # vm-start: `kina-vm start` brings a stopped machine back as it was booted:
 # what was written in the guest survives (same overlay disk), same address,
-# MACs, machine-id and product UUID, published port; exec works. A running
+# MACs, machine-id and product UUID, published port, mount, CPUs and memory;
+# exec works. A running
 # machine is left alone (exit 0, its record); a missing one is 66; a second
 # start while one runs is 75; an address taken meanwhile is 73; a failed,
 # interrupted (SIGTERM) or killed (kill -9, swept by ls) start leaves the
@@ -19,8 +20,10 @@ MACHINES=$KINA_HOME/clusters/c1/machines
 DIR=$MACHINES/m1
 LEASES=$KINA_HOME/clusters/c1/networks/net1/leases
 PORT=$(free_port)
+SHARED=$TEST_TMP/shared
+mkdir -p "$SHARED"
 BOOT_TIMEOUT=300s boot_vm m1 --cluster c1 --network net1 --rootfs "$TEST_TMP/rootfs" --cpus 2 --memory 384Mi \
-  --publish "127.0.0.1:$PORT:80" -- /bin/sh -c 'httpd -p 80 -h /www; while :; do sleep 3600; done'
+  --mount "$SHARED:/data" --publish "127.0.0.1:$PORT:80" -- /bin/sh -c 'httpd -p 80 -h /www; while :; do sleep 3600; done'
 IP=$(jq_field "$OUT" .ip)
 assert_eq "$IP" "10.79.0.2" "address at boot"
 
@@ -57,19 +60,25 @@ disk_kept() {
   [ -s "$DIR/disk.qcow2" ] && [ -s "$DIR/machine.json" ] || fail "the machine's files are gone: $(ls -A "$DIR" 2>&1)"
   grep -qx "$IP m1" "$LEASES" || fail "the lease of m1 is gone: $(cat "$LEASES")"
   [ ! -e "$DIR/starting" ] || fail "the starting marker was left"
-  assert_eq "$(ps -eo args | grep -F "$DIR" | grep -v grep || true)" "" "processes of m1 left"
+  assert_eq "$(ps -eo args | grep -F -e "$DIR" -e "kina:c1/m1" -e "source=$SHARED" | grep -v grep || true)" "" \
+    "processes of m1 (supervisor, QEMU, virtiofsd) left"
 }
 
 stop_m1
 grep -qx "$IP m1" "$LEASES" || fail "stop released the lease: $(cat "$LEASES")"
 start_m1
+OUT_START=$OUT
 pid1=$(jq_field "$OUT" .pid)
 expect_exit 0 kina-vm exec m1 -- cat /root/note
 assert_eq "$OUT" "kept-across-restart" "file written before stop"
 assert_eq "$(identity)" "$BEFORE" "machine-id, product UUID, MACs and address after start"
+assert_eq "$(jq -c '[.cpus, .memoryMiB, .mounts]' <<<"$OUT_START")" "[2,384,[\"$SHARED:/data\"]]" "cpus, memory, mounts after start"
+expect_exit 0 kina-vm exec m1 -- sh -c 'grep -c ^processor /proc/cpuinfo; echo from-the-guest > /data/g'
+assert_eq "$OUT" "2" "CPUs in the guest after start"
+assert_eq "$(cat "$SHARED/g")" "from-the-guest" "the mount after start"
 [ -s "$DIR/console.previous.log" ] || fail "the console of the first run was not kept"
 wait_for 300 "the published port to answer after start" port_answers
-ok "stop, start: file, address, machine-id, UUID, MACs and published port kept; exec works"
+ok "stop, start: file, address, machine-id, UUID, MACs, published port, mount, CPUs kept; exec works"
 
 # A running machine is left alone: exit 0, its record, same QEMU.
 expect_exit 0 kina-vm start m1 --cluster c1
