@@ -1163,6 +1163,10 @@ Status cmd_stop(Options& o) {
       kill_machine(*dir, std::chrono::seconds(5));
     }
   }
+  // A live start holds the machine's lock for as long as its `starting`
+  // marker exists: one seen here is a killed start's, and the machine it
+  // left is now stopped.
+  if (::unlink((*dir / file::starting).c_str()) == 0) (void)fsync_dir(*dir);
   auto s = Spec::load(*dir);
   if (!s) return s.error();
   return print(machine_record(*dir, *s, machine_state(*dir)));
@@ -1205,6 +1209,9 @@ Status cmd_start(Options& o) {
   }
   auto cdir = cluster_dir(o.cluster);
   if (!cdir) return cdir.error();
+  // From before the `starting` marker exists: SIGINT, SIGTERM and SIGHUP
+  // stop the machine again first (pending ones are answered in attempt).
+  HeldInterrupts held;
   {
     auto cluster_lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm start");
     if (!cluster_lock) return cluster_lock.error();
@@ -1225,9 +1232,9 @@ Status cmd_start(Options& o) {
   plan.dir = *dir;
   plan.doing = "starting";
   plan.undone = "the machine was left stopped, its disk kept";
-  HeldInterrupts held;  // SIGINT, SIGTERM, SIGHUP: the machine is stopped again first
   auto attempt = [&]() -> Status {
     Spec& ps = plan.spec;
+    if (auto st = plan.interrupted(); !st) return st;
     if (!ps.network.empty()) {
       auto n = load_network(ps.cluster, ps.network);
       if (!n) return n.error();

@@ -100,7 +100,14 @@ os.execvp(sys.argv[1], sys.argv[1:])' kina-vm start m1 --cluster c1 --timeout 30
   START_PID=$!
   track_pid "$START_PID"
 }
-qemu_up() { [ -e "$DIR/starting" ] && [ -s "$DIR/supervisor.pid" ] && [ -s "$DIR/qemu.pid" ]; }
+# The start runs QEMU: its marker is there and qemu.pid names the live QEMU of
+# m1 (the stopped run's pid files are still there until the start removes them).
+qemu_up() {
+  [ -e "$DIR/starting" ] || return 1
+  local q
+  q=$(pgrep -f "kina:c1/m1" | head -n 1 || true)
+  [ -n "$q" ] && [ "$(cat "$DIR/qemu.pid" 2>/dev/null || true)" = "$q" ] && [ -s "$DIR/supervisor.pid" ]
+}
 
 # A second start while one runs is locked out (75); the first one completes.
 stop_m1
@@ -151,8 +158,23 @@ assert_eq "$OUT" "kept-across-restart" "file after a killed start"
 assert_eq "$(identity)" "$BEFORE" "identity after a killed start and a new one"
 ok "kill -9 during start: ls leaves it stopped, a later start works"
 
-# A start that fails (--ready systemd on a guest without systemd): 69, stopped, kept.
+# kill -9 during start, then stop (before any sweep): a clean stop; the killed
+# start's marker goes with it, so a later ls does not touch the machine.
 stop_m1
+bg_start
+wait_for 300 "the start to launch QEMU" qemu_up
+track_pid "$(cat "$DIR/supervisor.pid")"
+kill -KILL "$START_PID"
+wait "$START_PID" || true
+stop_m1
+reason=$(jq_field "$OUT" .reason)
+assert_contains "$reason" "stopped" "reason of a stop after a killed start"
+disk_kept
+expect_exit 0 kina-vm ls --cluster c1
+assert_eq "$(jq_field "$OUT" .reason)" "$reason" "reason in ls after the stop"
+ok "kill -9 during start, then stop: $reason, marker gone"
+
+# A start that fails (--ready systemd on a guest without systemd): 69, stopped, kept.
 expect_exit 69 kina-vm start m1 --cluster c1 --timeout 300s --ready systemd
 assert_contains "$ERR" "systemctl cannot be run"
 assert_contains "$ERR" "left stopped"
