@@ -636,7 +636,8 @@ Status spawn_and_wait(const Options& o, BootPlan& plan, int64_t timeout_ms, bool
     if (st.state == "exited" && (started || fsys::exists(dir / file::exit_info))) {
       if (!quiet) show_tail(dir);
       return make_error(Exit::unavailable, plan.what(), st.reason,
-                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output");
+                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output; " +
+                            plan.undone);
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (!quiet) show_tail(dir);

@@ -195,11 +195,31 @@ start_m1
 grep -qx "$IP m1" "$LEASES" || fail "start did not take the address again: $(cat "$LEASES")"
 ok "address: another holder 73; a free one taken again"
 
+# QEMU cannot start (its published port taken on the host meanwhile): 69 with
+# QEMU's complaint, the machine stopped with its disk; it starts once the port is free.
+stop_m1
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+open(sys.argv[2], "w").close(); time.sleep(600)' "$PORT" "$TEST_TMP/listening" &
+LISTENER=$!
+track_pid "$LISTENER"
+wait_for 60 "the port holder" test -e "$TEST_TMP/listening"
+expect_exit 69 kina-vm start m1 --cluster c1 --timeout 300s
+assert_contains "$ERR" "kina-vm: qemu: "
+assert_contains "$ERR" "left stopped"
+disk_kept
+kill "$LISTENER"
+wait "$LISTENER" || true
+start_m1
+wait_for 300 "the published port to answer after the port was freed" port_answers
+ok "QEMU failing to start: 69, machine stopped with its disk; a later start works"
+
 # rm releases the lease; the audit log has one start event per start.
 expect_exit 0 kina-vm rm -f m1 --cluster c1
 ! grep -q " m1\$" "$LEASES" || fail "rm kept the lease: $(cat "$LEASES")"
 expect_exit 0 kina-audit show
 n=$(printf '%s\n' "$OUT" | jq -r 'select(.action == "start" and .target == "m1") | .outcome' | sort | uniq -c | tr -s ' ' | sed 's/^ //' | tr '\n' ',')
-assert_eq "$n" "5 error,6 ok," "start events (outcome counts)"
+assert_eq "$n" "6 error,7 ok," "start events (outcome counts)"
 expect_exit 0 kina-audit verify
 ok "rm releases the address; start events audited"
