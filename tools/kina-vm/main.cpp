@@ -1239,9 +1239,16 @@ Status cmd_start(Options& o) {
     if (!ps.network.empty()) {
       auto n = load_network(ps.cluster, ps.network);
       if (!n) return n.error();
-      if (!switch_running(*n))
-        return make_error(Exit::unavailable, fmt::format("network {}", ps.network), "its vde_switch is not running",
-                          fmt::format("recreate it: kina-vm network rm -f {0} && kina-vm network create {0}", ps.network));
+      if (!switch_running(*n)) {
+        // Its switch died (a host reboot, kill): started again under the
+        // network's lock, so that two starts never run two switches.
+        auto nl = lock_network(*n);
+        if (!nl) return nl.error();
+        if (!switch_running(*n)) {
+          info(kTool, fmt::format("network {}: its vde_switch was not running; starting it again", ps.network));
+          if (auto st = restart_switch(*n); !st) return st;
+        }
+      }
       if (auto st = reserve_ip(*n, ps.name, ps.ip); !st) return st;
       plan.net = *n;
     }

@@ -335,6 +335,20 @@ inline Status start_switch(const Network& n) {
   return {};
 }
 
+// Starts the switch of a network whose vde_switch died (a host reboot, a
+// kill): the pid file the dead one left makes vde_switch refuse to start
+// ("Error in pidfile creation: File exists"), and its socket directory is
+// stale, so both go first. Call with the network's lock held, after
+// switch_running said no.
+inline Status restart_switch(const Network& n) {
+  if (::unlink((n.dir / "switch.pid").c_str()) != 0 && errno != ENOENT)
+    return os_error(fmt::format("removing {}", (n.dir / "switch.pid").string()));
+  std::error_code ec;
+  fsys::remove_all(n.switch_dir(), ec);
+  if (ec) return os_error(fmt::format("removing {}", n.switch_dir().string()), ec.value());
+  return start_switch(n);
+}
+
 inline void stop_switch(const Network& n) {
   auto pid = read_pid(n.dir / "switch.pid");
   if (!pid || !is_switch(*pid, n)) return;

@@ -3,7 +3,8 @@
 # MACs, machine-id and product UUID, published port, mount, CPUs and memory;
 # exec works. A running
 # machine is left alone (exit 0, its record); a missing one is 66; a second
-# start while one runs is 75; an address taken meanwhile is 73; a failed,
+# start while one runs is 75; an address taken meanwhile is 73; a network
+# switch that died is started again; a failed,
 # interrupted (SIGTERM) or killed (kill -9, swept by ls) start leaves the
 # machine stopped, never removed, and a later start works. Waits poll for
 # states, never sleep a fixed time.
@@ -215,11 +216,33 @@ start_m1
 wait_for 300 "the published port to answer after the port was freed" port_answers
 ok "QEMU failing to start: 69, machine stopped with its disk; a later start works"
 
+# A host reboot, as far as a test can: the network's vde_switch dies while its
+# machines are stopped; the first start runs it again, and both machines
+# reach each other at their old addresses.
+BOOT_TIMEOUT=300s boot_vm m2 --cluster c1 --network net1 --rootfs "$TEST_TMP/rootfs" -- "${IDLE[@]}"
+IP2=$(jq_field "$OUT" .ip)
+stop_m1
+expect_exit 0 kina-vm stop m2 --cluster c1 --timeout 60s
+kill -KILL "$(cat "$KINA_HOME/clusters/c1/networks/net1/switch.pid")"
+switch_down() { [ "$(kina-vm network ls --cluster c1 | jq -r .state)" = stopped ]; }
+wait_for 60 "the switch to be down" switch_down
+start_m1
+assert_contains "$ERR" "network net1: its vde_switch was not running; starting it again"
+track_pid "$(cat "$KINA_HOME/clusters/c1/networks/net1/switch.pid")"
+expect_exit 0 kina-vm start m2 --cluster c1 --timeout 300s
+assert_eq "$(jq_field "$OUT" .ip)" "$IP2" "m2's address after start"
+track_pid "$(cat "$MACHINES/m2/supervisor.pid")"
+assert_not_contains "$ERR" "starting it again" "the second start"
+expect_exit 0 kina-vm exec m1 -- ping -c 2 -W 5 "$IP2"
+assert_contains "$OUT" "2 packets received"
+expect_exit 0 kina-vm rm -f m2 --cluster c1
+ok "the network's switch died while stopped: start runs it again; m1 and m2 reach each other"
+
 # rm releases the lease; the audit log has one start event per start.
 expect_exit 0 kina-vm rm -f m1 --cluster c1
 ! grep -q " m1\$" "$LEASES" || fail "rm kept the lease: $(cat "$LEASES")"
 expect_exit 0 kina-audit show
 n=$(printf '%s\n' "$OUT" | jq -r 'select(.action == "start" and .target == "m1") | .outcome' | sort | uniq -c | tr -s ' ' | sed 's/^ //' | tr '\n' ',')
-assert_eq "$n" "6 error,7 ok," "start events (outcome counts)"
+assert_eq "$n" "6 error,8 ok," "start events (outcome counts)"
 expect_exit 0 kina-audit verify
 ok "rm releases the address; start events audited"
