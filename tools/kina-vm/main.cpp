@@ -1,5 +1,6 @@
 // kina-vm: boot node VMs from a root filesystem, run commands in them, copy
-// files in and out, connect them on a cluster network, and tear them down.
+// files in and out, connect them on a cluster network, stop and start them
+// again, and tear them down.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
