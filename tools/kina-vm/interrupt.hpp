@@ -45,14 +45,15 @@ class HeldInterrupts {
 };
 
 // An error (exit 128+N) when an interrupt signal is pending; consumes it.
-inline Status check_interrupt(std::string_view what) {
+// UNDONE says what the command does about it.
+inline Status check_interrupt(std::string_view what, std::string_view undone = "what it had started was removed") {
   sigset_t set = interrupt_signals();
   timespec zero{};
   int s = ::sigtimedwait(&set, nullptr, &zero);
   if (s <= 0) return {};
   const char* name = ::sigabbrev_np(s);
   return make_error(static_cast<Exit>(signal_exit(s)), std::string(what),
-                    fmt::format("interrupted by SIG{}; what it had started was removed", name ? name : "?"));
+                    fmt::format("interrupted by SIG{}; {}", name ? name : "?", undone));
 }
 
 }  // namespace kina::vm

@@ -49,6 +49,11 @@ inline constexpr const char* exit_info = "exit.json";
 // Present from the directory's creation until its boot completed: "PID
 // STARTTICKS NETWORK" of the boot command (NETWORK may be empty).
 inline constexpr const char* booting = "booting";
+// Present while `kina-vm start` brings a stopped machine up again: "PID
+// STARTTICKS" of the start command. A dead one is swept back to stopped.
+inline constexpr const char* starting = "starting";
+// The console of the run before the last start (console.log is recreated).
+inline constexpr const char* previous_console = "console.previous.log";
 }  // namespace file
 
 inline Result<fsys::path> cluster_dir(const std::string& cluster) {

@@ -1,5 +1,6 @@
 // kina-vm: boot node VMs from a root filesystem, run commands in them, copy
-// files in and out, connect them on a cluster network, and tear them down.
+// files in and out, connect them on a cluster network, stop and start them
+// again, and tear them down.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -28,6 +29,7 @@
 #include "machine.hpp"
 #include "network.hpp"
 #include "supervisor.hpp"
+#include "restart.hpp"
 #include "sweep.hpp"
 #include "interrupt.hpp"
 #include "console.hpp"
@@ -94,7 +96,7 @@ void record_audit(const Options& o, int exit_code, int64_t start_ms) {
 // The audit action of the mutating subcommand that CLI11 had parsed when it
 // refused the command line ("" for a read-only one), from the app itself.
 std::string parsed_mutating_action(const CLI::App& app) {
-  for (const char* name : {"boot", "exec", "cp", "stop", "rm"})
+  for (const char* name : {"boot", "start", "exec", "cp", "stop", "rm"})
     if (app.get_subcommand(name)->parsed()) return name;
   const CLI::App* network = app.get_subcommand("network");
   for (const char* name : {"create", "rm"})
@@ -349,6 +351,11 @@ struct BootPlan {
   fsys::path dir;
   std::optional<Network> net;
   std::string record;  // the Machine record, once the agent answered
+  // For messages: what the command is doing, and what a failure leaves.
+  std::string doing = "booting";
+  std::string undone = "the machine was removed";
+  std::string what() const { return fmt::format("{} {}", doing, spec.name); }
+  Status interrupted() const { return check_interrupt(what(), undone); }
 };
 
 void remove_machine_dir(const fsys::path& dir) {
@@ -379,6 +386,7 @@ void show_tail(const fsys::path& dir, size_t console_lines = 15) {
 Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::path& mdisk, const std::string& user_mac,
               const std::string& net_mac, const std::string& accel, int64_t timeout_ms, bool quiet);
 Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::time_point deadline);
+Status spawn_and_wait(const Options& o, BootPlan& plan, int64_t timeout_ms, bool quiet);
 
 Status boot_machine(Options& o, BootPlan& plan, const Kernel& k, const RootfsInput& in, const fsys::path& init) {
   Spec& s = plan.spec;
@@ -481,7 +489,8 @@ std::string first_line(std::string_view text) {
 // --ready: after the agent answered, waits until the guest is what the
 // caller asked for (systemd: `systemctl is-system-running` says running or
 // degraded), then writes the readiness into machine.json and makes the
-// Machine record. On failure the caller removes the machine.
+// Machine record. On failure the caller removes the machine (boot) or stops
+// it again (start).
 Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::time_point deadline) {
   Spec& s = plan.spec;
   const fsys::path& dir = plan.dir;
@@ -497,34 +506,36 @@ Status wait_ready(const Options& o, BootPlan& plan, std::chrono::steady_clock::t
           pos = nl + 1;
         }
       }
-    return make_error(Exit::unavailable, fmt::format("booting {}", s.name), std::move(why), std::move(hint));
+    return make_error(Exit::unavailable, plan.what(), std::move(why), std::move(hint));
   };
   if (o.ready == "systemd") {
     std::string said;  // systemd's last answer
     for (;;) {
-      if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
+      if (auto st = plan.interrupted(); !st) return st;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
       if (left <= 0)
         return fail(fmt::format("systemd did not reach running or degraded within {} (its last answer: {})", o.timeout,
                                 said.empty() ? "none" : said),
-                    "the lines above are the end of its console and the jobs systemd still had; the machine was removed",
+                    "the lines above are the end of its console and the jobs systemd still had; " + plan.undone,
                     true);
       auto r = exec_capture(dir, s.name, {"systemctl", "is-system-running"}, static_cast<int>(std::min<int64_t>(left, 5000)),
                             4096);
       if (r) {
         if (r->status == 126 || r->status == 127)
           return fail("--ready systemd: systemctl cannot be run in the guest (" + first_line(r->err) + ")",
-                      "the workload is not systemd; boot without --ready systemd", false);
+                      fmt::format("the workload is not systemd; {} without --ready systemd ({})",
+                                  plan.doing == "booting" ? "boot" : "start", plan.undone),
+                      false);
         std::string state = first_line(r->out);
         if (state == "running" || state == "degraded") break;
         if (state == "maintenance" || state == "stopping")
           return fail(fmt::format("systemd is in state \"{}\" (a unit the boot needs failed, or it is shutting down)", state),
-                      "the lines above are the end of its console; the machine was removed", false);
+                      "the lines above are the end of its console; " + plan.undone, false);
         // offline, initializing, starting, or no answer yet ("Failed to connect to bus").
         said = state.empty() ? first_line(r->err) : state;
       } else if (machine_state(dir).state == "exited") {
         return fail(fmt::format("the machine stopped while waiting for systemd ({})", machine_state(dir).reason),
-                    "the lines above are the end of its console; the machine was removed", false);
+                    "the lines above are the end of its console; " + plan.undone, false);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -582,7 +593,14 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
                      "virtserialport,chardev=agent,name=org.kina.agent", "-qmp",
                      fmt::format("unix:{},server=on,wait=off", file::qmp_sock)});
   if (auto st = write_file_atomic(dir / file::spec, s.to_json() + "\n", 0644); !st) return st;
+  return spawn_and_wait(o, plan, timeout_ms, quiet);
+}
 
+// Starts the supervisor of plan.dir (which starts QEMU from machine.json's
+// qemuArgv) and waits for the guest agent: boot and start.
+Status spawn_and_wait(const Options& o, BootPlan& plan, int64_t timeout_ms, bool quiet) {
+  Spec& s = plan.spec;
+  const fsys::path& dir = plan.dir;
   // The supervisor: detached (own session), outliving this command.
   pid_t pid = ::fork();
   if (pid < 0) return os_error("fork");
@@ -602,7 +620,7 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
   // The grandchild's pid: it writes its own pid file as its first act.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
+    if (auto st = plan.interrupted(); !st) return st;
     State st = machine_state(dir);
     if (st.state == "running") {
       // Confirm through the supervisor that the agent answers.
@@ -618,14 +636,14 @@ Status launch(const Options& o, BootPlan& plan, const Kernel& k, const fsys::pat
     bool started = fsys::exists(dir / file::supervisor_pid);
     if (st.state == "exited" && (started || fsys::exists(dir / file::exit_info))) {
       if (!quiet) show_tail(dir);
-      return make_error(Exit::unavailable, fmt::format("booting {}", s.name), st.reason,
-                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output");
+      return make_error(Exit::unavailable, plan.what(), st.reason,
+                        "the lines above are the end of its console and of QEMU's, the supervisor's and virtiofsd's output; " +
+                            plan.undone);
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       if (!quiet) show_tail(dir);
-      return make_error(Exit::unavailable, fmt::format("booting {}", s.name),
-                        fmt::format("the guest agent did not answer within {}", o.timeout),
-                        "the lines above are the end of its console; the machine was removed");
+      return make_error(Exit::unavailable, plan.what(), fmt::format("the guest agent did not answer within {}", o.timeout),
+                        "the lines above are the end of its console; " + plan.undone);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -1147,9 +1165,121 @@ Status cmd_stop(Options& o) {
       kill_machine(*dir, std::chrono::seconds(5));
     }
   }
+  // A live start holds the machine's lock for as long as its `starting`
+  // marker exists: one seen here is a killed start's, and the machine it
+  // left is now stopped.
+  if (::unlink((*dir / file::starting).c_str()) == 0) (void)fsync_dir(*dir);
   auto s = Spec::load(*dir);
   if (!s) return s.error();
   return print(machine_record(*dir, *s, machine_state(*dir)));
+}
+
+// --- start ------------------------------------------------------------------------------
+
+Status start_apple(const fsys::path& dir, Spec& s) {
+  State st = state_of(dir, s);
+  if (st.state == "running") return print(machine_record(dir, s, st));
+  if (auto r = apple::run_container({"container", "start", s.container}, std::chrono::seconds(300)); !r) return r.error();
+  st = state_of(dir, s);
+  if (st.state != "running")
+    return make_error(Exit::unavailable, fmt::format("starting {}", s.name),
+                      fmt::format("`container start` returned but the container is {}", st.state));
+  if (auto w = write_file_atomic(dir / file::spec, s.to_json() + "\n", 0644); !w) return w;  // its address may have changed
+  return print(machine_record(dir, s, st));
+}
+
+// Starts a stopped machine again from machine.json: same overlay disk,
+// initramfs (hostname, machine-id, product UUID, addresses, mounts, workload),
+// MACs, published ports, CPUs and memory; its network address is taken again.
+// A running machine is left alone (its record is printed). A start that
+// fails or is interrupted leaves the machine stopped, nothing removed.
+Status cmd_start(Options& o) {
+  auto t = parse_duration_flag("--timeout", o.timeout, kMinBootTimeoutMs, kMaxBootTimeoutMs);
+  if (!t) return t.error();
+  auto dir = find_machine(o, o.name);
+  if (!dir) return dir.error();
+  o.cluster = cluster_of(*dir);
+  // One start (or stop, or rm) of a machine at a time: a second start is 75 at once.
+  auto lock = FileLock::acquire(*dir / "lock", std::chrono::milliseconds(500), "kina-vm start");
+  if (!lock) return lock.error();
+  auto loaded = Spec::load(*dir);
+  if (!loaded) return loaded.error();
+  Spec s = *loaded;
+  if (s.backend == "apple") {
+    if (o.ready != "agent") return usage_error("start --ready systemd", "not supported by the apple backend yet");
+    return start_apple(*dir, s);
+  }
+  auto cdir = cluster_dir(o.cluster);
+  if (!cdir) return cdir.error();
+  // From before the `starting` marker exists: SIGINT, SIGTERM and SIGHUP
+  // stop the machine again first (pending ones are answered in attempt).
+  HeldInterrupts held;
+  {
+    auto cluster_lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm start");
+    if (!cluster_lock) return cluster_lock.error();
+    sweep_abandoned_boots(*cdir, o.cluster);  // a killed start of this machine goes back to stopped
+    if (fsys::exists(*dir / file::booting))
+      return make_error(Exit::temp_fail, fmt::format("machine {}", o.name), "its boot has not completed yet",
+                        "wait for kina-vm boot to finish");
+    State st = machine_state(*dir);
+    if (st.state == "running") return print(machine_record(*dir, s, st));
+    if (st.state != "exited")
+      return make_error(Exit::temp_fail, fmt::format("machine {}", o.name), fmt::format("it is {}", st.state),
+                        fmt::format("wait, or stop it first: kina-vm stop {}", o.name));
+    if (auto st2 = check_start_inputs(*dir, s); !st2) return st2;
+    if (auto st2 = write_file_atomic(*dir / file::starting, this_boot("").str(), 0600); !st2) return st2;
+  }
+  BootPlan plan;
+  plan.spec = s;
+  plan.dir = *dir;
+  plan.doing = "starting";
+  plan.undone = "the machine was left stopped, its disk kept";
+  auto attempt = [&]() -> Status {
+    Spec& ps = plan.spec;
+    if (auto st = plan.interrupted(); !st) return st;
+    if (!ps.network.empty()) {
+      auto n = load_network(ps.cluster, ps.network);
+      if (!n) return n.error();
+      if (!switch_running(*n)) {
+        // Its switch died (a host reboot, kill): started again under the
+        // network's lock, so that two starts never run two switches.
+        auto nl = lock_network(*n);
+        if (!nl) return nl.error();
+        if (!switch_running(*n)) {
+          info(kTool, fmt::format("network {}: its vde_switch was not running; starting it again", ps.network));
+          if (auto st = restart_switch(*n); !st) return st;
+        }
+      }
+      if (auto st = reserve_ip(*n, ps.name, ps.ip); !st) return st;
+      plan.net = *n;
+    }
+    // What the last run left: its end, pid files, sockets; its console is kept once.
+    for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::ctl_sock,
+                          file::agent_sock, file::qmp_sock})
+      ::unlink((plan.dir / f).c_str());
+    if (fsys::exists(plan.dir / file::console))
+      if (::rename((plan.dir / file::console).c_str(), (plan.dir / file::previous_console).c_str()) != 0)
+        return os_error(fmt::format("keeping the console of {}", ps.name));
+    if (ps.accel == "kvm" && ::access("/dev/kvm", R_OK | W_OK) != 0) {
+      warn(kTool, fmt::format("{} was booted with KVM but /dev/kvm is not usable now; starting it with TCG (slower)", ps.name));
+      use_tcg(ps);
+    }
+    refresh_clock_arg(ps.qemu_argv, now_ms());
+    ps.ready.clear();
+    if (auto st = write_file_atomic(plan.dir / file::spec, ps.to_json() + "\n", 0644); !st) return st;
+    if (auto st = plan.interrupted(); !st) return st;
+    auto t0 = std::chrono::steady_clock::now();
+    if (auto st = spawn_and_wait(o, plan, *t, false); !st) return st;
+    return wait_ready(o, plan, t0 + std::chrono::milliseconds(*t));
+  };
+  if (auto st = attempt(); !st) {
+    abandon_start(*dir, fmt::format("start failed: {}", st.error().why));
+    return st;
+  }
+  if (::unlink((*dir / file::starting).c_str()) != 0 && errno != ENOENT)
+    return os_error(fmt::format("removing {}", (*dir / file::starting).string()));
+  (void)fsync_dir(*dir);
+  return print(plan.record);
 }
 
 Status cmd_rm(Options& o) {
@@ -1365,7 +1495,7 @@ int main(int argc, char** argv) {
         "Boot node VMs (QEMU) from a root filesystem, run commands in them, copy files, connect them on a network.\n"
         "State: $KINA_HOME/clusters/<cluster>/machines/<name>/. Records on stdout, diagnostics on stderr.\n"
         "Exit codes: 0 ok, 64 usage, 65 bad data, 66 not found, 69 hypervisor/guest unavailable, 73 cannot create,\n"
-        "74 I/O, 75 busy, 128+N interrupted by signal N (boot removes what it started); exec exits with the command's status\n"
+        "74 I/O, 75 busy, 128+N interrupted by signal N (boot removes what it started, start leaves the machine stopped); exec exits with the command's status\n"
         "(128+N for signal N, 126/127 when it cannot start).");
     app.require_subcommand(1);
     auto add_cluster = [&](CLI::App* sub) {
@@ -1431,10 +1561,15 @@ int main(int argc, char** argv) {
     logs->add_flag("-f,--follow", o.follow, "Keep printing until the machine exits");
     logs->add_flag("--raw", o.raw, "Write the console's bytes as they are, also to a terminal (by default control characters are shown as \\xNN there)");
     add_cluster(logs);
-    auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout");
+    auto* stop = app.add_subcommand("stop", "Power a machine off cleanly; force it after --timeout. Its disk and address are kept (kina-vm start brings it back)");
     stop->add_option("name", o.name, "Machine")->required();
     stop->add_option("--timeout", o.stop_timeout, "Wait this long for a clean poweroff, 0s to 1h (default 30s)");
     add_cluster(stop);
+    auto* start = app.add_subcommand("start", "Start a stopped machine again as it was booted (same disk, address, MACs, identity, ports, mounts, CPUs, memory) and print its Machine record once it is ready (--ready, as boot); a running machine is left alone (exit 0). A failed or interrupted start leaves the machine stopped, never removed; 73: its address is now leased to another machine; 75: another start of it runs");
+    start->add_option("name", o.name, "Machine")->required();
+    start->add_option("--timeout", o.timeout, "How long to wait for the guest to be ready (--ready), 1s to 1d (default 180s)");
+    start->add_option("--ready", o.ready, "agent (default) or systemd, as for boot")->check(CLI::IsMember({"agent", "systemd"}));
+    add_cluster(start);
     auto* rm = app.add_subcommand("rm", "Remove a stopped machine (-f: stop it first) and all its files");
     rm->add_option("name", o.name, "Machine")->required();
     rm->add_flag("-f,--force", o.force, "Stop it by force if it runs");
@@ -1455,7 +1590,7 @@ int main(int argc, char** argv) {
     auto* nls = network->add_subcommand("ls", "Print a Network record per network");
     add_cluster(nls);
 
-    return [&, kernel, boot, exec, cp, ls, inspect, logs, stop, rm, ncreate, nrm, nls]() -> Status {
+    return [&, kernel, boot, exec, cp, ls, inspect, logs, stop, start, rm, ncreate, nrm, nls]() -> Status {
       auto audit_as = [&](std::string action, std::string target) {
         o.audit_action = std::move(action);
         o.audit_target = std::move(target);
@@ -1471,6 +1606,7 @@ int main(int argc, char** argv) {
       if (inspect->parsed()) return cmd_inspect(o);
       if (logs->parsed()) return cmd_logs(o);
       if (stop->parsed()) return audit_as("stop", o.name), cmd_stop(o);
+      if (start->parsed()) return audit_as("start", o.name), cmd_start(o);
       if (rm->parsed()) return audit_as("rm", o.name), cmd_rm(o);
       if (ncreate->parsed()) return audit_as("network-create", o.name), cmd_network_create(o);
       if (nrm->parsed()) return audit_as("network-rm", o.name), cmd_network_rm(o);

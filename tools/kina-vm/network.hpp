@@ -285,6 +285,30 @@ inline Result<std::string> allocate_ip(const Network& n, const std::string& mach
   return make_error(Exit::temp_fail, fmt::format("network {}", n.name), fmt::format("no free address left in {}", n.subnet.str()));
 }
 
+// Takes exactly IP for MACHINE again (start of a stopped machine): kept when
+// it is still MACHINE's, leased anew when free, refused (73) when another
+// machine holds it.
+inline Status reserve_ip(const Network& n, const std::string& machine, const std::string& ip) {
+  auto addr = parse_ip(ip);
+  if (!addr || addr->family != AF_INET || !n.subnet.contains(*addr))
+    return make_error(Exit::data, fmt::format("machine {}", machine),
+                      fmt::format("its recorded address {} is not in network {} ({})", shown(ip), n.name, n.subnet.str()),
+                      "the network was recreated with another subnet; remove the machine and boot it again");
+  auto lock = lock_network(n);
+  if (!lock) return lock.error();
+  auto leases = read_leases(n);
+  if (!leases) return leases.error();
+  auto it = leases->find(ip);
+  if (it != leases->end()) {
+    if (it->second == machine) return {};
+    return make_error(Exit::cant_create, fmt::format("machine {}", machine),
+                      fmt::format("its address {} on network {} is now leased to machine {}", ip, n.name, it->second),
+                      fmt::format("remove {} first, or remove {} and boot it again", it->second, machine));
+  }
+  (*leases)[ip] = machine;
+  return write_leases(n, *leases);
+}
+
 inline Status release_ip(const Network& n, const std::string& machine) {
   auto lock = lock_network(n);
   if (!lock) return lock.error();
@@ -309,6 +333,20 @@ inline Status start_switch(const Network& n) {
   if (!switch_running(n))
     return make_error(Exit::unavailable, fmt::format("starting vde_switch for network {}", n.name), "it did not stay up");
   return {};
+}
+
+// Starts the switch of a network whose vde_switch died (a host reboot, a
+// kill): the pid file the dead one left makes vde_switch refuse to start
+// ("Error in pidfile creation: File exists"), and its socket directory is
+// stale, so both go first. Call with the network's lock held, after
+// switch_running said no.
+inline Status restart_switch(const Network& n) {
+  if (::unlink((n.dir / "switch.pid").c_str()) != 0 && errno != ENOENT)
+    return os_error(fmt::format("removing {}", (n.dir / "switch.pid").string()));
+  std::error_code ec;
+  fsys::remove_all(n.switch_dir(), ec);
+  if (ec) return os_error(fmt::format("removing {}", n.switch_dir().string()), ec.value());
+  return start_switch(n);
 }
 
 inline void stop_switch(const Network& n) {

@@ -2,6 +2,8 @@
 // its boot command; a directory whose boot command died before completing
 // (kill -9, a crash) is swept by the next boot or ls of its cluster: its
 // supervisor and QEMU stopped, its address released, the directory removed.
+// A `starting` marker (kina-vm start of a stopped machine) whose command died
+// is swept back to stopped instead: nothing of the machine is removed.
 #pragma once
 
 #include <unistd.h>
@@ -69,6 +71,19 @@ inline Status boot_completed(const fsys::path& dir) {
   return fsync_dir(dir);
 }
 
+// A start that failed or died: its processes stopped, the machine left
+// stopped with WHY as the reason; its disk, machine.json and address lease
+// are kept (a stopped machine keeps them until rm).
+inline void abandon_start(const fsys::path& dir, const std::string& why) {
+  kill_machine(dir, std::chrono::seconds(3));
+  for (const char* f : {file::ready, file::ctl_sock, file::agent_sock, file::qmp_sock}) ::unlink((dir / f).c_str());
+  json::Writer w;
+  w.begin_object().field("reason", why).field("time", format_utc_ms(now_ms())).end_object();
+  (void)write_file_atomic(dir / file::exit_info, w.str() + "\n", 0644);
+  ::unlink((dir / file::starting).c_str());
+  (void)fsync_dir(dir);
+}
+
 // Sweeps the machines of cluster CDIR whose boot command died before the boot
 // completed. Call with the cluster lock held.
 inline void sweep_abandoned_boots(const fsys::path& cdir, const std::string& cluster) {
@@ -79,6 +94,12 @@ inline void sweep_abandoned_boots(const fsys::path& cdir, const std::string& clu
     if (name.rfind(".boot-", 0) == 0) {
       std::error_code rec;
       fsys::remove_all(dir, rec);
+      continue;
+    }
+    if (auto st = read_file(dir / file::starting, 4096)) {
+      // A start that died: the machine goes back to stopped, disk and lease kept.
+      auto m = BootMarker::parse(*st);
+      if (!(m && m->alive())) abandon_start(dir, "its start command died before the machine was ready");
       continue;
     }
     auto text = read_file(dir / file::booting, 4096);

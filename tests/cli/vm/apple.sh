@@ -41,10 +41,20 @@ for version in 0.5 0.10 1.0; do
   expect_exit 0 kina-vm stop n1 --timeout 10s
   assert_eq "$(jq_field "$OUT" .state)" "exited" "$version state after stop"
   assert_contains "$(cat "$FAKE_CONTAINER_LOG")" "stop --time 10 kina-c1-n1"
+  # start: the kept container runs again (`container start ID`); a running one is left alone.
+  expect_exit 0 kina-vm start n1
+  assert_eq "$(jq_field "$OUT" .state)" "running" "$version state after start"
+  assert_eq "$(jq_field "$OUT" .ip)" "192.168.64.3" "$version ip after start"
+  assert_eq "$(grep -c '^start ' "$FAKE_CONTAINER_LOG")" "1" "$version container start calls"
+  assert_contains "$(cat "$FAKE_CONTAINER_LOG")" "start kina-c1-n1"
+  expect_exit 0 kina-vm start n1
+  assert_eq "$(grep -c '^start ' "$FAKE_CONTAINER_LOG")" "1" "$version container start calls after a start of a running machine"
+  expect_exit 64 kina-vm start n1 --ready systemd
+  expect_exit 0 kina-vm stop n1 --timeout 10s
   expect_exit 0 kina-vm rm n1
   assert_contains "$(cat "$FAKE_CONTAINER_LOG")" "delete kina-c1-n1"
   [ ! -e "$KINA_HOME/clusters/c1/machines/n1" ] || fail "rm left the machine directory"
-  ok "container $version: boot, ls, exec, logs, stop, rm"
+  ok "container $version: boot, ls, exec, logs, stop, start, rm"
 done
 
 # The image from an Image record on stdin (reference@digest); other records forwarded.

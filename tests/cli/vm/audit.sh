@@ -39,8 +39,12 @@ audited 7 "exec error 7 c1" kina-vm exec n1 -- false
 exec_status 137
 audited 137 "exec error 137 c1" kina-vm exec n1 -- sh -c 'kill -9 $$'
 exec_status 0
+audited 0 "stop ok 0 c1" kina-vm stop n1
+audited 0 "start ok 0 c1" kina-vm start n1
+audited 66 "start error 66 c1" kina-vm start nosuch --cluster c1
+audited 64 "start error 64 default" kina-vm start n1 --no-such-flag
 audited 0 "rm ok 0 c1" kina-vm rm -f n1
-ok "exec records the command's status"
+ok "exec records the command's status; stop and start are recorded"
 
 # Read-only commands and --help record nothing.
 before=$(events)

@@ -1,6 +1,8 @@
 # vm-systemd: a debootstrapped Debian bookworm (minbase + systemd + kmod) boots
 # with systemd as PID 1, reaches running/degraded (boot --ready systemd), loads a module from the
-# kernel's modules disk, sees --kernel-arg, and `stop` shuts it down cleanly.
+# kernel's modules disk, sees --kernel-arg, and `stop` shuts it down cleanly;
+# `start --ready systemd` brings it back to running/degraded with what was
+# written before the stop.
 # The root comes from systemd_rootfs (vmlib.sh, cached as a tarball).
 source "$KINA_CLI_LIB"
 source "$KINA_VM_TESTLIB"
@@ -30,12 +32,27 @@ expect_exit 0 kina-vm exec sd -- awk '$2 == "00000000" { print $3 }' /proc/net/r
 assert_eq "$OUT" "0202000A" "default gateway"
 ok "modprobe overlay, static address"
 
+expect_exit 0 kina-vm exec sd -- sh -c 'echo written-before-stop > /var/tmp/note; cat /proc/sys/kernel/random/boot_id /etc/machine-id'
+FIRST=$OUT
 expect_exit 0 kina-vm stop sd --timeout 60s
 assert_eq "$(jq_field "$OUT" .state)" "exited"
 assert_eq "$(jq_field "$OUT" .reason)" "stopped"
 assert_not_contains "$ERR" "by force" "stop"
 expect_exit 0 kina-vm logs sd
 assert_contains "$OUT" "reboot: Power down"
+ok "clean stop"
+
+expect_exit 0 kina-vm start sd --timeout 600s --ready systemd
+assert_eq "$(jq_field "$OUT" .ready)" "systemd" "start --ready systemd"
+track_pid "$(cat "$(jq_field "$OUT" .dir)/supervisor.pid")"
+state=$(guest_state sd)
+case "$state" in running|degraded) ;; *) fail "systemctl is-system-running right after start: '$state'" ;; esac
+expect_exit 0 kina-vm exec sd -- sh -c 'cat /var/tmp/note /proc/sys/kernel/random/boot_id /etc/machine-id'
+assert_eq "$(printf '%s\n' "$OUT" | sed -n 1p)" "written-before-stop" "file after start"
+[ "$(printf '%s\n' "$OUT" | sed -n 2p)" != "$(printf '%s\n' "$FIRST" | sed -n 1p)" ] || fail "start did not boot again (same boot_id)"
+assert_eq "$(printf '%s\n' "$OUT" | sed -n 3p)" "$(printf '%s\n' "$FIRST" | sed -n 2p)" "machine-id after start"
+expect_exit 0 kina-vm stop sd --timeout 60s
+assert_eq "$(jq_field "$OUT" .reason)" "stopped"
 expect_exit 0 kina-vm rm sd
 assert_eq "$(leftovers)" "" "processes left"
-ok "clean stop"
+ok "start --ready systemd: $state again, file and machine-id kept; stop, rm"
