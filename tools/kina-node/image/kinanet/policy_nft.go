@@ -190,7 +190,7 @@ func PolicyChainSpec(name string, hook *nftables.ChainHook) string {
 func ExprsText(ex []expr.Any) string {
 	parts := make([]string, len(ex))
 	for i, e := range ex {
-		parts[i] = strings.TrimPrefix(fmt.Sprintf("%T%+v", e, e), "*expr.")
+		parts[i] = strings.TrimPrefix(fmt.Sprintf("%T", e), "*expr.") + strings.TrimPrefix(fmt.Sprintf("%+v", e), "&")
 	}
 	return strings.Join(parts, " ")
 }
