@@ -30,7 +30,7 @@ export NODE_NAME=kina-control-plane POD_SUBNET=10.244.0.0/16
 P="kinanet-np-$$"
 NS_NODE="$P-node" NS_CLIENT="$P-client" NS_SERVER="$P-server" NS_REMOTE="$P-remote"
 cleanup_ns() { for n in "$NS_NODE" "$NS_CLIENT" "$NS_SERVER" "$NS_REMOTE"; do ip netns del "$n" 2>/dev/null || true; done; }
-trap 'rc=$?; cleanup_ns; (exit $rc); _kina_cleanup' EXIT
+trap 'rc=$?; set +e; cleanup_ns; (exit $rc); _kina_cleanup' EXIT
 for n in "$NS_NODE" "$NS_CLIENT" "$NS_SERVER" "$NS_REMOTE"; do ip netns add "$n"; ip -n "$n" link set lo up; done
 ip netns exec "$NS_NODE" sysctl -qw net.ipv4.ip_forward=1
 # pod POD-NS IP HOST-VETH: the ptp plugin's wiring (gateway 10.244.0.1 on
