@@ -30,7 +30,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Names of the policy table and its base chains.
@@ -52,7 +52,7 @@ type NftPolicyChain struct {
 	Rules []NftPolicyRule
 }
 
-var l4Numbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}
+var l4Numbers = map[string]byte{"tcp": syscall.IPPROTO_TCP, "udp": syscall.IPPROTO_UDP, "sctp": syscall.IPPROTO_SCTP}
 
 // addrMatch: ip saddr/daddr (op) prefix.
 func addrMatch(daddr bool, p netip.Prefix, op expr.CmpOp) []expr.Any {

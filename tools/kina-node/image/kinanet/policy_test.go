@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -8,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // tpod: a pod of node, with IP, labels "k=v,k=v" and container ports
@@ -51,7 +53,13 @@ func tns(name, lbls string) *corev1.Namespace {
 func tpol(t *testing.T, y string) *networkingv1.NetworkPolicy {
 	t.Helper()
 	var np networkingv1.NetworkPolicy
-	if err := yaml.UnmarshalStrict([]byte(y), &np); err != nil {
+	j, err := utilyaml.ToJSON([]byte(y))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(j))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&np)
+	}
+	if err != nil {
 		t.Fatalf("policy YAML: %v\n%s", err, y)
 	}
 	if np.Namespace == "" {
