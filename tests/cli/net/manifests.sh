@@ -25,7 +25,8 @@ fields=$(grep -o '{{[^}]*}}' "$cni_raw" | sort -u | tr '\n' ' ')
 assert_eq "$fields" "{{ .PodSubnet }} " "template fields of default-cni.yaml"
 grep -q '^# would you kindly template this file$' "$cni_raw" || fail "default-cni.yaml lacks kind's template marker line"
 if grep -q '{{' "$storage"; then fail "default-storage.yaml has a template field"; fi
-grep -q 'NetworkPolicy is NOT enforced' "$cni_raw" || fail "default-cni.yaml does not say NetworkPolicy is not enforced"
+grep -q 'NetworkPolicy is NOT enforced' "$cni_raw" && fail "default-cni.yaml still says NetworkPolicy is not enforced"
+grep -q 'enforces NetworkPolicy' "$cni_raw" || fail "default-cni.yaml does not say kina-net enforces NetworkPolicy"
 ok "template fields"
 
 render_cni 10.244.0.0/16 > "$TEST_TMP/cni.yaml"
@@ -59,7 +60,7 @@ assert_eq "$(q "$cni" "$c | .securityContext.capabilities.add|sort|join(\",\")")
 assert_eq "$(q "$cni" "$c | .securityContext.privileged")" false "privileged"
 assert_eq "$(q "$cni" "$ds | .spec.template.spec.volumes|map(.hostPath.path)|join(\",\")")" "/etc/cni/net.d,/lib/modules" "hostPaths"
 assert_eq "$(q "$cni" "$c | .volumeMounts[] | select(.mountPath==\"/lib/modules\") | .readOnly")" true "/lib/modules read-only"
-assert_eq "$(q "$cni" '.[] | select(.kind=="ClusterRole") | .rules|tojson')" '[{"apiGroups":[""],"resources":["nodes"],"verbs":["get","list","watch"]}]' "ClusterRole"
+assert_eq "$(q "$cni" '.[] | select(.kind=="ClusterRole") | .rules|tojson')" '[{"apiGroups":[""],"resources":["nodes"],"verbs":["get","list","watch"]},{"apiGroups":[""],"resources":["pods","namespaces"],"verbs":["list","watch"]},{"apiGroups":["networking.k8s.io"],"resources":["networkpolicies"],"verbs":["list","watch"]}]' "ClusterRole (nodes; pods, namespaces and networkpolicies for NetworkPolicy)"
 # a second subnet renders too (the value goes in unquoted: a CIDR list is a plain YAML scalar)
 render_cni 10.244.0.0/16,10.250.0.0/16 > "$TEST_TMP/cni2.yaml"
 assert_eq "$(q "$(parse "$TEST_TMP/cni2.yaml")" "$c | .env[] | select(.name==\"POD_SUBNET\") | .value")" 10.244.0.0/16,10.250.0.0/16 "two subnets"

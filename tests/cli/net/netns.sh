@@ -147,7 +147,7 @@ ok "kina-net in a network namespace"
 command -v python3 >/dev/null || { ok "data path not checked: python3 missing"; exit 0; }
 NS_NODE="kinanet-$$-node" NS_POD="kinanet-$$-pod" NS_OUT="kinanet-$$-out"
 cleanup_ns() { for n in "$NS_NODE" "$NS_POD" "$NS_OUT"; do ip netns del "$n" 2>/dev/null || true; done; }
-trap 'rc=$?; cleanup_ns; (exit $rc); _kina_cleanup' EXIT
+trap 'rc=$?; set +e; cleanup_ns; (exit $rc); _kina_cleanup' EXIT
 for n in "$NS_NODE" "$NS_POD" "$NS_OUT"; do ip netns add "$n"; ip -n "$n" link set lo up; done
 ip link add vpod netns "$NS_POD" type veth peer name vnode netns "$NS_NODE"
 ip link add eth0 netns "$NS_NODE" type veth peer name eth0 netns "$NS_OUT"

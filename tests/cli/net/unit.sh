@@ -24,14 +24,15 @@ go version -m "$TEST_TMP/kina-net" | grep -q 'CGO_ENABLED=0' || fail "kina-net n
 expect_exit 0 "$TEST_TMP/kina-net" --version
 assert_eq "$OUT" "kina-net $(sed -n 's/^const Version = "\(.*\)"$/\1/p' config.go)" "--version"
 expect_exit 0 "$TEST_TMP/kina-net" --help
-assert_contains "$OUT" "NetworkPolicy is not enforced" "--help"
-ok "static build, --help says NetworkPolicy is not enforced"
+assert_contains "$OUT" "enforces NetworkPolicy" "--help"
+assert_contains "$OUT" "--objects-file FILE" "--help (test inputs)"
+ok "static build, --help says NetworkPolicy is enforced"
 
 # Go's fuzzing on the two parsers of outside input, bounded in time (the
 # seeds already ran as part of go test above).
 secs=${KINA_FUZZ_SECONDS:-5}
-for f in FuzzParsePodSubnets FuzzParseNodeList; do
+for f in FuzzParsePodSubnets FuzzParseNodeList FuzzParseObjects; do
   go test -run '^$' -fuzz "^$f\$" -fuzztime "${secs}s" . >"$TEST_TMP/fuzz.log" 2>&1 ||
     { cat "$TEST_TMP/fuzz.log" >&2; fail "$f found a failing input (saved under testdata/fuzz/$f)"; }
 done
-ok "fuzzed ParsePodSubnets and ParseNodeList for ${secs}s each"
+ok "fuzzed ParsePodSubnets, ParseNodeList and ParseObjects for ${secs}s each"

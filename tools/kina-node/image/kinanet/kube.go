@@ -1,7 +1,7 @@
 package main
 
-// kube.go: the node list, from the API server (a watch in daemon mode, one
-// list with --once) or, for tests, from a NodeList file.
+// kube.go: the API client, and the node list, from the API server (a watch
+// in daemon mode, one list with --once) or, for tests, from a NodeList file.
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	networkingv1client "k8s.io/client-go/kubernetes/typed/networking/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -85,7 +86,7 @@ func onceNodes(o options, getenv func(string) string) ([]*corev1.Node, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := client.Nodes().List(ctx, metav1.ListOptions{})
+	list, err := client.core.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fail(exitUnavailable, "API server %s: listing nodes: %v", server, err)
 	}
@@ -99,25 +100,25 @@ func onceNodes(o options, getenv func(string) string) ([]*corev1.Node, error) {
 // newClient: the kubeconfig file when given, else the in-cluster service
 // account, with CONTROL_PLANE_ENDPOINT (host:port) as the server when it
 // answers (kind's convention: no wait for kube-proxy's service rules).
-func newClient(kubeconfig string, getenv func(string) string, logLine func(string)) (corev1client.CoreV1Interface, string, error) {
+func newClient(kubeconfig string, getenv func(string) string, logLine func(string)) (clients, string, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
 		if _, serr := os.Stat(kubeconfig); serr != nil {
-			return nil, "", fail(exitNoInput, "--kubeconfig %s: no such file", kubeconfig)
+			return clients{}, "", fail(exitNoInput, "--kubeconfig %s: no such file", kubeconfig)
 		}
 		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
-			return nil, "", fail(exitConfig, "--kubeconfig %s: %v", kubeconfig, err)
+			return clients{}, "", fail(exitConfig, "--kubeconfig %s: %v", kubeconfig, err)
 		}
 	} else {
 		cfg, err = rest.InClusterConfig()
 		if err != nil {
-			return nil, "", fail(exitConfig, "in-cluster config: %v (outside a pod, give --kubeconfig)", err)
+			return clients{}, "", fail(exitConfig, "in-cluster config: %v (outside a pod, give --kubeconfig)", err)
 		}
 		if ep := getenv("CONTROL_PLANE_ENDPOINT"); ep != "" {
 			if _, _, err := net.SplitHostPort(ep); err != nil {
-				return nil, "", fail(exitConfig, "CONTROL_PLANE_ENDPOINT: %q is not host:port", ep)
+				return clients{}, "", fail(exitConfig, "CONTROL_PLANE_ENDPOINT: %q is not host:port", ep)
 			}
 			if c, err := net.DialTimeout("tcp", ep, 2*time.Second); err == nil {
 				c.Close()
@@ -128,11 +129,21 @@ func newClient(kubeconfig string, getenv func(string) string, logLine func(strin
 		}
 	}
 	cfg.UserAgent = "kina-net/" + Version
-	client, err := corev1client.NewForConfig(cfg)
+	core, err := corev1client.NewForConfig(cfg)
 	if err != nil {
-		return nil, "", fail(exitConfig, "API client: %v", err)
+		return clients{}, "", fail(exitConfig, "API client: %v", err)
 	}
-	return client, cfg.Host, nil
+	netc, err := networkingv1client.NewForConfig(cfg)
+	if err != nil {
+		return clients{}, "", fail(exitConfig, "API client: %v", err)
+	}
+	return clients{core: core, net: netc}, cfg.Host, nil
+}
+
+// clients: the API groups kina-net reads.
+type clients struct {
+	core corev1client.CoreV1Interface
+	net  networkingv1client.NetworkingV1Interface
 }
 
 // nodeChanged: only a node's pod CIDRs and addresses matter to kina-net.

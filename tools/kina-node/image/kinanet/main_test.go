@@ -13,6 +13,8 @@ func TestRunCLI(t *testing.T) {
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"kind":"PodList","items":[]}`), 0o644)
 	good := map[string]string{"NODE_NAME": "n1", "POD_SUBNET": "10.244.0.0/16"}
+	nodes := filepath.Join(dir, "nodes.json")
+	os.WriteFile(nodes, []byte(`{"kind":"NodeList","items":[]}`), 0o644)
 	cases := []struct {
 		name   string
 		args   []string
@@ -21,7 +23,10 @@ func TestRunCLI(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"help", []string{"--help"}, nil, 0, "NetworkPolicy is not enforced", ""},
+		{"help", []string{"--help"}, nil, 0, "enforces NetworkPolicy", ""},
+		{"help test inputs", []string{"--help"}, nil, 0, "--objects-file FILE", ""},
+		{"objects-file without nodes-file", []string{"--once", "--objects-file", bad}, good, 64, "", "--objects-file: only with --once and --nodes-file"},
+		{"objects-file and no-network-policy", []string{"--once", "--nodes-file", bad, "--objects-file", bad, "--no-network-policy"}, good, 64, "", "give one of them"},
 		{"version", []string{"--version"}, nil, 0, "kina-net " + Version, ""},
 		{"unknown option", []string{"--bogus"}, nil, 64, "", "kina-net: error: unknown option: --bogus"},
 		{"argument", []string{"extra"}, nil, 64, "", `unexpected argument "extra"`},
@@ -31,6 +36,8 @@ func TestRunCLI(t *testing.T) {
 		{"conf dir missing", []string{"--once", "--nodes-file", bad, "--cni-conf-dir", filepath.Join(dir, "nope")}, good, 66, "", "not a directory"},
 		{"nodes file missing", []string{"--once", "--nodes-file", filepath.Join(dir, "nope.json"), "--cni-conf-dir", dir}, good, 66, "", "no such file"},
 		{"nodes file wrong kind", []string{"--once", "--nodes-file", bad, "--cni-conf-dir", dir}, good, 65, "", `kind "PodList" is not NodeList`},
+		{"objects file missing", []string{"--once", "--nodes-file", nodes, "--objects-file", filepath.Join(dir, "nope.json"), "--cni-conf-dir", dir}, good, 66, "", "--objects-file"},
+		{"objects file wrong kind", []string{"--once", "--nodes-file", nodes, "--objects-file", bad, "--cni-conf-dir", dir}, good, 65, "", `kind "PodList" is not List`},
 		{"kubeconfig missing", []string{"--once", "--kubeconfig", filepath.Join(dir, "kc"), "--cni-conf-dir", dir}, good, 66, "", "--kubeconfig"},
 	}
 	for _, c := range cases {

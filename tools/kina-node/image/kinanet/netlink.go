@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
 )
 
@@ -208,3 +209,85 @@ func (h *dryRunHost) WriteConflist(data []byte) (bool, error) {
 	old, err := readBounded(filepath.Join(h.confDir, ConflistName), maxConflistBytes)
 	return err != nil || !bytes.Equal(old, data), nil
 }
+
+// PolicyNftState is the text form (PolicyText) of table ip kina-net-policy
+// as the kernel has it; nil when the table does not exist.
+func (h *kernelHost) PolicyNftState() ([]string, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: listing tables: %w", err)
+	}
+	var table *nftables.Table
+	for _, t := range tables {
+		if t.Name == NftPolicyTable {
+			table = t
+		}
+	}
+	if table == nil {
+		return nil, nil
+	}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: listing chains: %w", err)
+	}
+	out := []string{}
+	for _, c := range chains {
+		if c.Table == nil || c.Table.Name != NftPolicyTable {
+			continue
+		}
+		spec := PolicyChainSpec(c.Name, c.Hooknum)
+		if c.Hooknum != nil && (c.Type != nftables.ChainTypeFilter || c.Priority == nil || *c.Priority != 0 ||
+			c.Policy == nil || *c.Policy != nftables.ChainPolicyAccept) {
+			spec += " (changed)"
+		}
+		out = append(out, spec)
+		rules, err := conn.GetRules(table, c)
+		if err != nil {
+			return nil, fmt.Errorf("nftables: listing rules: %w", err)
+		}
+		for _, r := range rules {
+			comment, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			out = append(out, fmt.Sprintf("  %s comment %q", ExprsText(r.Exprs), comment))
+		}
+	}
+	return out, nil
+}
+
+// ApplyPolicyNft replaces table ip kina-net-policy with chains in one
+// transaction (as ApplyNft does for the masquerade table).
+func (h *kernelHost) ApplyPolicyNft(chains []NftPolicyChain) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: NftPolicyTable}
+	conn.AddTable(t)
+	conn.DelTable(t)
+	conn.AddTable(t)
+	// every chain first: the base chains' rules jump to the others
+	made := make([]*nftables.Chain, len(chains))
+	for i, c := range chains {
+		nc := &nftables.Chain{Name: c.Name, Table: t}
+		if c.Hook != nil {
+			policy := nftables.ChainPolicyAccept
+			nc.Type, nc.Hooknum, nc.Priority, nc.Policy = nftables.ChainTypeFilter, c.Hook, nftables.ChainPriorityFilter, &policy
+		}
+		made[i] = conn.AddChain(nc)
+	}
+	for i, c := range chains {
+		for _, r := range c.Rules {
+			conn.AddRule(&nftables.Rule{Table: t, Chain: made[i], Exprs: r.Exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.Comment)})
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("nftables: writing table ip %s: %w", NftPolicyTable, err)
+	}
+	return nil
+}
+
+func (h *dryRunHost) ApplyPolicyNft([]NftPolicyChain) error { return nil }
