@@ -47,7 +47,9 @@ tool_path() {
   echo "$me: error: $1: not installed (build it with scripts/bootstrap)" >&2
   return 69
 }
-tool() { t=$1; shift; tp=$(tool_path "$t") || return 69; "$tp" "$@"; }
+# fd 9 (the cluster lock) is closed for the tools: a machine's QEMU lives on
+# and would hold the lock for its whole life.
+tool() { t=$1; shift; tp=$(tool_path "$t") || return 69; "$tp" "$@" 9>&-; }
 
 # The tools call each other by name (kina-node runs kina-vm and kina-kube):
 # put the directories of the ones found first on PATH.
@@ -167,7 +169,7 @@ lb_start() {
     set -- "$@" --backend "$b"
   done
   lbp=$(tool_path kina-node) || return 69
-  setsid "$lbp" lb "$@" >> "$cdir/lb.log" 2>&1 < /dev/null &
+  setsid "$lbp" lb "$@" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
   echo $! | write_atomic "$cdir/lb.pid"
   sleep 0.5
   lb_pid > /dev/null || { sed "s/^/   lb: /" "$cdir/lb.log" >&2; return 69; }
@@ -185,7 +187,7 @@ ensure_image() {
   case $1 in
     kina.local/node:v*)
       say "   node image $1 is not in kina's store: building it (the first build takes about 20 minutes)"
-      "$kina_dir/kina" build node-image --kubernetes-version "${1#kina.local/node:}" --image "$1" > /dev/null ;;
+      "$kina_dir/kina" build node-image --kubernetes-version "${1#kina.local/node:}" --image "$1" > /dev/null 9>&- ;;
     *)
       tool kina-image pull "$1" > /dev/null ;;
   esac
@@ -683,7 +685,7 @@ cmd_stop_start() {
   ws=$(jq -r 'select(.kind=="NodePlan" and .role=="worker") | .name' "$cdir/plan.jsonl")
   if [ "$verb" = stop ]; then
     for n in $ws $cps; do
-      step "Stopping $n" tool kina-vm stop --cluster "$cname" "$n" > /dev/null || return $?
+      step "Stopping $n" tool kina-vm stop --cluster "$cname" --timeout "${KINA_STOP_TIMEOUT:-180s}" "$n" > /dev/null || return $?
     done
     lb_stop
     echo stopped | write_atomic "$cdir/state"
