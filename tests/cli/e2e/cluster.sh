@@ -115,7 +115,8 @@ EOF
 expect_exit 0 $K apply -f "$TEST_TMP/web.yaml"
 expect_exit 0 $K rollout status deployment/web --timeout=600s
 expect_exit 0 $K wait --for=condition=Ready pod/client --timeout=600s
-fetch_web() { $K exec client -- wget -q -T 5 -O - http://web.default.svc.cluster.local/ 2>/dev/null | grep -q "hello from kina"; }
+# (busybox's own `wget -T` crashes in Debian's busybox-static 1.35: its timeout applet instead)
+fetch_web() { $K exec client -- /bin/busybox timeout 10 /bin/busybox wget -q -O - http://web.default.svc.cluster.local/ 2>/dev/null | grep -q "hello from kina"; }
 wait_for 300 "the client pod on the control plane reaches web by its Service name" fetch_web
 ok "pod on $C-control-plane -> Service web -> pod on $C-worker"
 host_fetch() { curl -sf --max-time 5 "http://127.0.0.1:$hostport/" | grep -q "hello from kina"; }
@@ -132,7 +133,7 @@ spec:
   policyTypes: [Ingress]
 EOF
 expect_exit 0 $K apply -f "$TEST_TMP/deny.yaml"
-blocked() { ! $K exec client -- wget -q -T 3 -O - http://web.default.svc.cluster.local/ >/dev/null 2>&1; }
+blocked() { ! $K exec client -- /bin/busybox timeout 5 /bin/busybox wget -q -O - http://web.default.svc.cluster.local/ >/dev/null 2>&1; }
 wait_for 120 "the deny-all policy to block client -> web" blocked
 sleep 5
 blocked || fail "client reached web again with the deny-all policy in place"
