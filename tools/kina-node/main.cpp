@@ -33,23 +33,8 @@ struct Options {
 };
 
 // Runs a mutating command and appends its audit event, whatever the outcome.
-// (`plan` only reads, so it is not audited; init, join, addons and wait are.)
-Status audited(const Options& o, std::string action, const std::string& cluster,
-                                const std::function<Status(std::string&)>& fn) {
-  int64_t start = now_ms();
-  std::string target;
-  Status st = fn(target);
-  audit::Event ev;
-  ev.tool = std::string(kTool);
-  ev.action = std::move(action);
-  if (validate_name("cluster name", cluster)) ev.cluster = cluster;
-  ev.target = target;
-  ev.args = o.argv;
-  ev.outcome = st ? "ok" : "error";
-  ev.exit_code = st ? 0 : code(st.error().exit);
-  ev.duration_ms = now_ms() - start;
-  if (auto a = audit::record(ev); !a) warn(kTool, "audit log: " + a.error().message());
-  return st;
+Status audited(const Options& o, std::string action, const std::string& cluster, const std::function<Status(std::string&)>& fn) {
+  return audit::audited(kTool, o.argv, std::move(action), cluster, fn);
 }
 
 }  // namespace

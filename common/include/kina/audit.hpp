@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -25,6 +26,7 @@
 #include <simdjson.h>
 
 #include "kina/clock.hpp"
+#include "kina/diag.hpp"
 #include "kina/encoding.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
@@ -518,6 +520,28 @@ inline Status record(Event e) {
   auto r = Log(*path).append({std::move(e)});
   if (!r) return r.error();
   return {};
+}
+
+// Runs a tool's mutating command and appends its one audit event, whatever
+// the outcome: `fn` fills in the target (and may settle `cluster`, which is
+// read after it ran); the exit code is the one the tool will end with. A
+// failure to log is a warning on stderr; the command's status stands.
+inline Status audited(std::string_view tool, const std::vector<std::string>& argv, std::string action,
+                      const std::string& cluster, const std::function<Status(std::string&)>& fn) {
+  int64_t start = now_ms();
+  std::string target;
+  Status st = fn(target);
+  Event ev;
+  ev.tool = std::string(tool);
+  ev.action = std::move(action);
+  if (validate_name("cluster name", cluster)) ev.cluster = cluster;
+  ev.target = target;
+  ev.args = argv;
+  ev.outcome = st ? "ok" : "error";
+  ev.exit_code = st ? 0 : code(st.error().exit);
+  ev.duration_ms = now_ms() - start;
+  if (auto a = record(ev); !a) warn(tool, "audit log: " + a.error().message());
+  return st;
 }
 
 // --- reading and verifying ------------------------------------------------------------
