@@ -127,23 +127,28 @@ func nftObjects() (*nftables.Table, *nftables.Chain) {
 	return t, c
 }
 
-func (h *kernelHost) NftState() ([]string, error) {
+// findTable opens nftables and finds IPv4 table `name` (nil when it does not exist).
+func findTable(name string) (*nftables.Conn, *nftables.Table, error) {
 	conn, err := nftables.New()
 	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
+		return nil, nil, fmt.Errorf("nftables: %w", err)
 	}
 	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
-		return nil, fmt.Errorf("nftables: listing tables: %w", err)
+		return nil, nil, fmt.Errorf("nftables: listing tables: %w", err)
 	}
-	var table *nftables.Table
 	for _, t := range tables {
-		if t.Name == NftTable {
-			table = t
+		if t.Name == name {
+			return conn, t, nil
 		}
 	}
-	if table == nil {
-		return nil, nil
+	return conn, nil, nil
+}
+
+func (h *kernelHost) NftState() ([]string, error) {
+	conn, table, err := findTable(NftTable)
+	if err != nil || table == nil {
+		return nil, err
 	}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
@@ -213,22 +218,9 @@ func (h *dryRunHost) WriteConflist(data []byte) (bool, error) {
 // PolicyNftState is the text form (PolicyText) of table ip kina-net-policy
 // as the kernel has it; nil when the table does not exist.
 func (h *kernelHost) PolicyNftState() ([]string, error) {
-	conn, err := nftables.New()
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, fmt.Errorf("nftables: listing tables: %w", err)
-	}
-	var table *nftables.Table
-	for _, t := range tables {
-		if t.Name == NftPolicyTable {
-			table = t
-		}
-	}
-	if table == nil {
-		return nil, nil
+	conn, table, err := findTable(NftPolicyTable)
+	if err != nil || table == nil {
+		return nil, err
 	}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
