@@ -139,8 +139,8 @@ resolve_ports() {
   port=$(jq -r 'select(.kind=="NodePlan" and .bootstrap) | .extraPortMappings[] | select(.containerPort == 6443) | .hostPort' "$1" | head -n 1)
   jq -c --argjson p "$port" 'if .kind == "ClusterPlan" then .networking.apiServerPort = $p else . end' "$1" > "$1.new"
   mv -f "$1.new" "$1"
-  cps=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$1")
-  [ "$cps" -gt 1 ] || return 0
+  ncp=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$1")
+  [ "$ncp" -gt 1 ] || return 0
   jq -c '
     if .kind == "NodePlan" and .role == "control-plane" then
       if .bootstrap then
@@ -160,8 +160,8 @@ lb_pid() {
   printf '%s\n' "$p"
 }
 lb_start() {
-  cps=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$cdir/plan.jsonl")
-  [ "$cps" -gt 1 ] || return 0
+  ncp=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$cdir/plan.jsonl")
+  [ "$ncp" -gt 1 ] || return 0
   ! lb_pid > /dev/null || return 0
   listen=$(jq -r 'select(.kind=="ClusterPlan") | "\(.networking.apiServerAddress):\(.networking.apiServerPort)"' "$cdir/plan.jsonl")
   set -- --listen "$listen"

@@ -26,7 +26,8 @@ C=e2e
 K="kubectl --context kina-$C"
 
 cleanup_cluster() { kina delete cluster --name "$C" >/dev/null 2>&1 || true; }
-trap 'cleanup_cluster; _kina_cleanup' EXIT
+# (the test's own exit status survives the cleanup: _kina_cleanup exits with $?)
+trap 'rc=$?; set +e; cleanup_cluster; (exit $rc); _kina_cleanup' EXIT
 
 fetch_kernel
 

@@ -12,7 +12,8 @@ source "$KINA_VM_TESTLIB"
 export KINA_CACHE_DIR="${KINA_CACHE_DIR:-${XDG_CACHE_HOME:-$real_home/.cache}/kina}"
 export KUBECONFIG="$TEST_TMP/kubeconfig"
 C=kk
-trap 'kina delete cluster --name "$C" >/dev/null 2>&1 || true; _kina_cleanup' EXIT
+# (the test's own exit status survives the cleanup: _kina_cleanup exits with $?)
+trap 'rc=$?; set +e; kina delete cluster --name "$C" >/dev/null 2>&1; (exit $rc); _kina_cleanup' EXIT
 fetch_kernel
 
 printf 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n' > "$TEST_TMP/cluster.yaml"
