@@ -12,6 +12,23 @@ KINA_DISK_SIZE=${KINA_DISK_SIZE:-8Gi}
 KINA_KUBECONFIG_TTL_DEFAULT=168h  # the admin kubeconfig create merges (docs/cluster.md)
 
 quiet=0 verbose=0
+cleanup_hook=''
+
+# verb_exit: the EXIT trap of every cluster verb: the verb's cleanup
+# (cleanup_hook), then its audit event with the cluster's name and the real
+# exit code (get clusters/nodes only read and are not recorded).
+verb_exit() {
+  rc=$?
+  trap - EXIT INT TERM HUP
+  [ -z "$cleanup_hook" ] || eval "$cleanup_hook"
+  cluster=$(cat "$KINA_FE_CLUSTER_FILE" 2>/dev/null || true)
+  rm -f "$KINA_FE_CLUSTER_FILE"
+  case $action in
+    get-clusters|get-nodes) ;;
+    *) record "$action" "$rc" "$cluster" "$cmd" "$what" "$@" ;;
+  esac
+  exit "$rc"
+}
 
 say() { [ "$quiet" = 1 ] || printf '%s\n' "$*" >&2; }
 vsay() { [ "$verbose" = 1 ] && printf '%s: %s\n' "$me" "$*" >&2 || true; }
@@ -26,7 +43,13 @@ step() {
   vsay "$sname ..."
   t0=$(now_ms)
   src=0
-  "$@" || src=$?
+  # in the background, so that a signal to kina is answered at once (a
+  # trapped signal interrupts `wait`; a foreground kubeadm would hold it)
+  "$@" &
+  step_pid=$!
+  wait $step_pid || src=$?
+  step_pid=''
+
   t1=$(now_ms)
   secs=$(( (t1 - t0) / 1000 )).$(( ( (t1 - t0) % 1000 ) / 100 ))
   if [ "$src" -eq 0 ]; then
@@ -391,10 +414,9 @@ cmd_create_cluster() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/kina-create.XXXXXX")
   steps_file=$work/steps
   created=0
-  finish_create() {
-    rc=$?
-    trap - EXIT INT TERM HUP
+  create_cleanup() {
     unset KINA_CREATE_ID
+    [ -z "${step_pid:-}" ] || kill -TERM "$step_pid" 2>/dev/null
     if [ "$rc" -ne 0 ] && [ "$created" = 0 ]; then
       if [ "$retain" = 1 ]; then
         say "   create failed (exit $rc); --retain: the nodes are kept (kina delete cluster --name $cname removes them)"
@@ -405,12 +427,8 @@ cmd_create_cluster() {
       fi
     fi
     rm -rf "$work"
-    exit "$rc"
   }
-  trap finish_create EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP
+  cleanup_hook=create_cleanup
   KINA_CREATE_ID=$cname-$$-$(date +%s%N)
   export KINA_CREATE_ID
   echo "creating $KINA_CREATE_ID" | write_atomic "$cdir/state"
@@ -539,7 +557,7 @@ cmd_get() {
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       if [ "$groups_given" = 0 ] && [ "$user" != kina-admin ]; then group=''; fi
       work=$(mktemp -d "${TMPDIR:-/tmp}/kina-kc.XXXXXX")
-      trap 'rm -rf "$work"' EXIT
+      cleanup_hook='rm -rf "$work"'
       set --
       for g in $group; do set -- "$@" --group "$g"; done
       server=$(api_server)
@@ -648,7 +666,7 @@ cmd_load() {
   [ -n "$nodes" ] || nodes=$(node_names)
   for n in $nodes; do node_names | grep -qx "$n" || die 66 "node '$n' is not in cluster '$cname'"; done
   work=$(mktemp -d "${TMPDIR:-/tmp}/kina-load.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  cleanup_hook='rm -rf "$work"'
   case $what in
     image-archive)
       [ -f "$src" ] || die 66 "$src: not a regular file"
