@@ -45,7 +45,9 @@ step() {
   src=0
   # in the background, so that a signal to kina is answered at once (a
   # trapped signal interrupts `wait`; a foreground kubeadm would hold it)
-  "$@" &
+  # (without the cluster lock's fd 9: a step left running by a kill -9 of
+  # kina must not keep the lock from `kina delete cluster`)
+  "$@" 9>&- &
   step_pid=$!
   wait $step_pid || src=$?
   step_pid=''
