@@ -45,7 +45,10 @@ inline constexpr int kApiServerBindPort = 6443;
 inline constexpr std::string_view kCriSocket = "unix:///run/containerd/containerd.sock";
 inline constexpr std::string_view kEncryptionDir = "/etc/kubernetes/encryption";
 inline constexpr std::string_view kBootstrapTokenTtl = "4h0m0s";  // joins happen during create
-inline constexpr std::string_view kSlowTimeout = "20m0s";         // nodes may run under emulation
+inline constexpr std::string_view kSlowTimeout = "20m0s";
+// Leader election of the controller-manager and the scheduler (see node_config_documents).
+inline constexpr std::pair<const char*, const char*> kLeaderElection[] = {
+    {"leader-elect-lease-duration", "60s"}, {"leader-elect-renew-deadline", "40s"}, {"leader-elect-retry-period", "10s"}};         // nodes may run under emulation
 
 // ---------------------------------------------------------------------------
 // Versions.
@@ -344,15 +347,23 @@ inline Result<std::vector<Node>> node_config_documents(const ClusterPlan& c, con
     if (a != KubeadmApi::v1beta4) apiserver.set("timeoutForControlPlane", str(kSlowTimeout));
     d.set("apiServer", std::move(apiserver));
 
-    detail::Args cm;
+    detail::Args cm, sched_le;
     if (!gates.empty()) cm.emplace_back("feature-gates", gates);
     cm.emplace_back("enable-hostpath-provisioner", "true");
+    // Leader election with room for emulation: with the defaults (15 s lease,
+    // 10 s renew deadline) a control plane under TCG loses the lease whenever
+    // the API server is slow to answer (seen after `kina start cluster`: the
+    // controller-manager exited "leaderelection lost" again and again, and
+    // EndpointSlices went stale). Same values for the scheduler.
+    for (detail::Args* list : {&cm, &sched_le})
+      for (const auto& [k, v] : kLeaderElection) list->emplace_back(k, v);
     Node cmn = Node::mapping();
     cmn.set("extraArgs", detail::extra_args(cm, a));
     d.set("controllerManager", std::move(cmn));
 
     detail::Args sched;
     if (!gates.empty()) sched.emplace_back("feature-gates", gates);
+    sched.insert(sched.end(), sched_le.begin(), sched_le.end());
     Node sn = Node::mapping();
     sn.set("extraArgs", detail::extra_args(sched, a));
     d.set("scheduler", std::move(sn));

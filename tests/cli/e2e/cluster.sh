@@ -217,7 +217,7 @@ assert_eq "$(echo "$OUT" | jq -r .state | sort -u)" "exited"
 expect_exit 0 kina start cluster --name "$C" --wait 20m
 expect_exit 0 $K get nodes -o json
 assert_eq "$(jq_field "$OUT" '[.items[] | select(.status.conditions[] | .type == "Ready" and .status == "True")] | length')" 2 "Ready nodes after start"
-wait_for 600 "web to serve through the port mapping after start" host_fetch
+wait_for 1200 "web to serve through the port mapping after start (the control plane and kina-net routes come back first)" host_fetch
 ok "stop + start: nodes Ready, web serves"
 
 # 9. Delete: nothing left.
