@@ -201,7 +201,9 @@ ok "the merged admin kubeconfig is group kina:cluster-admins ($subject)"
 
 # 7. Secrets are encrypted in etcd's files.
 expect_exit 0 $K create secret generic raw-check --from-literal=k=kina-plaintext-canary-7f3a
-etcd_has() { kina-vm exec --cluster "$C" "$C-control-plane" -- sh -c "grep -rl -a -F '$1' /var/lib/etcd | head -n 1"; }
+# (the pattern goes on stdin: kina-vm exec records its argv in the audit log,
+# which the last check searches for the Secret's value)
+etcd_has() { printf '%s\n' "$1" | kina-vm exec -i --cluster "$C" "$C-control-plane" -- sh -c "grep -rl -a -F -f - /var/lib/etcd | head -n 1"; }
 encrypted_seen() { [ -n "$(etcd_has 'k8s:enc:secretbox:v1:kina-1')" ]; }
 wait_for 120 "the secretbox prefix in etcd's files" encrypted_seen
 expect_exit 0 etcd_has kina-plaintext-canary-7f3a
