@@ -204,8 +204,7 @@ func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, caps an
 	const resync = 30 * time.Second
 	ticker := time.NewTicker(resync)
 	defer ticker.Stop()
-	lastErr := ""
-	backoff := time.Second
+	rs := retrier{log: logLine, resync: resync}
 	for {
 		var nodes []*corev1.Node
 		for _, obj := range informer.GetStore().List() {
@@ -214,23 +213,7 @@ func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, caps an
 			}
 		}
 		err := rec.Reconcile(nodes)
-		var retry <-chan time.Time
-		if err != nil {
-			msg := oneLine(err.Error())
-			// Waiting for the pod CIDR is noted by Reconcile itself.
-			if msg != lastErr && !errors.Is(err, ErrNoPodCIDR) {
-				logLine("reconcile failed, retrying: " + msg)
-			}
-			lastErr = msg
-			retry = time.After(backoff)
-			backoff = min(backoff*2, resync)
-		} else {
-			if lastErr != "" {
-				logLine("reconcile ok")
-			}
-			lastErr = ""
-			backoff = time.Second
-		}
+		retry := rs.pass(err, "reconcile", func(err error) bool { return errors.Is(err, ErrNoPodCIDR) })
 		select {
 		case <-ctx.Done():
 			logLine("stopping: signal received")
@@ -240,4 +223,36 @@ func watchLoop(ctx context.Context, client corev1client.CoreV1Interface, caps an
 		case <-ticker.C:
 		}
 	}
+}
+
+// retrier is the retry state of a reconcile loop: after a failed pass it
+// says when to try again (doubling from 1 s up to resync) and logs a failure
+// once, not at every retry, and the recovery; `quiet` failures are not logged.
+type retrier struct {
+	log     func(string)
+	resync  time.Duration
+	backoff time.Duration
+	lastErr string
+}
+
+func (r *retrier) pass(err error, what string, quiet func(error) bool) <-chan time.Time {
+	if r.backoff == 0 {
+		r.backoff = time.Second
+	}
+	if err == nil {
+		if r.lastErr != "" {
+			r.log(what + " ok")
+		}
+		r.lastErr = ""
+		r.backoff = time.Second
+		return nil
+	}
+	msg := oneLine(err.Error())
+	if msg != r.lastErr && (quiet == nil || !quiet(err)) {
+		r.log(what + " failed, retrying: " + msg)
+	}
+	r.lastErr = msg
+	retry := time.After(r.backoff)
+	r.backoff = min(r.backoff*2, r.resync)
+	return retry
 }

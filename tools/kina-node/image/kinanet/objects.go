@@ -248,8 +248,7 @@ func policyLoop(ctx context.Context, core corev1client.CoreV1Interface, netc net
 	const resync = 30 * time.Second
 	ticker := time.NewTicker(resync)
 	defer ticker.Stop()
-	lastErr := ""
-	backoff := time.Second
+	rs := retrier{log: logLine, resync: resync}
 	for {
 		var objs PolicyObjects
 		for _, o := range polInf.GetStore().List() {
@@ -268,22 +267,7 @@ func policyLoop(ctx context.Context, core corev1client.CoreV1Interface, netc net
 			}
 		}
 		err := rec.Reconcile(objs.Policies, objs.Pods, objs.Namespaces)
-		var retry <-chan time.Time
-		if err != nil {
-			msg := oneLine(err.Error())
-			if msg != lastErr {
-				logLine("policy pass failed, retrying: " + msg)
-			}
-			lastErr = msg
-			retry = time.After(backoff)
-			backoff = min(backoff*2, resync)
-		} else {
-			if lastErr != "" {
-				logLine("policy pass ok")
-			}
-			lastErr = ""
-			backoff = time.Second
-		}
+		retry := rs.pass(err, "policy pass", nil)
 		select {
 		case <-ctx.Done():
 			return nil
