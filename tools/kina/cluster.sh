@@ -121,6 +121,20 @@ write_atomic() {
   (umask 077; cat > "$tmpf") && mv -f "$tmpf" "$1"
 }
 
+# verb_tmp WHAT: a private temporary directory of this verb inside the
+# cluster's directory, so that `kina delete cluster` removes what a kill -9
+# left (it may hold a client key); those of processes that are gone are
+# swept first.
+verb_tmp() {
+  for d in "$cdir"/.tmp-*; do
+    [ -d "$d" ] || continue
+    kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+  done
+  d=$cdir/.tmp-$1-$$
+  rm -rf "$d"
+  (umask 077; mkdir "$d") && printf '%s\n' "$d"
+}
+
 plan_records() { cat "$cdir/plan.jsonl"; }
 machine_records() { [ -f "$cdir/machines.jsonl" ] && cat "$cdir/machines.jsonl" || true; }
 node_names() { jq -r 'select(.kind=="NodePlan") | .name' "$cdir/plan.jsonl"; }
@@ -238,6 +252,34 @@ node_disk() {
   printf '%s\n' "$d"
 }
 
+# plan_backend PLANFILE: the cluster's kina-vm backend: the plan's (a
+# kina/v1alpha1 config's `backend:`), where auto is apple on macOS and qemu
+# elsewhere.
+plan_backend() {
+  b=$(jq -r 'select(.kind=="ClusterPlan") | .backend // "auto"' "$1")
+  if [ "$b" = auto ]; then
+    case $(uname -s) in Darwin) b=apple ;; *) b=qemu ;; esac
+  fi
+  printf '%s\n' "$b"
+}
+
+# apple_image REF: REF from kina's store loaded into Apple container's image
+# store (`container image load` of kina-image's OCI archive); prints
+# REF@DIGEST, what `kina-vm boot --backend apple --image` runs.
+apple_image() {
+  digest=$(tool kina-image inspect "$1" | jq -r 'select(.kind=="Image") | .digest' | head -n 1)
+  [ -n "$digest" ] || return 66
+  tool kina-image export "$1" --out "$work/apple-image.tar" > /dev/null || return $?
+  rc=0
+  container image load --input "$work/apple-image.tar" > "$work/apple-image.log" 2>&1 || rc=$?
+  rm -f "$work/apple-image.tar"
+  if [ $rc -ne 0 ]; then
+    sed 's/^/   container image load: /' "$work/apple-image.log" >&2
+    return 69
+  fi
+  printf '%s@%s\n' "$1" "$digest"
+}
+
 # boot_args NODEPLAN_JSON: kina-vm boot flags for one node.
 boot_args() {
   printf '%s\n' "$1" | jq -r '
@@ -252,14 +294,16 @@ boot_nodes() {
     (
       np=$(jq -c --arg n "$n" 'select(.kind=="NodePlan" and .name==$n)' "$cdir/plan.jsonl")
       img=$(printf '%s\n' "$np" | jq -r .image)
-      disk=$(grep -F "$img	" "$work/disks" | cut -f2)
+      # the node's root: the image's disk (qemu) or its REF@DIGEST (apple)
+      root=$(grep -F "$img	" "$work/disks" | cut -f2)
       # one flag per line: paths with spaces stay whole
       set --
       while IFS= read -r a; do set -- "$@" "$a"; done <<EOF
 $(boot_args "$np")
 EOF
+      if [ "$backend" = apple ]; then set -- --backend apple --image "$root" "$@"; else set -- --disk "$root" "$@"; fi
       rc=0
-      tool kina-vm boot --name "$n" --cluster "$cname" --network "$KINA_NETWORK" --disk "$disk" \
+      tool kina-vm boot --name "$n" --cluster "$cname" --network "$KINA_NETWORK" \
         --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$@" > "$work/boot-$n.json" 2> "$work/boot-$n.err" || rc=$?
       if [ $rc -ne 0 ]; then
         echo "$n $rc" >> "$work/boot.failed"
@@ -406,6 +450,13 @@ cmd_create_cluster() {
   [ -z "$public" ] || set -- "$@" "$public"
   plan=$(tool kina-node plan "$@") || return $?
   cname=$(printf '%s\n' "$plan" | jq -r 'select(.kind=="ClusterPlan") | .name')
+  backend=$(printf '%s\n' "$plan" | plan_backend /dev/stdin)
+  # Several control planes sit behind kina-node lb on the host's loopback,
+  # which the nodes reach at QEMU's 10.0.2.2; Apple's containers have no such
+  # path to the host's loopback yet.
+  if [ "$backend" = apple ] && [ "$(printf '%s\n' "$plan" | jq -r 'select(.kind=="ClusterPlan") | .controlPlanes')" -gt 1 ]; then
+    die 69 "several control planes on the apple backend: not supported yet (the host-side load balancer is reached only from QEMU nodes); use one control plane"
+  fi
   [ -z "${KINA_FE_CLUSTER_FILE:-}" ] || printf '%s\n' "$cname" > "$KINA_FE_CLUSTER_FILE"
   cdir=$home/clusters/$cname
   mkdir -p "$cdir" && chmod 700 "$cdir"
@@ -413,7 +464,7 @@ cmd_create_cluster() {
   if [ -e "$cdir/plan.jsonl" ]; then
     die 73 "cluster '$cname' already exists (kina delete cluster --name $cname removes it)"
   fi
-  work=$(mktemp -d "${TMPDIR:-/tmp}/kina-create.XXXXXX")
+  work=$(verb_tmp create) || return 73
   steps_file=$work/steps
   created=0
   create_cleanup() {
@@ -441,12 +492,16 @@ cmd_create_cluster() {
   : > "$work/disks"
   for img in $(jq -r 'select(.kind=="NodePlan") | .image' "$cdir/plan.jsonl" | sort -u); do
     step "Ensuring node image $img" ensure_image "$img" || return $?
-    d=$(step "Preparing the node disk" node_disk "$img") || return $?
+    if [ "$backend" = apple ]; then
+      d=$(step "Loading the node image into container" apple_image "$img") || return $?
+    else
+      d=$(step "Preparing the node disk" node_disk "$img") || return $?
+    fi
     printf '%s\t%s\n' "$img" "$d" >> "$work/disks"
   done
-  step "Ensuring the node kernel" ensure_kernel || return $?
+  [ "$backend" = apple ] || { step "Ensuring the node kernel" ensure_kernel || return $?; }
   step "Creating the cluster CAs" pki_init || return $?
-  step "Creating the cluster network" tool kina-vm network create "$KINA_NETWORK" --cluster "$cname" > /dev/null || return $?
+  step "Creating the cluster network" tool kina-vm network create "$KINA_NETWORK" --cluster "$cname" --backend "$backend" > /dev/null || return $?
   step "Booting nodes" boot_nodes || return $?
   step "Starting the load balancer" lb_start || return $?
   step "Starting the control plane (kubeadm init)" node_step init > /dev/null || return $?
@@ -558,7 +613,7 @@ cmd_get() {
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       if [ "$groups_given" = 0 ] && [ "$user" != kina-admin ]; then group=''; fi
-      work=$(mktemp -d "${TMPDIR:-/tmp}/kina-kc.XXXXXX")
+      work=$(verb_tmp kubeconfig) || return 73
       cleanup_hook='rm -rf "$work"'
       set --
       for g in $group; do set -- "$@" --group "$g"; done
@@ -667,7 +722,7 @@ cmd_load() {
   [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
   [ -n "$nodes" ] || nodes=$(node_names)
   for n in $nodes; do node_names | grep -qx "$n" || die 66 "node '$n' is not in cluster '$cname'"; done
-  work=$(mktemp -d "${TMPDIR:-/tmp}/kina-load.XXXXXX")
+  work=$(verb_tmp load) || return 73
   cleanup_hook='rm -rf "$work"'
   case $what in
     image-archive)
