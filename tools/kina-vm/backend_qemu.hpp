@@ -30,7 +30,7 @@
 #include "qemu_boot.hpp"
 #include "restart.hpp"
 #include "sweep.hpp"
-#include "wire.hpp"
+#include "guest/wire.hpp"
 
 namespace kina::vm {
 

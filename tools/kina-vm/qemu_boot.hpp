@@ -36,7 +36,7 @@
 #include "machine.hpp"
 #include "network.hpp"
 #include "sweep.hpp"
-#include "wire.hpp"
+#include "guest/wire.hpp"
 
 namespace kina::vm {
 
