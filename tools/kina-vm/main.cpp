@@ -13,8 +13,7 @@
 #include <fmt/format.h>
 
 #include "backend.hpp"
-#include "backend_apple.hpp"
-#include "backend_qemu.hpp"
+#include "backends.hpp"
 #include "kernel.hpp"
 #include "kina/audit.hpp"
 #include "kina/cli.hpp"
@@ -58,6 +57,10 @@ struct Options {
   int exit_status = 0;  // exec: the command's status
   std::string audit_action, audit_target;  // set by a mutating command before it runs
 };
+
+std::optional<std::string> cluster_flag(const Options& o) {
+  return o.cluster_given ? std::optional<std::string>(o.cluster) : std::nullopt;
+}
 
 
 // The audit event of a mutating command, appended once the exit code is
@@ -120,64 +123,6 @@ Status cmd_kernel(const Options& o) {
   }
   if (auto st = save_kernel(k); !st) return st;
   return print(k.record());
-}
-
-// --- the one place a backend is picked ----------------------------------------------------------
-
-class Backends {
- public:
-  // --backend of boot and network create: auto is apple on macOS, qemu elsewhere.
-  Backend& for_flag(const std::string& flag) {
-#ifdef __APPLE__
-    if (flag == "auto") return apple_;
-#endif
-    return named(flag);
-  }
-  // An existing machine's, from its machine.json (unreadable: qemu, whose
-  // commands report it).
-  Backend& of_machine(const fsys::path& dir) {
-    auto s = Spec::load(dir);
-    return named(s ? s->backend : "qemu");
-  }
-  // An existing network's, from its network.json (absent: qemu).
-  Backend& of_network(const fsys::path& dir) { return named(network_backend(dir)); }
-  Backend& named(std::string_view name) {
-    if (name == "apple") return apple_;
-    return qemu_;
-  }
-
- private:
-  QemuBackend qemu_;
-  AppleBackend apple_;
-};
-
-// --- lookups ---------------------------------------------------------------------------
-
-// A machine by name: in --cluster when given, else the one cluster that has it.
-Result<MachineRef> find_machine(const Options& o, const std::string& given) {
-  auto name = MachineName::parse(given);
-  if (!name) return name.error();
-  if (o.cluster_given) {
-    auto cluster = ClusterName::parse(o.cluster);
-    if (!cluster) return cluster.error();
-    auto d = machine_dir(*cluster, *name);
-    if (!d) return d.error();
-    if (!fsys::exists(*d / file::spec))
-      return make_error(Exit::no_input, fmt::format("machine {}", given), fmt::format("no such machine in cluster {}", o.cluster));
-    return MachineRef{*d, *name, *cluster};
-  }
-  auto root = kina_subdir("clusters");
-  if (!root) return root.error();
-  std::vector<MachineRef> found;
-  std::error_code ec;
-  for (const auto& c : fsys::directory_iterator(*root, ec))
-    if (fsys::exists(c.path() / "machines" / given / file::spec))
-      if (auto cluster = ClusterName::parse(c.path().filename().string()))
-        found.push_back(MachineRef{c.path() / "machines" / given, *name, *cluster});
-  if (found.empty()) return make_error(Exit::no_input, fmt::format("machine {}", given), "no such machine", "see: kina-vm ls");
-  if (found.size() > 1)
-    return make_error(Exit::usage, fmt::format("machine {}", given), "the name exists in several clusters", "give --cluster");
-  return found[0];
 }
 
 // --- boot --------------------------------------------------------------------------------
@@ -261,7 +206,7 @@ Status cmd_ls(const Options& o, Backends& backends) {
 }
 
 Status cmd_inspect(const Options& o, Backends& backends) {
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   auto s = Spec::load(m->dir);
   if (!s) return s.error();
@@ -269,7 +214,7 @@ Status cmd_inspect(const Options& o, Backends& backends) {
 }
 
 Status cmd_logs(const Options& o, Backends& backends) {
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   return backends.of_machine(m->dir).logs(*m, o.follow, o.raw);
 }
@@ -290,7 +235,7 @@ Status cmd_exec(Options& o, Backends& backends) {
         return usage_error(fmt::format("invalid -u {}", shown(o.user)), "the GID must be a number from 0 to 4294967294");
     }
   }
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   o.cluster = m->cluster.str();
   if (o.command.empty()) return usage_error("exec", "give the command after --");
@@ -323,7 +268,7 @@ Status cmd_cp(Options& o, Backends& backends) {
   auto cap = parse_size(o.cp_max_bytes);
   if (!cap) return usage_error(fmt::format("cp --max-bytes {}", o.cp_max_bytes), cap.error().why);
   o.name = remote.first;
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   o.cluster = m->cluster.str();
   Backend& b = backends.of_machine(m->dir);
@@ -334,7 +279,7 @@ Status cmd_cp(Options& o, Backends& backends) {
 Status cmd_stop(Options& o, Backends& backends) {
   auto t = parse_duration_flag("--timeout", o.stop_timeout, 0, kMaxStopTimeoutMs);
   if (!t) return t.error();
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   o.cluster = m->cluster.str();
   auto lock = FileLock::acquire(m->dir / "lock", std::chrono::seconds(30), "kina-vm stop");
@@ -347,7 +292,7 @@ Status cmd_stop(Options& o, Backends& backends) {
 Status cmd_start(Options& o, Backends& backends) {
   auto t = parse_duration_flag("--timeout", o.timeout, kMinBootTimeoutMs, kMaxBootTimeoutMs);
   if (!t) return t.error();
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   o.cluster = m->cluster.str();
   // One start (or stop, or rm) of a machine at a time: a second start is 75 at once.
@@ -359,7 +304,7 @@ Status cmd_start(Options& o, Backends& backends) {
 }
 
 Status cmd_rm(Options& o, Backends& backends) {
-  auto m = find_machine(o, o.name);
+  auto m = find_machine(cluster_flag(o), o.name);
   if (!m) return m.error();
   o.cluster = m->cluster.str();
   auto lock = FileLock::acquire(m->dir / "lock", std::chrono::seconds(30), "kina-vm rm");
