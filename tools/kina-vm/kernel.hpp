@@ -1,6 +1,6 @@
 // kernel.hpp: the guest kernel (fetched from Debian's archive or given), the
-// module dependency order read from each .ko's modinfo, the read-only modules
-// disk, and the initramfs kina builds around kina-init (newc cpio).
+// module dependency order read from each .ko's modinfo, and the initramfs kina
+// builds around kina-init (newc cpio). Its modules disk is in disks.hpp.
 #pragma once
 
 #include <elf.h>
