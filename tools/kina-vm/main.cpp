@@ -62,7 +62,6 @@ std::optional<std::string> cluster_flag(const Options& o) {
   return o.cluster_given ? std::optional<std::string>(o.cluster) : std::nullopt;
 }
 
-
 // The audit event of a mutating command, appended once the exit code is
 // known (whatever the outcome, input errors included); a failure to log is a
 // warning.
