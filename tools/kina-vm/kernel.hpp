@@ -379,4 +379,30 @@ inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-
   return k;
 }
 
+// `kina-vm kernel --fetch` or `--kernel PATH --modules DIR`: the kernel
+// fetched or given, checked and saved as the one new machines boot.
+inline Result<Kernel> register_kernel(bool fetch, const std::string& kernel_path, const std::string& modules_dir) {
+  Kernel k;
+  if (fetch) {
+    if (!kernel_path.empty() || !modules_dir.empty())
+      return make_error(Exit::usage, "kernel", "--fetch and --kernel/--modules are exclusive");
+    auto f = fetch_kernel();
+    if (!f) return f.error();
+    k = *f;
+  } else {
+    if (kernel_path.empty() || modules_dir.empty()) return make_error(Exit::usage, "kernel", "--kernel and --modules go together");
+    k.path = fsys::absolute(kernel_path);
+    k.modules = fsys::absolute(modules_dir).lexically_normal();
+    if (k.modules.filename().empty()) k.modules = k.modules.parent_path();
+    if (!fsys::is_regular_file(k.path)) return make_error(Exit::no_input, fmt::format("kernel {}", kernel_path), "no such file");
+    if (!fsys::is_directory(k.modules / "kernel"))
+      return make_error(Exit::no_input, fmt::format("modules {}", modules_dir),
+                        "not a lib/modules/<version> directory (no kernel/ inside)");
+    k.version = k.modules.filename().string();
+    k.source = "local";
+  }
+  if (auto st = save_kernel(k); !st) return st.error();
+  return k;
+}
+
 }  // namespace kina::vm

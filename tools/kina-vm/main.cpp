@@ -98,30 +98,14 @@ Status print(const std::string& record) { return RecordWriter().write_line(recor
 // --- kernel ----------------------------------------------------------------------------
 
 Status cmd_kernel(const Options& o) {
-  Kernel k;
-  if (o.fetch) {
-    if (!o.kernel_path.empty() || !o.modules_dir.empty()) return usage_error("kernel", "--fetch and --kernel/--modules are exclusive");
-    auto f = fetch_kernel();
-    if (!f) return f.error();
-    k = *f;
-  } else if (!o.kernel_path.empty() || !o.modules_dir.empty()) {
-    if (o.kernel_path.empty() || o.modules_dir.empty()) return usage_error("kernel", "--kernel and --modules go together");
-    k.path = fsys::absolute(o.kernel_path);
-    k.modules = fsys::absolute(o.modules_dir).lexically_normal();
-    if (k.modules.filename().empty()) k.modules = k.modules.parent_path();
-    if (!fsys::is_regular_file(k.path))
-      return make_error(Exit::no_input, fmt::format("kernel {}", o.kernel_path), "no such file");
-    if (!fsys::is_directory(k.modules / "kernel"))
-      return make_error(Exit::no_input, fmt::format("modules {}", o.modules_dir), "not a lib/modules/<version> directory (no kernel/ inside)");
-    k.version = k.modules.filename().string();
-    k.source = "local";
-  } else {
+  if (!o.fetch && o.kernel_path.empty() && o.modules_dir.empty()) {
     auto cur = load_kernel();
     if (!cur) return cur.error();
     return print(cur->record());
   }
-  if (auto st = save_kernel(k); !st) return st;
-  return print(k.record());
+  auto k = register_kernel(o.fetch, o.kernel_path, o.modules_dir);
+  if (!k) return k.error();
+  return print(k->record());
 }
 
 // --- boot --------------------------------------------------------------------------------
