@@ -23,6 +23,7 @@ fake_env() {
   printf 'FAKE_CONTAINER_FIXTURE=%q\nFAKE_EXEC_GUEST=%q\nFAKE_KUBEADM_STATUS=%q\n' \
     "$VM_FAKE_DIR/list-1.0.json" "$KINA_SRC/tests/cli/node/apple/guest" "${1:-0}" > "$FAKE/env"
 }
+echo running > "$FAKE/systemd"   # what `systemctl is-system-running` answers in every container
 no_containers() { [ -z "$(ls -A "$FAKE/containers" 2>/dev/null)" ] || fail "containers left: $(ls "$FAKE/containers")"; }
 
 # A node image in kina's store (the real one is built for the host's
