@@ -50,9 +50,9 @@ inline std::string exit_code_footer() {
   return out;
 }
 
-inline void add_exit_code_footers(CLI::App& app) {
-  if (app.get_footer().empty()) app.footer(exit_code_footer());
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_exit_code_footers(*sub);
+inline void add_exit_code_footers(CLI::App& app, const std::string& footer = exit_code_footer()) {
+  if (app.get_footer().empty()) app.footer(footer);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_exit_code_footers(*sub, footer);
 }
 
 // Edit distance, for "did you mean".
@@ -149,15 +149,16 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
   Status result;
   try {
     auto action = build(app);
-    add_exit_code_footers(app);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
+      add_exit_code_footers(app);  // only when help is printed: start-up cost
       std::string help = app.help();
       if (auto* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().back()) help = sub->help();
       std::fputs(help.c_str(), stdout);
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::CallForAllHelp&) {
+      add_exit_code_footers(app);
       std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::CallForVersion&) {
@@ -258,7 +259,9 @@ void add_subcommands(CLI::App& parent, const std::vector<Subcommand<Options>>& t
                      std::vector<Added<Options>>& added) {
   for (const auto& c : table) {
     CLI::App* sub = parent.add_subcommand(c.name, c.help);
-    if (c.options) c.options(*sub, o);
+    // Start-up cost: a subcommand's options are added when the command line
+    // names it (before CLI11 parses its words), not for every run.
+    if (c.options) sub->preparse_callback([sub, add = c.options, &o](size_t) { add(*sub, o); });
     added.push_back({sub, &c});  // a parent before its children
     if (!c.subcommands.empty()) {
       sub->require_subcommand(1);
