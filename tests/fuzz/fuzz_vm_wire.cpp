@@ -1,5 +1,5 @@
 // fuzz_vm_wire: the agent protocol's frame reader and payload decoders
-// (tools/kina-vm/wire.hpp), which the host runs on bytes from a guest that is
+// (tools/kina-vm/guest/wire.hpp), which the host runs on bytes from a guest that is
 // trusted less than the host. Any byte stream must split into frames or set
 // bad(), never crash; every payload the decoders accept must re-encode to a
 // payload that decodes to the same request or entry.
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "tools/kina-vm/wire.hpp"
+#include "tools/kina-vm/guest/wire.hpp"
 
 namespace w = kina::wire;
 

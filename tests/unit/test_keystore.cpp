@@ -255,3 +255,23 @@ BOOST_AUTO_TEST_CASE(parallel_first_use_agrees_on_one_key) {
       BOOST_TEST(e.path().filename().string().find(".tmp.") == std::string::npos, e.path());
   }
 }
+
+// A machine key temporary left by a killed first use (its pid gone) is swept
+// by the next first use; one of a live process is left alone.
+BOOST_AUTO_TEST_CASE(machine_key_temporaries_of_dead_processes_are_swept) {
+  Env env;
+  fsys::path keys = env.dir / "home" / "keys";
+  fsys::create_directories(keys);
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  fsys::path stale = keys / fmt::format(".machine.key.tmp.{}.AbC123", dead);
+  fsys::path live = keys / fmt::format(".machine.key.tmp.{}.XyZ789", ::getppid());
+  fsys::path other = keys / ".machine.key.tmp.notapid.AbC123";
+  for (const auto& p : {stale, live, other}) BOOST_REQUIRE(write_file_atomic(p, "0123456789abcdef0123456789abcdef").ok());
+  BOOST_REQUIRE(keystore::store(env.dir / "s", Secret::from("v")).ok());
+  BOOST_TEST(!fsys::exists(stale));
+  BOOST_TEST(fsys::exists(live));
+  BOOST_TEST(fsys::exists(other));
+  BOOST_TEST(keystore::load(env.dir / "s")->view() == "v");
+}

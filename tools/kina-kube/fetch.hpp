@@ -161,7 +161,7 @@ inline Status fetch(const FetchArgs& a, Invocation& inv) {
   auto cdir = cluster_dir(cluster, true);
   if (!cdir) return cdir.error();
 
-  sweep_dead_temp_dirs(*cdir, ".fetch.");
+  sweep_dead_temps(*cdir, ".fetch.");
   std::string tmpl = (*cdir / fmt::format(".fetch.{}.XXXXXX", ::getpid())).string();
   if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
   struct Cleanup {

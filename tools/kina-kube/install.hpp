@@ -116,7 +116,7 @@ inline Status install_files(const fsys::path& dir, const std::vector<Staged>& fi
     }
     fsys::path base = exists ? dir : dir.parent_path();
     std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
-    sweep_dead_temp_dirs(base, stem);
+    sweep_dead_temps(base, stem);
     std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
     if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
     fsys::path tmp = tmpl;

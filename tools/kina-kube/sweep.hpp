@@ -53,25 +53,9 @@ inline void sweep_write_temps(const fsys::path& file) {
   }
 }
 
-// Removes the temporary directories `DIR/PREFIX<pid>.XXXXXX` whose process is
-// no longer running (left by a kill -9): fetch's `.fetch.` (admin.conf, the
-// cluster admin's key), install_files' staging directories (clear keys of
-// pki export and pki issue). Only directories of this user are touched.
-inline void sweep_dead_temp_dirs(const fsys::path& dir, std::string_view prefix) {
-  std::error_code ec;
-  for (fsys::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string n = it->path().filename().string();
-    if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
-    std::string_view rest = std::string_view(n).substr(prefix.size());
-    size_t dot = rest.find('.');
-    if (dot == std::string_view::npos || rest.size() - dot != 7) continue;
-    auto pid = parse_int_flag("pid", rest.substr(0, dot), 1, std::numeric_limits<pid_t>::max());
-    if (!pid || ::kill(static_cast<pid_t>(*pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
-    struct stat st {};
-    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) continue;
-    std::error_code rec;
-    fsys::remove_all(it->path(), rec);
-  }
-}
+// The temporary directories `DIR/PREFIX<pid>.XXXXXX` of dead processes
+// (fetch's `.fetch.`: admin.conf, the cluster admin's key; install_files'
+// staging directories: clear keys of pki export and pki issue) go with
+// kina::sweep_dead_temps (fs.hpp).
 
 }  // namespace kina::kube

@@ -288,12 +288,12 @@ inline void progress(const StepOptions& o, const std::string& msg) {
 // plane starts, and kubeadm gives up. Between attempts `kubeadm reset -f`
 // returns the node to where it was (reset also empties /etc/kubernetes/pki, so
 // an attempt installs everything again). Errors other than a failed kubeadm
-// (exit 69 from the transport) are not retried.
+// (exit 69 from the transport) are not retried. `attempt` gets its number (1..).
 inline constexpr int kAttempts = 3;
 template <class Fn>
 Status with_retries(Transport& t, const std::string& node, std::string_view what, const StepOptions& o, Fn&& attempt) {
   for (int i = 1;; ++i) {
-    Status st = attempt();
+    Status st = attempt(i);
     if (st || i == kAttempts || st.error().exit != Exit::unavailable) return st;
     warn("kina-node", fmt::format("{} on {} failed (attempt {} of {}): {}; kubeadm reset and again", what, node, i,
                                   kAttempts, st.error().message()));
@@ -318,7 +318,7 @@ inline Result<std::string> init(Transport& t, const StepInput& in, const StepOpt
   else return made.error();
   auto cfg = generate_node_config(in.plan.cluster, *n, *m, config_inputs(in.plan, *m, *version, tok, in));
   if (!cfg) return cfg.error();
-  auto attempt = [&]() -> Status {
+  auto attempt = [&](int) -> Status {
     progress(o, fmt::format("{}: installing the cluster CAs", n->name));
     if (auto st = install_pki(t, in.plan.cluster.name, n->name); !st) return st;
     if (in.plan.cluster.encrypt_secrets) {
@@ -376,7 +376,7 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
   if (auto st = register_token(t, cpn->name, tok); !st) return st.error();
   auto cfg = generate_node_config(in.plan.cluster, **n, *m, config_inputs(in.plan, *cp, *version, tok, in));
   if (!cfg) return cfg.error();
-  auto attempt = [&]() -> Status {
+  auto attempt = [&](int i) -> Status {
     if ((*n)->role == "control-plane") {
       if (auto st = install_pki(t, in.plan.cluster.name, name); !st) return st;
       if (in.plan.cluster.encrypt_secrets) {
@@ -388,7 +388,16 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
     if (auto st = apply_containerd_patches(t, in.plan, name); !st) return st;
     if (auto st = t.put(name, std::string(kKubeadmConfigPath), *cfg, 0600); !st) return st;
     progress(o, fmt::format("{}: kubeadm join ({})", name, (*n)->role));
-    auto r = t.run(name, {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=preflight", "--v=1"},
+    // A control plane's failed attempt can leave its etcd member behind (a
+    // learner that never started: kubeadm adds it, then fails before writing
+    // the node's etcd manifest, so `kubeadm reset` does not know to remove
+    // it). kubeadm's hidden check-etcd phase then polls that member's status
+    // until the etcdAPICall timeout and fails again. Later attempts skip the
+    // check (the first passed it); etcd-join finds the member by its peer URL
+    // and starts it.
+    std::string skip = "--skip-phases=preflight";
+    if ((*n)->role == "control-plane" && i > 1) skip += ",check-etcd";
+    auto r = t.run(name, {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), skip, "--v=1"},
                    fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
     if (!r) return r.error();
     return {};

@@ -23,8 +23,8 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "machine.hpp"
-#include "transfer.hpp"
-#include "wire.hpp"
+#include "guest/transfer.hpp"
+#include "guest/wire.hpp"
 
 namespace kina::vm {
 

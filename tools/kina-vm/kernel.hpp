@@ -1,6 +1,6 @@
 // kernel.hpp: the guest kernel (fetched from Debian's archive or given), the
-// module dependency order read from each .ko's modinfo, the read-only modules
-// disk, and the initramfs kina builds around kina-init (newc cpio).
+// module dependency order read from each .ko's modinfo, and the initramfs kina
+// builds around kina-init (newc cpio). Its modules disk is in disks.hpp.
 #pragma once
 
 #include <elf.h>
@@ -284,68 +284,6 @@ inline Status build_initramfs(const fsys::path& out, const fsys::path& init_bina
   return w.close();
 }
 
-// --- disks ---------------------------------------------------------------------------------
-
-inline Result<uint64_t> tree_bytes(const fsys::path& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (auto it = fsys::recursive_directory_iterator(dir, fsys::directory_options::none, ec);
-       !ec && it != fsys::recursive_directory_iterator(); it.increment(ec)) {
-    struct stat st {};
-    if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512 + 4096;
-  }
-  if (ec) return os_error(fmt::format("reading {}", dir.string()), ec.value(), Exit::no_input);
-  return total;
-}
-
-// An ext4 image of DIR (owners, modes kept) at OUT, written to a temp file
-// and renamed, so a crash never leaves a half-built disk under the final name.
-inline Status make_ext4(const fsys::path& dir, const fsys::path& out, uint64_t extra_bytes, const std::string& label) {
-  auto used = tree_bytes(dir);
-  if (!used) return used.error();
-  uint64_t size = (*used + *used / 4 + extra_bytes + (64u << 20)) / (1u << 20) * (1u << 20);
-  fsys::path tmp = out.string() + fmt::format(".tmp-{}", ::getpid());
-  ProcessSpec spec;
-  spec.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", dir.string(), tmp.string(),
-               fmt::format("{}k", size / 1024)};
-  spec.timeout = std::chrono::minutes(10);
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) return os_error(fmt::format("creating {}", tmp.string()), errno, Exit::cant_create);
-  }
-  auto r = run_process(spec);
-  if (!r || !r->success()) {
-    std::error_code ec;
-    fsys::remove(tmp, ec);
-    if (!r) return r.error();
-    return make_error(Exit::cant_create, fmt::format("building an ext4 disk from {}", dir.string()),
-                      fmt::format("mke2fs {}: {}", r->describe(), detail::one_line(r->err)));
-  }
-  if (::rename(tmp.c_str(), out.c_str()) != 0) {
-    int e = errno;
-    std::error_code ec;
-    fsys::remove(tmp, ec);
-    return os_error(fmt::format("renaming {}", tmp.string()), e, Exit::cant_create);
-  }
-  return {};
-}
-
-// The modules disk of a kernel, built once (under the kernel lock).
-inline Result<fsys::path> modules_disk(const Kernel& k) {
-  auto root = kernel_root();
-  if (!root) return root.error();
-  fsys::path dir = *root / k.version;
-  if (auto st = ensure_dir(dir, 0755); !st) return st.error();
-  fsys::path disk = dir / "modules.ext4";
-  auto lock = FileLock::acquire(dir / "lock", std::chrono::minutes(5), "kina-vm modules disk");
-  if (!lock) return lock.error();
-  if (fsys::exists(disk)) return disk;
-  if (!fsys::is_directory(k.modules))
-    return make_error(Exit::no_input, "kernel modules", fmt::format("{} is not a directory", k.modules.string()));
-  if (auto st = make_ext4(k.modules, disk, 0, "kina-modules"); !st) return st.error();
-  return disk;
-}
-
 // --- fetching --------------------------------------------------------------------------
 
 
@@ -438,6 +376,32 @@ inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-
     cleanup();
     return os_error("installing the kernel into " + dest.string(), e, Exit::cant_create);
   }
+  return k;
+}
+
+// `kina-vm kernel --fetch` or `--kernel PATH --modules DIR`: the kernel
+// fetched or given, checked and saved as the one new machines boot.
+inline Result<Kernel> register_kernel(bool fetch, const std::string& kernel_path, const std::string& modules_dir) {
+  Kernel k;
+  if (fetch) {
+    if (!kernel_path.empty() || !modules_dir.empty())
+      return make_error(Exit::usage, "kernel", "--fetch and --kernel/--modules are exclusive");
+    auto f = fetch_kernel();
+    if (!f) return f.error();
+    k = *f;
+  } else {
+    if (kernel_path.empty() || modules_dir.empty()) return make_error(Exit::usage, "kernel", "--kernel and --modules go together");
+    k.path = fsys::absolute(kernel_path);
+    k.modules = fsys::absolute(modules_dir).lexically_normal();
+    if (k.modules.filename().empty()) k.modules = k.modules.parent_path();
+    if (!fsys::is_regular_file(k.path)) return make_error(Exit::no_input, fmt::format("kernel {}", kernel_path), "no such file");
+    if (!fsys::is_directory(k.modules / "kernel"))
+      return make_error(Exit::no_input, fmt::format("modules {}", modules_dir),
+                        "not a lib/modules/<version> directory (no kernel/ inside)");
+    k.version = k.modules.filename().string();
+    k.source = "local";
+  }
+  if (auto st = save_kernel(k); !st) return st.error();
   return k;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "kina/json.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
+#include "names.hpp"
 
 namespace kina::vm {
 
@@ -56,16 +58,18 @@ inline constexpr const char* starting = "starting";
 inline constexpr const char* previous_console = "console.previous.log";
 }  // namespace file
 
-inline Result<fsys::path> cluster_dir(const std::string& cluster) {
-  if (auto st = validate_name("cluster name", cluster); !st) return st.error();
-  return kina_subdir(fsys::path("clusters") / cluster);
+// $KINA_HOME/clusters/<cluster>: where it would be (nothing is created; the
+// commands that create machines or networks create it).
+inline Result<fsys::path> cluster_dir(const ClusterName& cluster) {
+  auto home = kina_home();
+  if (!home) return home.error();
+  return *home / "clusters" / cluster.str();
 }
 
-inline Result<fsys::path> machine_dir(const std::string& cluster, const std::string& name) {
-  if (auto st = validate_name("machine name", name); !st) return st.error();
+inline Result<fsys::path> machine_dir(const ClusterName& cluster, const MachineName& name) {
   auto c = cluster_dir(cluster);
   if (!c) return c.error();
-  return *c / "machines" / name;
+  return *c / "machines" / name.str();
 }
 
 // --mount HOSTDIR:GUESTDIR[:ro]
@@ -317,7 +321,10 @@ inline State machine_state(const fsys::path& dir) {
   return st;
 }
 
-inline std::string machine_record(const fsys::path& dir, const Spec& s, const State& st) {
+// The Machine record; BACKEND_FIELDS writes the fields only its backend has
+// (in the middle of the record, after "mounts").
+inline std::string machine_record(const fsys::path& dir, const Spec& s, const State& st,
+                                  const std::function<void(json::Writer&)>& backend_fields) {
   auto w = begin_record("Machine");
   w.field("name", s.name).field("cluster", s.cluster).field("backend", s.backend).field("state", st.state);
   if (!st.reason.empty()) w.field("reason", st.reason);
@@ -334,13 +341,8 @@ inline std::string machine_record(const fsys::path& dir, const Spec& s, const St
   }
   w.end_array();
   w.string_array("mounts", s.mounts);
-  if (s.backend == "apple") {
-    w.field("container", s.container);
-  } else {
-    w.field("kernel", s.kernel_version).field("accel", s.accel);
-    w.field("console", (dir / file::console).string()).field("agent", (dir / file::ctl_sock).string());
-    if (!s.ready.empty() && st.state == "running") w.field("ready", s.ready);
-  }
+  backend_fields(w);
+  if (!s.ready.empty() && st.state == "running") w.field("ready", s.ready);
   if (!s.image.empty()) w.field("image", s.image);
   w.field("dir", dir.string());
   if (st.qemu) w.field("pid", static_cast<long long>(*st.qemu));

@@ -47,15 +47,15 @@ struct Network {
   }
 };
 
-inline Result<fsys::path> network_dir(const std::string& cluster, const std::string& name) {
-  if (auto st = validate_name("network name", name); !st) return st.error();
+// Where network NAME of CLUSTER is kept (nothing is created).
+inline Result<fsys::path> network_dir(const ClusterName& cluster, const NetworkName& name) {
   auto c = cluster_dir(cluster);
   if (!c) return c.error();
-  return *c / "networks" / name;
+  return *c / "networks" / name.str();
 }
 
 // Creates a network's directory under the cluster lock; an existing one is 73.
-inline Status claim_network_dir(const std::string& cluster, const std::string& name, const fsys::path& dir) {
+inline Status claim_network_dir(const ClusterName& cluster, const NetworkName& name, const fsys::path& dir) {
   auto cdir = cluster_dir(cluster);
   if (!cdir) return cdir.error();
   if (auto st = ensure_dir(*cdir / "networks", 0700); !st) return st;
@@ -63,25 +63,28 @@ inline Status claim_network_dir(const std::string& cluster, const std::string& n
   if (!lock) return lock.error();
   if (::mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST)
-      return make_error(Exit::cant_create, fmt::format("network {}", name), fmt::format("it exists in cluster {}", cluster));
+      return make_error(Exit::cant_create, fmt::format("network {}", name.str()),
+                        fmt::format("it exists in cluster {}", cluster.str()));
     return os_error(fmt::format("creating {}", dir.string()), errno, Exit::cant_create);
   }
   return {};
 }
 
 // network.json of a network; a missing one is 66 with the command that creates it.
-inline Result<std::string> read_network_json(const std::string& cluster, const std::string& name,
+inline Result<std::string> read_network_json(const ClusterName& cluster, const NetworkName& name,
                                              std::string_view create_flags) {
   auto dir = network_dir(cluster, name);
   if (!dir) return dir.error();
   auto text = read_file(*dir / "network.json", 1 << 16);
   if (!text && text.error().exit == Exit::no_input)
-    return make_error(Exit::no_input, fmt::format("network {}", name), fmt::format("no such network in cluster {}", cluster),
-                      fmt::format("create it with: kina-vm network create {} --cluster {}{}", name, cluster, create_flags));
+    return make_error(Exit::no_input, fmt::format("network {}", name.str()),
+                      fmt::format("no such network in cluster {}", cluster.str()),
+                      fmt::format("create it with: kina-vm network create {} --cluster {}{}", name.str(), cluster.str(),
+                                  create_flags));
   return text;
 }
 
-inline Result<Network> load_network(const std::string& cluster, const std::string& name) {
+inline Result<Network> load_network(const ClusterName& cluster, const NetworkName& name) {
   auto dir = network_dir(cluster, name);
   if (!dir) return dir.error();
   auto text = read_network_json(cluster, name, "");
@@ -92,10 +95,10 @@ inline Result<Network> load_network(const std::string& cluster, const std::strin
   if (parser.parse(*text).get(root) != simdjson::SUCCESS || root["subnet"].get(subnet) != simdjson::SUCCESS)
     return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
   if (std::string_view backend; root["backend"].get(backend) == simdjson::SUCCESS && backend != "qemu")
-    return make_error(Exit::usage, fmt::format("network {}", name), fmt::format("it belongs to the {} backend", backend));
+    return make_error(Exit::usage, fmt::format("network {}", name.str()), fmt::format("it belongs to the {} backend", backend));
   auto cidr = parse_cidr(subnet);
   if (!cidr) return cidr.error();
-  return Network{name, cluster, *cidr, *dir};
+  return Network{name.str(), cluster.str(), *cidr, *dir};
 }
 
 // --- apple backend: the network is `container`'s; kina keeps its id and addresses.
@@ -129,7 +132,7 @@ inline std::string network_backend(const fsys::path& dir) {
   return std::string(b);
 }
 
-inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const std::string& name) {
+inline Result<AppleNetwork> load_apple_network(const ClusterName& cluster, const NetworkName& name) {
   auto dir = network_dir(cluster, name);
   if (!dir) return dir.error();
   auto text = read_network_json(cluster, name, " --backend apple");
@@ -140,12 +143,12 @@ inline Result<AppleNetwork> load_apple_network(const std::string& cluster, const
   if (parser.parse(*text).get(root) != simdjson::SUCCESS)
     return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
   if (root["backend"].get(backend) != simdjson::SUCCESS || backend != "apple")
-    return make_error(Exit::usage, fmt::format("network {}", name), "it does not belong to the apple backend");
+    return make_error(Exit::usage, fmt::format("network {}", name.str()), "it does not belong to the apple backend");
   if (root["container"].get(container) != simdjson::SUCCESS)
     return make_error(Exit::data, fmt::format("reading {}", (*dir / "network.json").string()), "invalid network file");
   if (root["subnet"].get(subnet) != simdjson::SUCCESS) subnet = {};
   if (root["gateway"].get(gateway) != simdjson::SUCCESS) gateway = {};
-  return AppleNetwork{name, cluster, std::string(container), std::string(subnet), std::string(gateway), *dir};
+  return AppleNetwork{name.str(), cluster.str(), std::string(container), std::string(subnet), std::string(gateway), *dir};
 }
 
 // PID is N's vde_switch: started with `--pidfile <N's switch.pid>` exactly.

@@ -25,7 +25,7 @@
 #include "kina/clock.hpp"
 #include "kina/fs.hpp"
 #include "machine.hpp"
-#include "wire.hpp"
+#include "guest/wire.hpp"
 
 namespace kina::vm {
 

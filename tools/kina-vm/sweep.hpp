@@ -86,7 +86,7 @@ inline void abandon_start(const fsys::path& dir, const std::string& why) {
 
 // Sweeps the machines of cluster CDIR whose boot command died before the boot
 // completed. Call with the cluster lock held.
-inline void sweep_abandoned_boots(const fsys::path& cdir, const std::string& cluster) {
+inline void sweep_abandoned_boots(const fsys::path& cdir, const ClusterName& cluster) {
   std::error_code ec;
   for (const auto& e : fsys::directory_iterator(cdir / "machines", ec)) {
     fsys::path dir = e.path();
@@ -108,7 +108,8 @@ inline void sweep_abandoned_boots(const fsys::path& cdir, const std::string& clu
     if (m && m->alive()) continue;
     kill_machine(dir, std::chrono::seconds(3));
     if (m && !m->network.empty())
-      if (auto n = load_network(cluster, m->network)) (void)release_ip(*n, name);  // an unreadable lease file stays as it is
+      if (auto net = NetworkName::parse(m->network))
+        if (auto n = load_network(cluster, *net)) (void)release_ip(*n, name);  // an unreadable lease file stays as it is
     std::error_code rec;
     fsys::remove_all(dir, rec);
   }

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -159,6 +161,30 @@ inline Status write_file_atomic(const fsys::path& path, std::string_view data, m
   if (::rename(tmpl.c_str(), path.c_str()) != 0)
     return fail(os_error(fmt::format("renaming into {}", path.string()), errno, Exit::cant_create));
   return fsync_dir(dir);
+}
+
+// Removes the temporaries `DIR/PREFIX<pid>.XXXXXX` (regular files or
+// directories of this user) whose process is gone: what a kill -9 left
+// (they may hold keys). A name of any other shape, another user's entry, a
+// symlink, or a live (or not ours to judge) pid is left alone.
+inline void sweep_dead_temps(const fsys::path& dir, std::string_view prefix) {
+  std::error_code ec;
+  for (fsys::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+    std::string_view rest = std::string_view(n).substr(prefix.size());
+    size_t dot = rest.find('.');
+    if (dot == std::string_view::npos || dot == 0 || rest.size() - dot != 7) continue;
+    pid_t pid = 0;
+    auto [end_ptr, perr] = std::from_chars(rest.data(), rest.data() + dot, pid);
+    if (perr != std::errc() || end_ptr != rest.data() + dot || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || st.st_uid != ::getuid() || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+      continue;
+    std::error_code rec;
+    fsys::remove_all(it->path(), rec);
+  }
 }
 
 }  // namespace kina

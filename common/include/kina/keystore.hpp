@@ -201,7 +201,8 @@ inline Result<Secret> os_store_master_key_locked(Source src, const fsys::path& h
 // against other users of this machine, which is said once, when it is created.
 // Created by link(2) of a fully written temporary file, which fails if another
 // process created it first; either way the file that is there is read back, so
-// two first uses at once agree on one key.
+// two first uses at once agree on one key. The temporary carries its pid
+// (`.machine.key.tmp.PID.XXXXXX`): those of killed processes are swept.
 inline Result<Secret> machine_master_key(const fsys::path& home) {
   fsys::path dir = home / "keys";
   if (auto st = ensure_dir(dir, 0700); !st) return st.error();
@@ -220,7 +221,8 @@ inline Result<Secret> machine_master_key(const fsys::path& home) {
   auto existing = read_key();
   if (existing || existing.error().exit != Exit::no_input) return existing;
   Secret key = Secret::random(kKeyLen);
-  std::string tmpl = (dir / ".machine.key.tmp.XXXXXX").string();
+  sweep_dead_temps(dir, ".machine.key.tmp.");
+  std::string tmpl = (dir / fmt::format(".machine.key.tmp.{}.XXXXXX", ::getpid())).string();
   int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (raw < 0) return os_error(fmt::format("creating {}", file.string()), errno, Exit::cant_create);
   UniqueFd fd(raw);

@@ -2,7 +2,8 @@
 # (tests/cli/vm/apple/container) answering each recorded JSON shape
 # (0.5, 0.9-0.12, 1.x) of `container list` and `container network list`, and
 # running cp's tar streams against a directory standing in for the container's
-# filesystem. Nothing here runs Apple's real CLI.
+# filesystem, and answering --ready systemd's `systemctl is-system-running`
+# from a state the test sets. Nothing here runs Apple's real CLI.
 source "$KINA_CLI_LIB"
 FAKE_DIR=$(cd "$(dirname "$KINA_VM_TESTLIB")/apple" && pwd)
 export PATH="$FAKE_DIR:$PATH"
@@ -49,7 +50,8 @@ for version in 0.5 0.10 1.0; do
   assert_contains "$(cat "$FAKE_CONTAINER_LOG")" "start kina-c1-n1"
   expect_exit 0 kina-vm start n1
   assert_eq "$(grep -c '^start ' "$FAKE_CONTAINER_LOG")" "1" "$version container start calls after a start of a running machine"
-  expect_exit 64 kina-vm start n1 --ready systemd
+  expect_exit 0 kina-vm start n1 --ready systemd
+  assert_eq "$(grep -c '^start ' "$FAKE_CONTAINER_LOG")" "1" "$version container start calls after start --ready systemd of a running machine"
   expect_exit 0 kina-vm stop n1 --timeout 10s
   expect_exit 0 kina-vm rm n1
   assert_contains "$(cat "$FAKE_CONTAINER_LOG")" "delete kina-c1-n1"
@@ -77,6 +79,74 @@ assert_contains "$ERR" "kina-vm: error: the apple backend: the container system 
 assert_contains "$ERR" "hint: start it with: container system start"
 [ ! -e "$KINA_HOME/clusters/c1/machines/n3" ] || fail "a refused boot left files"
 ok "stopped container system"
+
+# --- --ready systemd: `container exec ID systemctl is-system-running` until running or degraded
+fake_env "$FAKE_DIR/list-1.0.json"
+SYSTEMD_ASK="exec kina-c1-s1 systemctl is-system-running"
+asked() { grep -c "^exec .* systemctl is-system-running$" "$FAKE_CONTAINER_LOG" || true; }
+printf 'starting\nstarting\nrunning\n' > "$FAKE/systemd"
+: > "$FAKE_CONTAINER_LOG"
+expect_exit 0 kina-vm boot --backend apple --name s1 --cluster c1 --image "$REF" --ready systemd --timeout 60s </dev/null
+assert_eq "$(jq_field "$OUT" '[.state,.ready]|join(" ")')" "running systemd" "boot --ready systemd record"
+check_records Machine "$OUT"
+assert_eq "$(asked)" "3" "systemctl questions until running"
+assert_eq "$(grep "systemctl" "$FAKE_CONTAINER_LOG" | sort -u)" "$SYSTEMD_ASK" "the exact container exec argv"
+assert_eq "$(sed -n 3p "$FAKE_CONTAINER_LOG")" "list --all --format json" "systemd is asked after the container runs"
+assert_eq "$(jq -r .ready "$KINA_HOME/clusters/c1/machines/s1/machine.json")" "systemd" "ready in machine.json"
+expect_exit 0 kina-vm inspect s1
+assert_eq "$(jq_field "$OUT" .ready)" "systemd" "inspect after boot --ready systemd"
+ok "boot --ready systemd: waits through starting, record says ready systemd"
+
+# start --ready systemd: degraded counts as ready; a systemd that never gets
+# there is 69 naming the machine and its last state, and the machine is left
+# stopped, its container and directory kept.
+expect_exit 0 kina-vm stop s1 --timeout 10s
+printf 'degraded\n' > "$FAKE/systemd"
+expect_exit 0 kina-vm start s1 --ready systemd --timeout 60s
+assert_eq "$(jq_field "$OUT" '[.state,.ready]|join(" ")')" "running systemd" "start --ready systemd (degraded)"
+expect_exit 0 kina-vm stop s1 --timeout 10s
+printf 'offline\nstarting\n' > "$FAKE/systemd"
+: > "$FAKE_CONTAINER_LOG"
+expect_exit 69 kina-vm start s1 --ready systemd --timeout 3s
+assert_contains "$ERR" "kina-vm: error: starting s1: systemd did not reach running or degraded within 3s (its last state: starting)"
+assert_contains "$ERR" "the machine was stopped again, its container kept"
+[ "$(asked)" -ge 2 ] || fail "start asked systemd $(asked) times"
+assert_eq "$(tail -n 1 "$FAKE_CONTAINER_LOG")" "stop kina-c1-s1" "a failed start stops the container"
+[ -e "$KINA_HOME/clusters/c1/machines/s1/machine.json" ] || fail "a failed start removed the machine"
+expect_exit 0 kina-vm inspect s1
+assert_eq "$(jq_field "$OUT" '[.state,(.ready // "-")]|join(" ")')" "exited -" "a machine whose start failed"
+expect_exit 0 kina-vm rm -f s1
+ok "start --ready systemd: degraded is ready; a timeout is 69 and leaves the machine stopped"
+
+# boot: a timeout, a failed unit (maintenance: at once) and a container
+# without systemctl are 69; the container is deleted and nothing is left.
+for case in "starting:69:systemd did not reach running or degraded within 2s (its last state: starting)" \
+  "maintenance:69:systemd is in state maintenance" \
+  "no-systemctl:69:--ready systemd: systemctl cannot be run in the container (exec failed: systemctl: executable file not found)"; do
+  state=${case%%:*} rest=${case#*:} want=${rest%%:*} msg=${rest#*:}
+  printf '%s\n' "$state" > "$FAKE/systemd"
+  : > "$FAKE_CONTAINER_LOG"
+  expect_exit "$want" kina-vm boot --backend apple --name s2 --cluster c1 --image "$REF" --ready systemd --timeout 2s </dev/null
+  assert_contains "$ERR" "kina-vm: error: booting s2: $msg"
+  assert_eq "$(tail -n 1 "$FAKE_CONTAINER_LOG")" "delete --force kina-c1-s2" "$state: the container is deleted"
+  [ ! -e "$KINA_HOME/clusters/c1/machines/s2" ] || fail "$state: a failed boot --ready systemd left the machine directory"
+  assert_eq "$OUT" "" "$state: no record"
+done
+[ "$(asked)" -eq 1 ] || fail "no-systemctl was asked $(asked) times"
+# SIGTERM while boot waits for systemd: 143, the container deleted first.
+printf 'starting\n' > "$FAKE/systemd"
+: > "$FAKE_CONTAINER_LOG"
+kina-vm boot --backend apple --name s3 --cluster c1 --image "$REF" --ready systemd --timeout 120s </dev/null >/dev/null 2>&1 &
+kpid=$!
+track_pid "$kpid"
+wait_for 60 "boot to ask systemd" grep -q "systemctl is-system-running" "$FAKE_CONTAINER_LOG"
+kill -TERM "$kpid"
+rc=0; wait "$kpid" || rc=$?
+assert_eq "$rc" "143" "exit of boot --ready systemd after SIGTERM"
+assert_eq "$(tail -n 1 "$FAKE_CONTAINER_LOG")" "delete --force kina-c1-s3" "SIGTERM: the container is deleted"
+[ ! -e "$KINA_HOME/clusters/c1/machines/s3" ] || fail "SIGTERM during boot --ready systemd left the machine directory"
+rm "$FAKE/systemd"
+ok "boot --ready systemd: timeout, maintenance, no systemctl, SIGTERM: 69 (143), container deleted, nothing left"
 
 # --- networks: container network create/list/delete, boot --network ---------------------
 for version in 0.5 0.10 1.0; do

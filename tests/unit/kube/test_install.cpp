@@ -138,10 +138,12 @@ BOOST_AUTO_TEST_CASE(staging_directories_of_dead_processes_are_swept) {
   fsys::create_directory(t.path / fmt::format(".kina-kube.tmp.{}.AbC123", dead));
   fsys::create_directory(t.path / fmt::format(".kina-kube.tmp.{}.AbC123", ::getpid()));  // alive: ours
   fsys::create_directory(t.path / fmt::format(".kina-kube.tmp.{}.short", dead));          // not the name shape
-  put(t.path / fmt::format(".kina-kube.tmp.{}.XyZ789", dead), "a file, not a directory");
-  sweep_dead_temp_dirs(t.path, ".kina-kube.tmp.");
+  put(t.path / fmt::format(".kina-kube.tmp.{}.XyZ789", dead), "a file of a dead process: swept too");
+  fsys::create_symlink("/", t.path / fmt::format(".kina-kube.tmp.{}.Link00", dead));  // never followed nor removed
+  sweep_dead_temps(t.path, ".kina-kube.tmp.");
   BOOST_TEST(!fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.AbC123", dead)));
   BOOST_TEST(fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.AbC123", ::getpid())));
   BOOST_TEST(fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.short", dead)));
-  BOOST_TEST(fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.XyZ789", dead)));
+  BOOST_TEST(!fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.XyZ789", dead)));
+  BOOST_TEST(fsys::is_symlink(t.path / fmt::format(".kina-kube.tmp.{}.Link00", dead)));
 }

@@ -1,4 +1,4 @@
-// Unit tests of what kina-init writes into a guest root (tools/kina-vm/guest_root.hpp):
+// Unit tests of what kina-init writes into a guest root (tools/kina-vm/guest/guest_root.hpp):
 // each item, and that no symlink in the image makes it write outside the root
 // or through a link.
 #define BOOST_TEST_MODULE vm_guest_root
@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "../test_support.hpp"
-#include "guest_root.hpp"
+#include "guest/guest_root.hpp"
 
 using namespace kina;
 using namespace kina::vm;

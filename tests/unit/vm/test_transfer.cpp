@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "client.hpp"
-#include "transfer.hpp"
-#include "wire.hpp"
+#include "guest/transfer.hpp"
+#include "guest/wire.hpp"
 
 using namespace kina;
 using namespace kina::vm;

@@ -1,8 +1,8 @@
-// Unit tests of the agent protocol (tools/kina-vm/wire.hpp).
+// Unit tests of the agent protocol (tools/kina-vm/guest/wire.hpp).
 #define BOOST_TEST_MODULE vm_wire
 #include <boost/test/unit_test.hpp>
 
-#include "wire.hpp"
+#include "guest/wire.hpp"
 
 using namespace kina::wire;
 

@@ -6,6 +6,8 @@
 // written as a new file renamed over the old entry, so a symlink at the final
 // name is replaced, never written through.
 // Plain libc, no exceptions: kina-init is linked statically.
+// Guest code (tools/kina-vm/guest/): static, libc only, no exceptions (kina-init
+// is linked -static -fno-exceptions); the host shares wire.hpp and transfer.hpp.
 #pragma once
 
 #include <fcntl.h>

@@ -1,6 +1,8 @@
 // wire.hpp: the agent protocol (docs/agent.md): length-prefixed frames that carry
 // a type and a session id, and the payload encoding. Shared by the guest agent
 // (static, no third-party libraries), the supervisor and the exec/cp clients.
+// Guest code (tools/kina-vm/guest/): static, libc only, no exceptions (kina-init
+// is linked -static -fno-exceptions); the host shares wire.hpp and transfer.hpp.
 #pragma once
 
 #include <cerrno>

@@ -2,6 +2,8 @@
 // TreeSource reads a tree as entry/data frames, TreeSink writes such frames
 // back into a tree. The agent uses them for get and put in the guest, the cp
 // client for put and get on the host. Plain libc (the agent is static).
+// Guest code (tools/kina-vm/guest/): static, libc only, no exceptions (kina-init
+// is linked -static -fno-exceptions); the host shares wire.hpp and transfer.hpp.
 #pragma once
 
 #include <dirent.h>

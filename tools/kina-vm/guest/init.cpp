@@ -5,6 +5,8 @@
 // fixes a node image needs in a VM (guest_root.hpp), starts the agent inside
 // the new root, then switches root and execs the workload as PID 1.
 // Plain libc and syscalls only: it is linked statically.
+// Guest code (tools/kina-vm/guest/): static, libc only, no exceptions (kina-init
+// is linked -static -fno-exceptions); the host shares wire.hpp and transfer.hpp.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,9 +32,13 @@
 #include <vector>
 
 #include "agent.hpp"
+#include "config.hpp"
 #include "guest_root.hpp"
 
 namespace {
+
+using kina::vm::guest::Config;
+using kina::vm::guest::parse_config;
 
 void say(const std::string& msg) {
   std::string line = "kina-init: " + msg + "\n";
@@ -74,57 +80,11 @@ void mkdir_p(const std::string& path) {
   }
 }
 
-struct Config {
-  bool probe = false;
-  std::string hostname, cwd, root = "/dev/vda", modules_disk, agent_port = "org.kina.agent";
-  std::string machine_id, product_uuid, node_ip;
-  std::vector<std::string> argv, env, nets, mounts;
-};
-
-// /kina.conf (written by the host's GuestConfig): one "key value" per line,
-// closed by "end". arg, env, net and mount repeat; any other key appears at
-// most once, and an unknown key, a line after "end" or a missing "end" is
-// refused: a value that smuggled in a line of its own is not obeyed.
+// /kina.conf, or a fatal error naming what is wrong in it.
 Config read_config() {
   Config c;
-  std::string text = read_text("/kina.conf");
-  size_t pos = 0;
-  bool ended = false;
-  std::vector<std::string> seen;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) die("/kina.conf: the last line has no newline");
-    std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (ended) die("/kina.conf: a line after \"end\"");
-    if (line == "end") {
-      ended = true;
-      continue;
-    }
-    if (line.find('\r') != std::string::npos) die("/kina.conf: a carriage return in: " + line);
-    size_t sp = line.find(' ');
-    std::string key = line.substr(0, sp), value = sp == std::string::npos ? "" : line.substr(sp + 1);
-    bool repeats = key == "arg" || key == "env" || key == "net" || key == "mount";
-    if (!repeats) {
-      for (const auto& k : seen)
-        if (k == key) die("/kina.conf: \"" + key + "\" given twice");
-      seen.push_back(key);
-    }
-    if (key == "hostname") c.hostname = value;
-    else if (key == "cwd") c.cwd = value;
-    else if (key == "root") c.root = value;
-    else if (key == "modules-disk") c.modules_disk = value;
-    else if (key == "arg") c.argv.push_back(value);
-    else if (key == "env") c.env.push_back(value);
-    else if (key == "net") c.nets.push_back(value);
-    else if (key == "probe") c.probe = true;
-    else if (key == "mount") c.mounts.push_back(value);
-    else if (key == "machine-id") c.machine_id = value;
-    else if (key == "product-uuid") c.product_uuid = value;
-    else if (key == "node-ip") c.node_ip = value;
-    else die("/kina.conf: unknown key \"" + key + "\"");
-  }
-  if (!ended) die("/kina.conf: no \"end\" line (cut short?)");
+  std::string error;
+  if (!parse_config(read_text("/kina.conf"), c, error)) die("/kina.conf: " + error);
   return c;
 }
 

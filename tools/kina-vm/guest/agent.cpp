@@ -2,6 +2,8 @@
 // just before the workload is exec'd) and serves the host over the
 // virtio-serial port: exec sessions with streamed stdio, signals, window size,
 // file put/get, poweroff. Plain libc and syscalls only: it is linked statically.
+// Guest code (tools/kina-vm/guest/): static, libc only, no exceptions (kina-init
+// is linked -static -fno-exceptions); the host shares wire.hpp and transfer.hpp.
 #include "agent.hpp"
 
 #include <dirent.h>
