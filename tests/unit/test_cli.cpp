@@ -127,7 +127,8 @@ kina::Tool<TableOptions> table_tool(bool audit_refused) {
             {{"act", "Acts", act_options, act_fails, "grp-act"}, {"die", "Is killed", act_options, act_killed, "grp-die"}}},
            {"look", "Reads", nullptr, look_ok}},
           nullptr,
-          audit_refused};
+          audit_refused,
+          [](const TableOptions& o) { return o.name; }};
 }
 
 // Runs the tool with `words`, stderr captured; returns the exit code.
@@ -206,6 +207,12 @@ BOOST_FIXTURE_TEST_CASE(table_records_a_refused_command_line_only_when_asked, Ta
   BOOST_REQUIRE(lines.size() == 1u);
   BOOST_TEST(lines[0].find("\"action\":\"grp-act\"") != std::string::npos, lines[0]);
   BOOST_TEST(lines[0].find("\"outcome\":\"error\",\"exitCode\":64") != std::string::npos, lines[0]);
+  // What was parsed before the refusal names the target.
+  r = run_table(table_tool(true), {"grp", "act", "--name", "z", "--bogus"}, tmp.path);
+  BOOST_TEST(r.code == 64);
+  lines = log_lines(log);
+  BOOST_REQUIRE(lines.size() == 2u);
+  BOOST_TEST(lines[1].find("\"action\":\"grp-act\",\"target\":\"z\"") != std::string::npos, lines[1]);
 }
 
 BOOST_FIXTURE_TEST_CASE(table_records_a_command_ended_by_a_signal, TableFixture) {

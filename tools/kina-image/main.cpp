@@ -24,6 +24,6 @@ int main(int argc, char** argv) {
         {"rm", "Remove REF (or every reference to DIGEST) and the blobs nothing else uses", image_argument, cmd_rm, "rm"},
         {"export", "Write REF as an OCI layout tar or a docker save tar (ctr images import reads both)", export_options,
          cmd_export, "export"}},
-       store_options, true},
+       store_options, true, [](const Options& o) { return o.target; }},
       argc, argv);
 }

@@ -27,7 +27,6 @@ int main(int argc, char** argv) {
                   "~/.kube/config, under PATH.lock, mode 0600",
          merge_options, run_merge, "merge"},
         {"unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else", unmerge_options,
-         run_unmerge, "unmerge"}},
-       nullptr, false},
+         run_unmerge, "unmerge"}}},
       argc, argv);
 }

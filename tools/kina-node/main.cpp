@@ -24,7 +24,6 @@ int main(int argc, char** argv) {
          run_step_cmd<Step::wait>, "wait"},
         {"lb", "Run the TCP load balancer in front of several control planes until SIGTERM (the front end starts it "
                "for clusters with more than one; docs/cluster.md)",
-         lb_options, [](Options& o, Invocation&) { return run_lb(o.lb); }}},
-       nullptr, false},
+         lb_options, [](Options& o, Invocation&) { return run_lb(o.lb); }}}},
       argc, argv);
 }

@@ -237,13 +237,22 @@ struct Subcommand {
 
 template <class Options>
 struct Tool {
+  using AddOptions = typename Subcommand<Options>::AddOptions;
+  using RefusedTarget = std::string (*)(const Options&);
+  Tool(std::string_view name_, std::string description_, std::vector<Subcommand<Options>> subcommands_,
+       AddOptions options_ = nullptr, bool audit_refused_ = false, RefusedTarget refused_target_ = nullptr)
+      : name(name_), description(std::move(description_)), subcommands(std::move(subcommands_)), options(options_),
+        audit_refused(audit_refused_), refused_target(refused_target_) {}
+
   std::string_view name;
   std::string description;
   std::vector<Subcommand<Options>> subcommands;
-  typename Subcommand<Options>::AddOptions options = nullptr;  // the tool's own options (--log, --store)
+  AddOptions options = nullptr;  // the tool's own options (--log, --store)
   // A command line CLI11 refuses is recorded too, under the audit action of
-  // the subcommand it names (exit 64).
+  // the subcommand it names (exit 64), with the target this gives (may be null)
+  // from what was parsed before the refusal.
   bool audit_refused = false;
+  RefusedTarget refused_target = nullptr;
 };
 
 namespace detail {
@@ -314,8 +323,8 @@ int run_tool(const Tool<Options>& t, int argc, char** argv) {
     if (!t.audit_refused) return;
     const auto* leaf = detail::parsed_leaf(added);
     if (!leaf || leaf->cmd->audit.empty()) return;
-    const std::string none;
-    (void)audit::audited(t.name, args, leaf->cmd->audit, none, none, [&] { return Status(e); });
+    const std::string none, target = t.refused_target ? t.refused_target(o) : std::string();
+    (void)audit::audited(t.name, args, leaf->cmd->audit, none, target, [&] { return Status(e); });
   };
   return run_tool(t.name, argc, argv, build, refused);
 }
