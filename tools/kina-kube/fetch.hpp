@@ -18,6 +18,7 @@
 #include "kina/cli.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/invocation.hpp"
 #include "kina/fs.hpp"
 #include "kina/process.hpp"
 #include "kina/record.hpp"
@@ -130,7 +131,8 @@ struct FetchArgs {
 };
 
 // fetch: prints a Kubeconfig record.
-inline Status fetch(const FetchArgs& a, std::string& target) {
+inline Status fetch(const FetchArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   RecordWriter out;
   std::optional<Machine> machine;
   if (stdin_has_records()) {
@@ -151,7 +153,7 @@ inline Status fetch(const FetchArgs& a, std::string& target) {
     if (!m) return m.error();
     machine = std::move(*m);
   }
-  target = machine->name;
+  inv.set_target(machine->name);
   std::string cluster = a.cluster.empty() ? machine->cluster : a.cluster;
   if (cluster.empty()) return usage_error("fetch", fmt::format("machine {} names no cluster: give --cluster", machine->name));
   auto server = host_endpoint(*machine);
@@ -185,7 +187,7 @@ inline Status fetch(const FetchArgs& a, std::string& target) {
   auto lock = lock_cluster(*cdir, "fetch");
   if (!lock) return lock.error();
   fsys::path path = admin_kubeconfig_path(*cdir);
-  target = path.string();
+  inv.set_target(path.string());
   sweep_write_temps(path);
   if (auto st = write_target(path, admin->kubeconfig); !st) return st;
   auto w = begin_record("Kubeconfig");

@@ -16,8 +16,8 @@
 
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
+#include "kina/interrupt.hpp"
 
-#include "signal_guard.hpp"
 #include "sweep.hpp"
 
 namespace kina::kube {
@@ -99,51 +99,52 @@ inline Status move_in(const fsys::path& tmp, const fsys::path& dir, const std::v
 // system. A missing `dir` is then that temporary directory renamed into place;
 // an existing one gets each file moved in (move_in), and a failure midway
 // moves every file back. Nothing that is not a regular file is ever replaced.
-inline Status install_files(const fsys::path& dir, const std::vector<Staged>& files) {
-  // SIGINT, SIGTERM and SIGHUP wait until DIR is either as it was or complete
-  // and the staging directory (clear keys) is gone; a kill -9 leaves the
-  // staging directory, named with the pid, for the next run to sweep.
-  lock_signals::Blocked blocked;
-  std::error_code ec;
-  struct stat st {};
-  bool exists = ::stat(dir.c_str(), &st) == 0;  // DIR itself may be a symlink the user chose
-  if (exists && !S_ISDIR(st.st_mode))
-    return make_error(Exit::cant_create, fmt::format("cannot write into {}", dir.string()), "exists and is not a directory");
-  if (exists) {
-    if (auto s = check_targets(dir, files); !s) return s;
-  } else if (auto s = ensure_dir(dir.parent_path(), 0700); !s) {
-    return s;
-  }
-  fsys::path base = exists ? dir : dir.parent_path();
-  std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
-  sweep_dead_temps(base, stem);
-  std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
-  if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
-  fsys::path tmp = tmpl;
-  struct RemoveTmp {
-    const fsys::path& p;
-    ~RemoveTmp() {
-      std::error_code rec;
-      fsys::remove_all(p, rec);
+// Given `intr`, SIGINT, SIGTERM and SIGHUP wait until DIR is either as it was
+// or complete and the staging directory (clear keys) is gone; a kill -9 leaves
+// the staging directory, named with the pid, for the next run to sweep.
+inline Status install_files(const fsys::path& dir, const std::vector<Staged>& files, const Interrupts* intr = nullptr) {
+  return Interrupts::critical(intr, [&]() -> Status {
+    std::error_code ec;
+    struct stat st {};
+    bool exists = ::stat(dir.c_str(), &st) == 0;  // DIR itself may be a symlink the user chose
+    if (exists && !S_ISDIR(st.st_mode))
+      return make_error(Exit::cant_create, fmt::format("cannot write into {}", dir.string()), "exists and is not a directory");
+    if (exists) {
+      if (auto s = check_targets(dir, files); !s) return s;
+    } else if (auto s = ensure_dir(dir.parent_path(), 0700); !s) {
+      return s;
     }
-  } remove_tmp{tmp};
-  for (const auto& f : files) {
-    if (f.rel.has_parent_path())
-      if (auto s = ensure_dir(tmp / f.rel.parent_path(), 0700); !s) return s;
-    if (auto s = write_file_atomic(tmp / f.rel, f.data, f.mode); !s) return s;
-  }
-  if (!exists) {
-    if (::rename(tmp.c_str(), dir.c_str()) != 0)
-      return os_error(fmt::format("renaming into {}", dir.string()), errno, Exit::cant_create);
-    return fsync_dir(dir.parent_path());
-  }
-  if (auto s = move_in(tmp, dir, files); !s) return s;
-  std::vector<fsys::path> dirs{dir};
-  for (const auto& f : files)
-    if (f.rel.has_parent_path()) dirs.push_back(dir / f.rel.parent_path());
-  for (const auto& d : dirs)
-    if (auto s = fsync_dir(d); !s) return s;
-  return {};
+    fsys::path base = exists ? dir : dir.parent_path();
+    std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
+    sweep_dead_temps(base, stem);
+    std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
+    if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
+    fsys::path tmp = tmpl;
+    struct RemoveTmp {
+      const fsys::path& p;
+      ~RemoveTmp() {
+        std::error_code rec;
+        fsys::remove_all(p, rec);
+      }
+    } remove_tmp{tmp};
+    for (const auto& f : files) {
+      if (f.rel.has_parent_path())
+        if (auto s = ensure_dir(tmp / f.rel.parent_path(), 0700); !s) return s;
+      if (auto s = write_file_atomic(tmp / f.rel, f.data, f.mode); !s) return s;
+    }
+    if (!exists) {
+      if (::rename(tmp.c_str(), dir.c_str()) != 0)
+        return os_error(fmt::format("renaming into {}", dir.string()), errno, Exit::cant_create);
+      return fsync_dir(dir.parent_path());
+    }
+    if (auto s = move_in(tmp, dir, files); !s) return s;
+    std::vector<fsys::path> dirs{dir};
+    for (const auto& f : files)
+      if (f.rel.has_parent_path()) dirs.push_back(dir / f.rel.parent_path());
+    for (const auto& d : dirs)
+      if (auto s = fsync_dir(d); !s) return s;
+    return {};
+  });
 }
 
 }  // namespace kina::kube

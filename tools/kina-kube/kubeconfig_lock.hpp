@@ -17,47 +17,56 @@
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
-
-#include "signal_guard.hpp"
+#include "kina/interrupt.hpp"
 
 namespace kina::kube {
 
 // kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
 // kubeconfig; kina does the same. kina writes its pid into the file so a lock
 // left by a crash can be named. While kina holds it, SIGINT, SIGTERM and SIGHUP
-// remove it before the process dies of them: a lock left behind makes every
-// kubectl write fail.
+// (given `intr`, interrupt.hpp) remove it before the process ends: a lock left
+// behind makes every kubectl write fail.
 class KubeconfigLock {
  public:
   KubeconfigLock() = default;
-  KubeconfigLock(KubeconfigLock&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  KubeconfigLock(KubeconfigLock&& o) noexcept
+      : path_(std::move(o.path_)), intr_(o.intr_), on_signal_(std::move(o.on_signal_)) {
+    o.path_.clear();
+  }
   KubeconfigLock& operator=(KubeconfigLock&&) = delete;
   KubeconfigLock(const KubeconfigLock&) = delete;
   ~KubeconfigLock() {
     if (path_.empty()) return;
-    lock_signals::Blocked b;
-    ::unlink(path_.c_str());
-    lock_signals::disarm();
+    Interrupts::critical(intr_, [&] {
+      ::unlink(path_.c_str());
+      on_signal_.release();
+    });
   }
 
-  static Result<KubeconfigLock> acquire(const fsys::path& target, std::chrono::milliseconds timeout) {
+  static Result<KubeconfigLock> acquire(const fsys::path& target, std::chrono::milliseconds timeout,
+                                        const Interrupts* intr = nullptr) {
     fsys::path path = target.string() + ".lock";
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto pause = std::chrono::milliseconds(5);
     for (;;) {
-      std::optional<lock_signals::Blocked> blocked(std::in_place);
-      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      // Creating the lock and arming its removal on a signal are one step.
+      KubeconfigLock l;
+      int err = 0;
+      UniqueFd fd = Interrupts::critical(intr, [&] {
+        UniqueFd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        err = errno;
+        if (f.valid()) {
+          l.path_ = path;
+          l.intr_ = intr;
+          if (intr) l.on_signal_ = intr->on_signal([p = path] { ::unlink(p.c_str()); });
+        }
+        return f;
+      });
       if (fd.valid()) {
-        KubeconfigLock l;
-        l.path_ = path;
-        lock_signals::arm(path);
-        blocked.reset();
         std::string info = fmt::format("pid={} cmd=kina-kube\n", ::getpid());
         if (auto st = write_all(fd.get(), info, "writing " + path.string()); !st) return st.error();
         return l;
       }
-      int err = errno;
-      blocked.reset();
       errno = err;
       if (errno != EEXIST) return os_error(fmt::format("creating lock {}", path.string()), errno, Exit::cant_create);
       std::string holder;
@@ -82,6 +91,8 @@ class KubeconfigLock {
 
  private:
   fsys::path path_;
+  const Interrupts* intr_ = nullptr;
+  Interrupts::Guard on_signal_;
 };
 
 }  // namespace kina::kube

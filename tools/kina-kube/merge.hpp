@@ -15,6 +15,7 @@
 #include "kina/cli.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/invocation.hpp"
 #include "kina/fs.hpp"
 #include "kina/json.hpp"
 #include "kina/record.hpp"
@@ -95,7 +96,7 @@ struct Incoming {
 };
 
 // merge: prints a Kubeconfig record per kubeconfig merged.
-inline Status merge(const MergeArgs& a, std::string& target) {
+inline Status merge(const MergeArgs& a, Invocation& inv) {
   auto wait = lock_wait(a.lock_timeout);
   if (!wait) return wait.error();
   RecordWriter out;
@@ -139,10 +140,10 @@ inline Status merge(const MergeArgs& a, std::string& target) {
   }
   auto tpath = target_kubeconfig(a.kubeconfig);
   if (!tpath) return tpath.error();
-  target = tpath->string();
+  inv.set_target(tpath->string());
   if (auto plan = plan_target(*tpath); !plan) return plan.error();  // before any lock file or read
   if (auto st = ensure_dir(tpath->parent_path(), 0700); !st) return st;
-  auto lock = KubeconfigLock::acquire(*tpath, *wait);
+  auto lock = KubeconfigLock::acquire(*tpath, *wait, inv.interrupts());
   if (!lock) return lock.error();
   sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);
@@ -176,13 +177,14 @@ struct UnmergeArgs {
   std::string lock_timeout = "10s";
 };
 
-inline Status unmerge(const UnmergeArgs& a, std::string& target) {
+inline Status unmerge(const UnmergeArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   if (auto st = validate_name("cluster name", a.cluster); !st) return st;
   auto wait = lock_wait(a.lock_timeout);
   if (!wait) return wait.error();
   auto tpath = target_kubeconfig(a.kubeconfig);
   if (!tpath) return tpath.error();
-  target = tpath->string();
+  inv.set_target(tpath->string());
   if (auto plan = plan_target(*tpath); !plan) return plan.error();  // before any lock file or read
   std::error_code ec;
   if (!fsys::exists(*tpath, ec)) {
@@ -191,7 +193,7 @@ inline Status unmerge(const UnmergeArgs& a, std::string& target) {
   }
   auto cdir = cluster_dir(a.cluster, false);
   if (!cdir) return cdir.error();
-  auto lock = KubeconfigLock::acquire(*tpath, *wait);
+  auto lock = KubeconfigLock::acquire(*tpath, *wait, inv.interrupts());
   if (!lock) return lock.error();
   sweep_write_temps(*tpath);
   auto cfg = read_target(*tpath);

@@ -18,6 +18,7 @@
 #include "kina/clock.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/invocation.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
 #include "kina/keystore.hpp"
@@ -68,8 +69,9 @@ struct PkiInitArgs {
   bool force = false;
 };
 
-// pki init: prints a PKI record. `target` names what it wrote, for the audit log.
-inline Status pki_init(const PkiInitArgs& a, std::string& target) {
+// pki init: prints a PKI record; the audit target names what it wrote.
+inline Status pki_init(const PkiInitArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   auto alg = x509::parse_algorithm(a.algorithm.empty() ? "ecdsa-p256" : a.algorithm);
   if (!alg) return alg.error();
   auto ttl = parse_duration_flag("--ca-ttl", a.ca_ttl, kDayMs, kMaxDurationMs);
@@ -81,7 +83,7 @@ inline Status pki_init(const PkiInitArgs& a, std::string& target) {
   auto lock = lock_cluster(*cdir, "pki init");
   if (!lock) return lock.error();
   fsys::path pki = *cdir / "pki";
-  target = pki.string();
+  inv.set_target(pki.string());
   if (auto st = recover_pki(*cdir); !st) return st;
   std::error_code ec;
   if (fsys::exists(pki / "ca.crt", ec) && !a.force)
@@ -161,13 +163,14 @@ struct PkiExportArgs {
 };
 
 // pki export: prints a PKIExport record.
-inline Status pki_export(const PkiExportArgs& a, std::string& target) {
+inline Status pki_export(const PkiExportArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   auto cdir = cluster_dir(a.cluster, false);
   if (!cdir) return cdir.error();
   auto dir_arg = path_arg("--dir", a.dir);
   if (!dir_arg) return dir_arg.error();
   fsys::path dir = *dir_arg;
-  target = dir.string();
+  inv.set_target(dir.string());
   std::error_code ec;
   if (!fsys::exists(*cdir / "pki" / "ca.crt", ec)) return no_pki(a.cluster);
   // Clear keys never land inside $KINA_HOME, where keys are kept sealed.
@@ -214,7 +217,7 @@ inline Status pki_export(const PkiExportArgs& a, std::string& target) {
   std::vector<Staged> files;
   for (const auto& [p, pem] : certs) files.push_back({p.lexically_relative(dir), pem, 0644});
   for (const auto& [p, k] : keys) files.push_back({p.lexically_relative(dir), k.view(), 0600});
-  if (auto st = install_files(dir, files); !st) return st;
+  if (auto st = install_files(dir, files, inv.interrupts()); !st) return st;
   auto w = begin_record("PKIExport");
   w.field("cluster", a.cluster).field("dir", dir.string()).field("layout", "kubeadm");
   w.key("files").begin_array();
@@ -244,7 +247,8 @@ struct IssueArgs {
 };
 
 // pki issue: prints a Certificate record.
-inline Status pki_issue(const IssueArgs& a, std::string& target) {
+inline Status pki_issue(const IssueArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   // Check every input first and report all problems at once.
   std::vector<Error> problems;
   if (auto st = x509::validate_subject_name("--cn", a.cn); !st) problems.push_back(st.error());
@@ -294,9 +298,9 @@ inline Status pki_issue(const IssueArgs& a, std::string& target) {
   if (!kpem) return kpem.error();
   fsys::path dir = *out_dir;
   fsys::path crt = dir / (name + ".crt"), kf = dir / (name + ".key");
-  target = crt.string();
+  inv.set_target(crt.string());
   // The key and its certificate together or neither.
-  if (auto st = install_files(dir, {{name + ".key", kpem->view(), 0600}, {name + ".crt", *pem, 0644}}); !st) return st;
+  if (auto st = install_files(dir, {{name + ".key", kpem->view(), 0600}, {name + ".crt", *pem, 0644}}, inv.interrupts()); !st) return st;
   auto w = begin_record("Certificate");
   w.field("cluster", a.cluster).field("ca", a.ca).field("subject", x509::subject(cert->get()));
   w.string_array("organizations", a.orgs);

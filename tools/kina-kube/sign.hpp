@@ -15,6 +15,7 @@
 #include "kina/diag.hpp"
 #include "kina/encoding.hpp"
 #include "kina/error.hpp"
+#include "kina/invocation.hpp"
 #include "kina/fs.hpp"
 #include "kina/output.hpp"
 #include "kina/record.hpp"
@@ -115,7 +116,8 @@ struct SignArgs {
 };
 
 // sign: prints a Kubeconfig record.
-inline Status sign(const SignArgs& a, std::string& target) {
+inline Status sign(const SignArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   std::vector<Error> problems;
   if (auto st = x509::validate_subject_name("user", a.user); !st) problems.push_back(st.error());
   for (const auto& g : a.groups)
@@ -126,7 +128,7 @@ inline Status sign(const SignArgs& a, std::string& target) {
     for (size_t i = 0; i + 1 < problems.size(); ++i) report(kTool, problems[i]);
     return problems.back();
   }
-  target = a.user;
+  inv.set_target(a.user);
   auto cdir = cluster_dir(a.cluster, false);
   if (!cdir) return cdir.error();
   auto ca = load_ca(*cdir, a.cluster, "cluster");
@@ -179,7 +181,7 @@ inline Status sign(const SignArgs& a, std::string& target) {
     path = *cdir / "kubeconfigs" / (a.user + ".kubeconfig");
     sweep_write_temps(path);
   }
-  target = path.string();
+  inv.set_target(path.string());
   Status st = write_output_file(path, *text, "writing the kubeconfig", 0600, FollowLinks::no, true);
   sodium_memzero(text->data(), text->size());
   if (!st) return st;

@@ -14,6 +14,7 @@
 #include "kina/clock.hpp"
 #include "kina/encoding.hpp"
 #include "kina/error.hpp"
+#include "kina/invocation.hpp"
 #include "kina/record.hpp"
 #include "kina/secret.hpp"
 #include "kina/validate.hpp"
@@ -53,7 +54,8 @@ struct TokenArgs {
 };
 
 // token: prints a JoinToken record, refused on a terminal or into a file others can read.
-inline Status token(const TokenArgs& a, std::string& target) {
+inline Status token(const TokenArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   auto ttl = parse_duration_flag("--ttl", a.ttl.empty() ? "24h" : a.ttl, kSecondMs, kMaxTokenTtlMs);
   if (!ttl) return ttl.error();
   if (::isatty(1))
@@ -71,7 +73,7 @@ inline Status token(const TokenArgs& a, std::string& target) {
   if (!ca) return ca.error();
   Secret tok = make_bootstrap_token();
   std::string id(tok.view().substr(0, kTokenIdSize));
-  target = id;
+  inv.set_target(id);
   int64_t expires = now_ms() + *ttl;
   auto w = begin_record("JoinToken");
   w.field("cluster", a.cluster).field("tokenID", id).field("token", tok.view());

@@ -15,6 +15,7 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
+#include "kina/invocation.hpp"
 #include "kina/process.hpp"
 #include "kina/record.hpp"
 #include "kina/validate.hpp"
@@ -130,8 +131,9 @@ inline std::string_view step_name(Step s) {
   return "?";
 }
 
-// Runs one step; `cluster` and `target` are filled in for the audit event.
-inline Status run_step(Step s, const StepArgs& a, std::string& cluster, std::string& target) {
+// Runs one step; the audit event's cluster and target are set on `inv`.
+inline Status run_step(Step s, const StepArgs& a, Invocation& inv) {
+  inv.set_cluster(a.cluster);
   auto t = parse_duration_flag("--timeout", a.timeout, 1000, 24LL * 3600 * 1000);
   if (!t) return t.error();
   StepOptions o;
@@ -140,17 +142,17 @@ inline Status run_step(Step s, const StepArgs& a, std::string& cluster, std::str
   RecordWriter out;
   auto in = read_step_input(a, out);
   if (!in) return in.error();
-  cluster = in->plan.cluster.name;
-  VmTransport vm(cluster);
+  inv.set_cluster(in->plan.cluster.name);
+  VmTransport vm(inv.cluster());
   switch (s) {
     case Step::init: {
-      if (const NodePlan* b = bootstrap_node(in->plan)) target = b->name;
+      if (const NodePlan* b = bootstrap_node(in->plan)) inv.set_target(b->name);
       auto rec = init(vm, *in, o);
       if (!rec) return rec.error();
       return out.write_line(*rec);
     }
     case Step::join: {
-      target = a.node;
+      inv.set_target(a.node);
       if (a.node.empty()) return make_error(Exit::usage, "join", "name the node with --node");
       auto rec = join(vm, *in, a.node, o);
       if (!rec) return rec.error();

@@ -31,6 +31,7 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/json.hpp"
 #include "kina/lock.hpp"
 #include "kina/merkle.hpp"
@@ -523,24 +524,44 @@ inline Status record(Event e) {
 }
 
 // Runs a tool's mutating command and appends its one audit event, whatever
-// the outcome: `fn` fills in the target (and may settle `cluster`, which is
-// read after it ran); the exit code is the one the tool will end with. A
-// failure to log is a warning on stderr; the command's status stands.
+// the outcome: `fn` settles `cluster` and `target` (read after it ran); the
+// exit code is the one the tool will end with. With `intr`, a signal that ends
+// the command appends the event instead (exit 128+N, detail "signal"), after
+// the command's cleanups: `fn` then changes `cluster` and `target` only inside
+// intr->critical() (Invocation::set_target does). Exactly one event either
+// way. A failure to log is a warning on stderr; the command's status stands.
 inline Status audited(std::string_view tool, const std::vector<std::string>& argv, std::string action,
-                      const std::string& cluster, const std::function<Status(std::string&)>& fn) {
+                      const std::string& cluster, const std::string& target, const std::function<Status()>& fn,
+                      const Interrupts* intr = nullptr) {
   int64_t start = now_ms();
-  std::string target;
-  Status st = fn(target);
-  Event ev;
-  ev.tool = std::string(tool);
-  ev.action = std::move(action);
-  if (validate_name("cluster name", cluster)) ev.cluster = cluster;
-  ev.target = target;
-  ev.args = argv;
-  ev.outcome = st ? "ok" : "error";
-  ev.exit_code = st ? 0 : code(st.error().exit);
-  ev.duration_ms = now_ms() - start;
-  if (auto a = record(ev); !a) warn(tool, "audit log: " + a.error().message());
+  auto event = [&](int exit_code) {
+    Event ev;
+    ev.tool = std::string(tool);
+    ev.action = action;
+    if (validate_name("cluster name", cluster)) ev.cluster = cluster;
+    ev.target = target;
+    ev.args = argv;
+    ev.outcome = exit_code == 0 ? "ok" : "error";
+    ev.exit_code = exit_code;
+    ev.duration_ms = now_ms() - start;
+    return ev;
+  };
+  auto write = [&](Event ev) {
+    if (auto a = record(std::move(ev)); !a) warn(tool, "audit log: " + a.error().message());
+  };
+  Interrupts::Guard signal_event;
+  if (intr)
+    signal_event = intr->on_signal([&](int signo) {
+      Event ev = event(signal_exit(signo));
+      const char* sig = ::sigabbrev_np(signo);
+      ev.details = {{"signal", sig ? sig : "?"}};
+      write(std::move(ev));
+    });
+  Status st = fn();
+  Interrupts::critical(intr, [&] {
+    write(event(st ? 0 : code(st.error().exit)));
+    signal_event.release();
+  });
   return st;
 }
 

@@ -1,5 +1,7 @@
-// cli.hpp: the same few lines of main() for every tool: parse with CLI11, run,
-// map the result to an exit code, and check that stdout really got written.
+// cli.hpp: the same few lines of main() for every tool: a table of its
+// subcommands (name, help, options, run, audit action) given to run_tool,
+// which parses with CLI11, runs the command, appends its audit event, maps the
+// result to an exit code, and checks that stdout really got written.
 #pragma once
 
 #include <signal.h>
@@ -17,9 +19,12 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "kina/audit.hpp"
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/exit.hpp"
+#include "kina/interrupt.hpp"
+#include "kina/invocation.hpp"
 #include "kina/validate.hpp"
 #include "kina_config.hpp"
 
@@ -45,9 +50,9 @@ inline std::string exit_code_footer() {
   return out;
 }
 
-inline void add_exit_code_footers(CLI::App& app) {
-  if (app.get_footer().empty()) app.footer(exit_code_footer());
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_exit_code_footers(*sub);
+inline void add_exit_code_footers(CLI::App& app, const std::string& footer = exit_code_footer()) {
+  if (app.get_footer().empty()) app.footer(footer);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_exit_code_footers(*sub, footer);
 }
 
 // Edit distance, for "did you mean".
@@ -117,11 +122,23 @@ inline Error unknown_subcommand_error(std::string_view tool, const UnknownSubcom
   return make_error(Exit::usage, "usage", std::move(why), fmt::format("see {} --help", where));
 }
 
+// Runs `fn`, turning an exception that escapes it into an error (70, or 71
+// out of memory), so that even a bug ends with a status the audit event holds.
+inline Status guarded(const std::function<Status()>& fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return make_error(Exit::os, "out of memory");
+  } catch (const std::exception& e) {
+    return make_error(Exit::internal, "internal error (a bug)", e.what());
+  }
+}
+
 // Runs a tool: `build` adds options and subcommands to the app and returns
 // the action to run after parsing. Exit codes per docs/protocol.md.
 // `on_parse_error` (optional) sees a command line CLI11 refused, after the
 // message is printed (a tool audits it there); the app tells which
-// subcommands were parsed.
+// subcommands were parsed. (kina-vm's entry point; the others give a Tool.)
 inline int run_tool(std::string_view tool, int argc, char** argv,
                     const std::function<std::function<Status()>(CLI::App&)>& build,
                     const std::function<void(const CLI::App&, const Error&)>& on_parse_error = {}) {
@@ -132,15 +149,16 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
   Status result;
   try {
     auto action = build(app);
-    add_exit_code_footers(app);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
+      add_exit_code_footers(app);  // only when help is printed: start-up cost
       std::string help = app.help();
       if (auto* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().back()) help = sub->help();
       std::fputs(help.c_str(), stdout);
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::CallForAllHelp&) {
+      add_exit_code_footers(app);
       std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
       return std::fflush(stdout) == 0 ? 0 : code(Exit::io);
     } catch (const CLI::CallForVersion&) {
@@ -153,7 +171,7 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
       if (on_parse_error) on_parse_error(app, err);
       return code(Exit::usage);
     }
-    result = action();
+    result = guarded(action);
   } catch (const std::bad_alloc&) {
     result = make_error(Exit::os, "out of memory");
   } catch (const std::exception& e) {
@@ -190,5 +208,125 @@ inline CLI::Validator int_range(int64_t min, int64_t max) {
 
 // Usage errors found after parsing (conflicting flags and the like).
 inline Error usage_error(std::string what, std::string why = {}) { return make_error(Exit::usage, std::move(what), std::move(why)); }
+
+// --- the subcommand table ---------------------------------------------------------
+
+// One subcommand of a tool, as data. `Options` is the tool's struct of
+// everything its command line fills in (one per run, owned by run_tool).
+template <class Options>
+struct Subcommand {
+  using AddOptions = void (*)(CLI::App&, Options&);
+  using Run = Status (*)(Options&, Invocation&);
+  // A command.
+  Subcommand(std::string name_, std::string help_, AddOptions options_, Run run_, std::string audit_ = {})
+      : name(std::move(name_)), help(std::move(help_)), options(options_), run(run_), audit(std::move(audit_)) {}
+  // A group of commands (`kina-kube pki init`): one of them is required.
+  Subcommand(std::string name_, std::string help_, std::vector<Subcommand> subcommands_)
+      : name(std::move(name_)), help(std::move(help_)), subcommands(std::move(subcommands_)) {}
+
+  std::string name;
+  std::string help;
+  AddOptions options = nullptr;  // adds its own options (may be null)
+  Run run = nullptr;             // null for a group
+  // The audit action: run_tool appends the one audit event of every run with
+  // its real outcome and exit code (signals included). Empty: not recorded by
+  // run_tool (a read-only command, or one that records itself).
+  std::string audit;
+  std::vector<Subcommand> subcommands;
+};
+
+template <class Options>
+struct Tool {
+  using AddOptions = typename Subcommand<Options>::AddOptions;
+  using RefusedTarget = std::string (*)(const Options&);
+  Tool(std::string_view name_, std::string description_, std::vector<Subcommand<Options>> subcommands_,
+       AddOptions options_ = nullptr, bool audit_refused_ = false, RefusedTarget refused_target_ = nullptr)
+      : name(name_), description(std::move(description_)), subcommands(std::move(subcommands_)), options(options_),
+        audit_refused(audit_refused_), refused_target(refused_target_) {}
+
+  std::string_view name;
+  std::string description;
+  std::vector<Subcommand<Options>> subcommands;
+  AddOptions options = nullptr;  // the tool's own options (--log, --store)
+  // A command line CLI11 refuses is recorded too, under the audit action of
+  // the subcommand it names (exit 64), with the target this gives (may be null)
+  // from what was parsed before the refusal.
+  bool audit_refused = false;
+  RefusedTarget refused_target = nullptr;
+};
+
+namespace detail {
+
+template <class Options>
+struct Added {
+  CLI::App* app;
+  const Subcommand<Options>* cmd;
+};
+
+template <class Options>
+void add_subcommands(CLI::App& parent, const std::vector<Subcommand<Options>>& table, Options& o,
+                     std::vector<Added<Options>>& added) {
+  for (const auto& c : table) {
+    CLI::App* sub = parent.add_subcommand(c.name, c.help);
+    // Start-up cost: a subcommand's options are added when the command line
+    // names it (before CLI11 parses its words), not for every run.
+    if (c.options) sub->preparse_callback([sub, add = c.options, &o](size_t) { add(*sub, o); });
+    added.push_back({sub, &c});  // a parent before its children
+    if (!c.subcommands.empty()) {
+      sub->require_subcommand(1);
+      add_subcommands(*sub, c.subcommands, o, added);
+    }
+  }
+}
+
+// The parsed subcommand furthest down (`init` of `pki init`), if any.
+template <class Options>
+const Added<Options>* parsed_leaf(const std::vector<Added<Options>>& added) {
+  const Added<Options>* leaf = nullptr;
+  for (const auto& a : added)
+    if (a.app->parsed()) leaf = &a;
+  return leaf;
+}
+
+}  // namespace detail
+
+// Runs a tool from its table: parse, find the parsed subcommand, run it (an
+// audited one under SIGINT/SIGTERM/SIGHUP handling, with its audit event
+// appended whatever the outcome), map errors to exit codes, check stdout,
+// "did you mean" for a mistyped subcommand, exit codes in every --help.
+template <class Options>
+int run_tool(const Tool<Options>& t, int argc, char** argv) {
+  Options o;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<detail::Added<Options>> added;
+  auto build = [&](CLI::App& app) -> std::function<Status()> {
+    app.description(t.description);
+    app.require_subcommand(1);
+    if (t.options) t.options(app, o);
+    detail::add_subcommands(app, t.subcommands, o, added);
+    return [&]() -> Status {
+      const auto* leaf = detail::parsed_leaf(added);
+      if (!leaf || !leaf->cmd->run) return usage_error("no command", fmt::format("see {} --help", t.name));
+      const CLI::App* sub = leaf->app;
+      auto count = [sub](const std::string& opt) { return sub->count(opt); };
+      if (leaf->cmd->audit.empty()) {
+        Invocation inv(count, nullptr);
+        return leaf->cmd->run(o, inv);
+      }
+      Interrupts intr;  // before the command starts any thread
+      Invocation inv(count, &intr);
+      return audit::audited(t.name, args, leaf->cmd->audit, inv.cluster(), inv.target(),
+                            [&] { return guarded([&] { return leaf->cmd->run(o, inv); }); }, &intr);
+    };
+  };
+  auto refused = [&](const CLI::App&, const Error& e) {
+    if (!t.audit_refused) return;
+    const auto* leaf = detail::parsed_leaf(added);
+    if (!leaf || leaf->cmd->audit.empty()) return;
+    const std::string none, target = t.refused_target ? t.refused_target(o) : std::string();
+    (void)audit::audited(t.name, args, leaf->cmd->audit, none, target, [&] { return Status(e); });
+  };
+  return run_tool(t.name, argc, argv, build, refused);
+}
 
 }  // namespace kina

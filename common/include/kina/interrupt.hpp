@@ -1,6 +1,8 @@
 // interrupt.hpp: SIGINT, SIGTERM and SIGHUP end a command cleanly: the
-// temporaries it registered are removed, a hook runs (the audit event), and
-// the process exits 128+signal, as a shell reports it.
+// temporaries it registered are removed (a lock file, a staging directory),
+// its audit event is written, and the process exits 128+signal, as a shell
+// reports it. The one signal mechanism of the tools (kina-vm's own goes too,
+// docs/architecture.md).
 #pragma once
 
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 #include "kina/exit.hpp"
 
@@ -21,7 +25,7 @@ namespace kina {
 namespace detail {
 struct InterruptState {
   std::recursive_mutex mu;
-  std::list<std::function<void()>> cleanups;
+  std::list<std::function<void(int signo)>> cleanups;
   std::function<void(int)> hook;
 };
 }  // namespace detail
@@ -45,7 +49,7 @@ class Interrupts {
       while (::sigwait(&set, &signo) != 0) {
       }
       s->mu.lock();  // held until _exit: no guard is released, no rename happens meanwhile
-      for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)();  // newest first
+      for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)(signo);  // newest first
       if (s->hook) s->hook(signo);
       ::_exit(signal_exit(signo));
     }).detach();
@@ -86,14 +90,20 @@ class Interrupts {
    private:
     friend class Interrupts;
     std::shared_ptr<detail::InterruptState> state_;
-    std::list<std::function<void()>>::iterator it_;
+    std::list<std::function<void(int)>>::iterator it_;
   };
 
-  // Runs `fn` if a signal ends the process while the returned guard lives.
-  Guard on_signal(std::function<void()> fn) const {
+  // Runs `fn` (or `fn(signo)`) if a signal ends the process while the
+  // returned guard lives. Cleanups run newest first, in the signal thread,
+  // under the same lock as critical(): what they read, set it in critical().
+  template <class Fn>
+  Guard on_signal(Fn fn) const {
+    std::function<void(int)> f;
+    if constexpr (std::is_invocable_v<Fn&, int>) f = std::move(fn);
+    else f = [fn = std::move(fn)](int) mutable { fn(); };
     Guard g;
     std::lock_guard<std::recursive_mutex> l(state_->mu);
-    state_->cleanups.push_back(std::move(fn));
+    state_->cleanups.push_back(std::move(f));
     g.it_ = std::prev(state_->cleanups.end());
     g.state_ = state_;
     return g;
@@ -104,6 +114,14 @@ class Interrupts {
   template <class Fn>
   auto critical(Fn&& fn) const {
     std::lock_guard<std::recursive_mutex> l(state_->mu);
+    return fn();
+  }
+
+  // critical() when there is an Interrupts, else just fn(): for code that
+  // runs both in a tool (signals handled) and in a unit test (none).
+  template <class Fn>
+  static auto critical(const Interrupts* intr, Fn&& fn) {
+    if (intr) return intr->critical(std::forward<Fn>(fn));
     return fn();
   }
 
