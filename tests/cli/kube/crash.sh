@@ -66,16 +66,28 @@ for t in $temps; do [ ! -e "$t" ] || fail "merge did not sweep $t"; done
 kubectl --kubeconfig "$HOME/.kube/config" config get-contexts kina-c1 >/dev/null || fail "merged config is broken"
 ok "merge sweeps the temporaries a kill left"
 
-# pki export: SIGINT or SIGTERM while the files are staged waits until DIR is
-# complete and the staging directory (clear CA keys) is gone; a kill -9 leaves
-# the staging directory, which the next export sweeps.
+# pki export: SIGINT or SIGTERM while the files are being moved into place
+# waits until DIR is complete and the staging directory (clear CA keys) is
+# gone, then exits 128+N; a kill -9 leaves the staging directory, which the
+# next export sweeps. The signal is sent with kill(1), to the process (a
+# signal strace injects goes to the one thread that keeps it blocked, and
+# would never be seen): strace holds the second rename for 3 s, and the
+# signal comes once the first one is done.
 n_renames=$(strace -qq -f -o "$TEST_TMP/trace" -e trace=rename,renameat,renameat2 \
   kina-kube pki export --cluster c1 --dir "$TEST_TMP/count" >/dev/null 2>&1; grep -c 'rename' "$TEST_TMP/trace")
+renamed_once() { [ "$(grep -c '^rename.*= 0$' "$TEST_TMP/trace.sig" 2>/dev/null)" -ge 1 ]; }
 for sig in INT TERM; do
-  rm -rf "$TEST_TMP/exp"
-  strace -qq -o /dev/null -e trace=rename,renameat,renameat2 \
-    -e inject=rename,renameat,renameat2:signal="$sig":when=2 \
-    kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp" >/dev/null 2>&1 || true
+  rm -rf "$TEST_TMP/exp" "$TEST_TMP/trace.sig"
+  strace -qq -o "$TEST_TMP/trace.sig" -e trace=rename,renameat,renameat2 \
+    -e inject=rename,renameat,renameat2:delay_enter=3000000:when=2 \
+    kina-kube pki export --cluster c1 --dir "$TEST_TMP/exp" >/dev/null 2>&1 &
+  spid=$!
+  track_pid "$spid"
+  wait_for 60 "the export's first rename" renamed_once
+  kpid=$(pgrep -P "$spid" -x kina-kube) || fail "no kina-kube under strace"
+  kill -s "$sig" "$kpid"
+  rc=0; wait "$spid" || rc=$?
+  assert_eq "$rc" "$((128 + $(kill -l "$sig")))" "exit status of an export ended by SIG$sig"
   [ -f "$TEST_TMP/exp/sa.key" ] || fail "SIG$sig during export left $TEST_TMP/exp incomplete"
   left=$(find "$TEST_TMP" -maxdepth 1 -name '.exp.tmp.*')
   [ -z "$left" ] || fail "SIG$sig during export left its staging directory: $left"
