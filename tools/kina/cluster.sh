@@ -195,7 +195,7 @@ resolve_ports() {
 # The load balancer of a cluster with several control planes.
 lb_pid() {
   p=$(cat "$cdir/lb.pid" 2>/dev/null) || return 1
-  tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "kina-node lb --listen" || return 1
+  tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -q "kina-node lb --listen" || return 1
   printf '%s\n' "$p"
 }
 lb_start() {
