@@ -35,6 +35,15 @@ struct Options {
   std::string merge_kubeconfig, unmerge_kubeconfig;  // --kubeconfig, taken when given ("" is an error)
 };
 
+// The cluster of a command line CLI11 refused, as far as it was read (the
+// audit event of the refusal carries it).
+inline std::string refused_cluster(const Options& o) {
+  for (const std::string* c : {&o.init.cluster, &o.exp.cluster, &o.issue.cluster, &o.sign.cluster, &o.token.cluster,
+                               &o.fetch.cluster, &o.unmerge.cluster})
+    if (!c->empty()) return *c;
+  return {};
+}
+
 inline void pki_init_options(CLI::App& c, Options& o) {
   c.add_option("--cluster", o.init.cluster, "Cluster name")->required();
   c.add_option("--algorithm", o.init.algorithm, "Key algorithm of the three CAs: ecdsa-p256 (default) or rsa-2048 (the service-account key is always RSA-2048, as kubeadm requires)");

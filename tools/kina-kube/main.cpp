@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
                   "~/.kube/config, under PATH.lock, mode 0600",
          merge_options, run_merge, "merge"},
         {"unmerge", "Remove kina's entries for a cluster (kina-C, *@kina-C) and nothing else", unmerge_options,
-         run_unmerge, "unmerge"}}},
+         run_unmerge, "unmerge"}},
+       nullptr, true, nullptr, refused_cluster},
       argc, argv);
 }

@@ -240,19 +240,21 @@ struct Tool {
   using AddOptions = typename Subcommand<Options>::AddOptions;
   using RefusedTarget = std::string (*)(const Options&);
   Tool(std::string_view name_, std::string description_, std::vector<Subcommand<Options>> subcommands_,
-       AddOptions options_ = nullptr, bool audit_refused_ = false, RefusedTarget refused_target_ = nullptr)
+       AddOptions options_ = nullptr, bool audit_refused_ = false, RefusedTarget refused_target_ = nullptr,
+       RefusedTarget refused_cluster_ = nullptr)
       : name(name_), description(std::move(description_)), subcommands(std::move(subcommands_)), options(options_),
-        audit_refused(audit_refused_), refused_target(refused_target_) {}
+        audit_refused(audit_refused_), refused_target(refused_target_), refused_cluster(refused_cluster_) {}
 
   std::string_view name;
   std::string description;
   std::vector<Subcommand<Options>> subcommands;
   AddOptions options = nullptr;  // the tool's own options (--log, --store)
   // A command line CLI11 refuses is recorded too, under the audit action of
-  // the subcommand it names (exit 64), with the target this gives (may be null)
-  // from what was parsed before the refusal.
+  // the subcommand it names (exit 64), with the target and cluster these give
+  // (each may be null) from what was parsed before the refusal.
   bool audit_refused = false;
   RefusedTarget refused_target = nullptr;
+  RefusedTarget refused_cluster = nullptr;
 };
 
 namespace detail {
@@ -323,8 +325,9 @@ int run_tool(const Tool<Options>& t, int argc, char** argv) {
     if (!t.audit_refused) return;
     const auto* leaf = detail::parsed_leaf(added);
     if (!leaf || leaf->cmd->audit.empty()) return;
-    const std::string none, target = t.refused_target ? t.refused_target(o) : std::string();
-    (void)audit::audited(t.name, args, leaf->cmd->audit, none, target, [&] { return Status(e); });
+    const std::string target = t.refused_target ? t.refused_target(o) : std::string();
+    const std::string cluster = t.refused_cluster ? t.refused_cluster(o) : std::string();
+    (void)audit::audited(t.name, args, leaf->cmd->audit, cluster, target, [&] { return Status(e); });
   };
   return run_tool(t.name, argc, argv, build, refused);
 }
