@@ -1,16 +1,24 @@
 // interrupt.hpp: SIGINT, SIGTERM and SIGHUP end a command cleanly: the
 // temporaries it registered are removed (a lock file, a staging directory),
 // its audit event is written, and the process exits 128+signal, as a shell
-// reports it. The one signal mechanism of the tools (kina-vm's own goes too,
-// docs/architecture.md).
+// reports it. A command that must answer them itself at a safe point (kina-vm
+// boot undoes the machine it started, exec passes them to the guest's command,
+// cp removes what it wrote) holds them instead (hold()): they are then queued
+// for it to take. The one signal mechanism of the tools (docs/architecture.md).
 #pragma once
 
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <string.h>
+
+#include <deque>
 #include <functional>
 #include <iterator>
+#include <string>
+#include <string_view>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -18,6 +26,9 @@
 #include <type_traits>
 #include <utility>
 
+#include <fmt/format.h>
+
+#include "kina/error.hpp"
 #include "kina/exit.hpp"
 
 namespace kina {
@@ -27,6 +38,9 @@ struct InterruptState {
   std::recursive_mutex mu;
   std::list<std::function<void(int signo)>> cleanups;
   std::function<void(int)> hook;
+  int holds = 0;             // hold()s alive: signals are queued, not acted on
+  std::deque<int> pending;   // queued signals, oldest first
+  int pipe[2] = {-1, -1};    // readable while a signal is queued (for poll loops)
 };
 }  // namespace detail
 
@@ -40,19 +54,34 @@ class Interrupts {
 
   explicit Interrupts(Hook on_signal = {}) : state_(std::make_shared<detail::InterruptState>()) {
     state_->hook = std::move(on_signal);
+    if (::pipe2(state_->pipe, O_CLOEXEC | O_NONBLOCK) != 0) state_->pipe[0] = state_->pipe[1] = -1;
     sigset_t set;
     sigemptyset(&set);
     for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // The thread starts with every signal blocked, so that none meant for
+    // the command (SIGCHLD, SIGQUIT, SIGWINCH) is ever delivered to it.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &old);
     std::thread([s = state_, set] {
-      int signo = 0;
-      while (::sigwait(&set, &signo) != 0) {
+      for (;;) {
+        int signo = 0;
+        while (::sigwait(&set, &signo) != 0) {
+        }
+        s->mu.lock();  // held until _exit: no guard is released, no rename happens meanwhile
+        if (s->holds > 0) {  // the command takes it (take(), check())
+          s->pending.push_back(signo);
+          if (s->pipe[1] >= 0) (void)!::write(s->pipe[1], "s", 1);
+          s->mu.unlock();
+          continue;
+        }
+        for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)(signo);  // newest first
+        if (s->hook) s->hook(signo);
+        ::_exit(signal_exit(signo));
       }
-      s->mu.lock();  // held until _exit: no guard is released, no rename happens meanwhile
-      for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)(signo);  // newest first
-      if (s->hook) s->hook(signo);
-      ::_exit(signal_exit(signo));
     }).detach();
+    sigaddset(&old, SIGINT), sigaddset(&old, SIGTERM), sigaddset(&old, SIGHUP);
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   Interrupts(const Interrupts&) = delete;
   Interrupts& operator=(const Interrupts&) = delete;
@@ -115,6 +144,68 @@ class Interrupts {
   auto critical(Fn&& fn) const {
     std::lock_guard<std::recursive_mutex> l(state_->mu);
     return fn();
+  }
+
+  // While the returned object lives, SIGINT, SIGTERM and SIGHUP are queued
+  // for the command (take(), check(), fd()) instead of ending the process.
+  // When the last hold goes, queued ones that were not taken are discarded:
+  // the command finished before it looked (boot's machine is up by then).
+  class Hold {
+   public:
+    Hold() = default;
+    Hold(Hold&& o) noexcept : state_(std::move(o.state_)) {}
+    Hold& operator=(Hold&&) = delete;
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    ~Hold() {
+      if (!state_) return;
+      std::lock_guard<std::recursive_mutex> l(state_->mu);
+      if (--state_->holds == 0) {
+        state_->pending.clear();
+        char buf[64];
+        while (state_->pipe[0] >= 0 && ::read(state_->pipe[0], buf, sizeof buf) > 0) {
+        }
+      }
+    }
+
+   private:
+    friend class Interrupts;
+    std::shared_ptr<detail::InterruptState> state_;
+  };
+  Hold hold() const {
+    Hold h;
+    std::lock_guard<std::recursive_mutex> l(state_->mu);
+    ++state_->holds;
+    h.state_ = state_;
+    return h;
+  }
+  // hold() when there is an Interrupts, else nothing (a unit test).
+  static Hold hold(const Interrupts* intr) { return intr ? intr->hold() : Hold(); }
+
+  // The oldest queued signal, taken (0: none).
+  int take() const {
+    std::lock_guard<std::recursive_mutex> l(state_->mu);
+    if (state_->pending.empty()) return 0;
+    int signo = state_->pending.front();
+    state_->pending.pop_front();
+    char c;
+    if (state_->pipe[0] >= 0) (void)!::read(state_->pipe[0], &c, 1);
+    return signo;
+  }
+  static int take(const Interrupts* intr) { return intr ? intr->take() : 0; }
+  // Readable while a signal is queued (poll it with the command's own fds); -1 without one.
+  int fd() const { return state_->pipe[0]; }
+  static int fd(const Interrupts* intr) { return intr ? intr->fd() : -1; }
+
+  // An error (exit 128+N) when a signal is queued, taken; UNDONE says what
+  // the command did about it.
+  static Status check(const Interrupts* intr, std::string_view what,
+                      std::string_view undone = "what it had started was removed") {
+    int signo = take(intr);
+    if (signo == 0) return {};
+    const char* name = ::sigabbrev_np(signo);
+    return make_error(static_cast<Exit>(signal_exit(signo)), std::string(what),
+                      fmt::format("interrupted by SIG{}; {}", name ? name : "?", undone));
   }
 
   // critical() when there is an Interrupts, else just fn(): for code that

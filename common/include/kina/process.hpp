@@ -24,6 +24,7 @@
 
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/interrupt.hpp"
 
 extern char** environ;
 
@@ -76,6 +77,9 @@ struct ProcessSpec {
   // the child's to answer, as with system(3)) and pass SIGTERM and SIGHUP on
   // to it, so it never outlives us.
   bool foreground = false;
+  // With foreground, in a command whose SIGTERM and SIGHUP are held
+  // (Interrupts::hold): where they are taken to be passed on.
+  const Interrupts* interrupts = nullptr;
   // With capture_stdout: each chunk of stdout as it arrives, instead of
   // collecting it in ProcessResult::out (logs -f through a filter).
   std::function<void(std::string_view)> on_stdout;
@@ -315,7 +319,9 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
         reaped = true;
         break;
       }
-      auto until = std::min({term_sent ? kill_at : deadline, now + std::chrono::seconds(1)});
+      for (int sig; (sig = Interrupts::take(spec.interrupts)) != 0;) forward(sig);
+      auto step = spec.interrupts ? std::chrono::milliseconds(50) : std::chrono::milliseconds(1000);
+      auto until = std::min({term_sent ? kill_at : deadline, now + step});
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(until - now, clock::duration::zero())).count();
       timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
       forward(::sigtimedwait(&wait_set, nullptr, &ts));
@@ -327,6 +333,7 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     if (spec.foreground) {
       timespec zero{};
       for (int sig; (sig = ::sigtimedwait(&wait_set, nullptr, &zero)) > 0;) forward(sig);
+      for (int sig; (sig = Interrupts::take(spec.interrupts)) != 0;) forward(sig);
     }
     for (const auto& p : fds) {
       if (!p.revents) continue;
