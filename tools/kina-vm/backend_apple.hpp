@@ -18,7 +18,7 @@
 #include "apple.hpp"
 #include "backend.hpp"
 #include "console.hpp"
-#include "interrupt.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/clock.hpp"
 #include "kina/diag.hpp"
 #include "kina/fs.hpp"
@@ -90,12 +90,13 @@ inline constexpr std::chrono::milliseconds kSystemdPoll{2000}, kSystemdCall{1000
 // (126/127). Failures are 69 naming the machine and the last state seen;
 // DOING and UNDONE word them ("booting"/"starting", what the caller does
 // about it); interrupts are 128+N.
-inline Status wait_systemd_apple(Spec& s, const Wait& w, std::string_view doing, std::string_view undone) {
+inline Status wait_systemd_apple(Spec& s, const Wait& w, std::string_view doing, std::string_view undone,
+                                 const Interrupts* intr) {
   std::string what = fmt::format("{} {}", doing, s.name);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(w.timeout_ms);
   std::string said;  // systemd's last answer
   for (;;) {
-    if (auto st = check_interrupt(what, undone); !st) return st;
+    if (auto st = Interrupts::check(intr, what, undone); !st) return st;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return make_error(Exit::unavailable, what,
@@ -134,7 +135,7 @@ inline Status wait_systemd_apple(Spec& s, const Wait& w, std::string_view doing,
     // The next question about every 2 s, answering interrupts meanwhile.
     auto next = std::min(std::chrono::steady_clock::now() + kSystemdPoll, deadline);
     while (std::chrono::steady_clock::now() < next) {
-      if (auto st = check_interrupt(what, undone); !st) return st;
+      if (auto st = Interrupts::check(intr, what, undone); !st) return st;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
@@ -142,6 +143,10 @@ inline Status wait_systemd_apple(Spec& s, const Wait& w, std::string_view doing,
 
 class AppleBackend final : public Backend {
  public:
+  // SIGINT, SIGTERM and SIGHUP reach boot, start and exec through INTR (held
+  // there); null in a unit test.
+  explicit AppleBackend(const Interrupts* intr = nullptr) : intr_(intr) {}
+
   Result<std::vector<std::string>> boot(const BootRequest& r) override {
     for (const auto& m : r.mounts)
       if (m.find(':') == std::string::npos)
@@ -196,9 +201,9 @@ class AppleBackend final : public Backend {
       fsys::remove_all(*dir, ec);
       return e;
     };
-    HeldInterrupts held;  // SIGINT, SIGTERM, SIGHUP: the container is deleted first
+    auto held = Interrupts::hold(intr_);  // SIGINT, SIGTERM, SIGHUP: the container is deleted first
     if (auto run = apple::run_container(apple::run_argv(rr)); !run) return fail(run.error());
-    if (auto st = check_interrupt(fmt::format("booting {}", r.name.str())); !st) return fail(st.error());
+    if (auto st = Interrupts::check(intr_, fmt::format("booting {}", r.name.str())); !st) return fail(st.error());
     auto c = apple::find(s.container);
     if (!c) return fail(c.error());
     if (!*c)
@@ -208,7 +213,7 @@ class AppleBackend final : public Backend {
     State st;
     st.state = apple::kina_state((*c)->state);
     if (r.wait.ready == Ready::systemd) {
-      if (auto ws = wait_systemd_apple(s, r.wait, "booting", "the container was deleted and the machine removed"); !ws)
+      if (auto ws = wait_systemd_apple(s, r.wait, "booting", "the container was deleted and the machine removed", intr_); !ws)
         return fail(ws.error());
       s.ready = ready_name(r.wait.ready);
       if (auto ws = write_file_atomic(*dir / file::spec, s.to_json() + "\n", 0644); !ws) return fail(ws.error());
@@ -232,8 +237,8 @@ class AppleBackend final : public Backend {
                         fmt::format("`container start` returned but the container is {}", st.state));
     s.ready.clear();
     if (w.ready == Ready::systemd) {
-      HeldInterrupts held;  // SIGINT, SIGTERM, SIGHUP: the container is stopped first
-      if (auto ws = wait_systemd_apple(s, w, "starting", "the machine was stopped again, its container kept"); !ws) {
+      auto held = Interrupts::hold(intr_);  // SIGINT, SIGTERM, SIGHUP: the container is stopped first
+      if (auto ws = wait_systemd_apple(s, w, "starting", "the machine was stopped again, its container kept", intr_); !ws) {
         (void)apple::run_container({"container", "stop", s.container}, std::chrono::seconds(60));
         (void)write_file_atomic(m.dir / file::spec, s.to_json() + "\n", 0644);
         return ws.error();
@@ -281,6 +286,8 @@ class AppleBackend final : public Backend {
     spec.inherit_stdin = e.interactive;
     spec.capture_stdout = spec.capture_stderr = false;
     spec.foreground = true;  // the terminal's: it may read it, Ctrl-C reaches it
+    auto held = Interrupts::hold(intr_);  // SIGTERM and SIGHUP are passed on to it
+    spec.interrupts = intr_;
     auto r = run_process(spec);
     if (!r) return r.error();
     return r->exit_code();
@@ -421,6 +428,7 @@ class AppleBackend final : public Backend {
   }
 
   std::optional<Result<std::vector<apple::NetworkInfo>>> networks_;  // `container network list`, once asked
+  const Interrupts* intr_;
 };
 
 }  // namespace kina::vm

@@ -19,7 +19,7 @@
 #include "client.hpp"
 #include "console.hpp"
 #include "guest_config.hpp"
-#include "interrupt.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/diag.hpp"
 #include "kina/fs.hpp"
 #include "kina/json.hpp"
@@ -36,6 +36,10 @@ namespace kina::vm {
 
 class QemuBackend final : public Backend {
  public:
+  // SIGINT, SIGTERM and SIGHUP reach boot, start, exec and cp through INTR
+  // (held there); null in a unit test.
+  explicit QemuBackend(const Interrupts* intr = nullptr) : intr_(intr) {}
+
   Result<std::vector<std::string>> boot(const BootRequest& r) override {
     std::vector<Mount> mounts;
     for (const auto& m : r.mounts) {
@@ -104,7 +108,7 @@ class QemuBackend final : public Backend {
       return make_error(Exit::unavailable, "qemu-system-x86_64 not found", "install qemu-system-x86");
 
     // From here on, SIGINT, SIGTERM and SIGHUP undo what this boot started.
-    HeldInterrupts held;
+    auto held = Interrupts::hold(intr_);
     // The records are printed once every machine answers.
     std::vector<BootPlan> booted;
     auto undo = [](const BootPlan& plan) {
@@ -115,6 +119,7 @@ class QemuBackend final : public Backend {
     };
     for (size_t i = 0; i < inputs.size(); ++i) {
       BootPlan plan;
+      plan.intr = intr_;
       auto st = boot_one(r, names[i], inputs[i], r.memory_bytes, mounts, virtiofsd, *k, *init, plan);
       if (!st) {
         if (!plan.dir.empty()) undo(plan);
@@ -146,7 +151,7 @@ class QemuBackend final : public Backend {
     if (!cdir) return cdir.error();
     // From before the `starting` marker exists: SIGINT, SIGTERM and SIGHUP
     // stop the machine again first (pending ones are answered in attempt).
-    HeldInterrupts held;
+    auto held = Interrupts::hold(intr_);
     {
       auto cluster_lock = FileLock::acquire(*cdir / "lock", std::chrono::seconds(30), "kina-vm start");
       if (!cluster_lock) return cluster_lock.error();
@@ -163,6 +168,7 @@ class QemuBackend final : public Backend {
       if (auto st2 = write_file_atomic(m.dir / file::starting, this_boot("").str(), 0600); !st2) return st2.error();
     }
     BootPlan plan;
+    plan.intr = intr_;
     plan.spec = s;
     plan.dir = m.dir;
     plan.doing = "starting";
@@ -266,7 +272,7 @@ class QemuBackend final : public Backend {
     req.argv = e.command;
     req.env = e.env;
     int status = 0;
-    if (auto st = run_exec(*conn, req, e.interactive, &status); !st) return st.error();
+    if (auto st = run_exec(*conn, req, e.interactive, &status, intr_); !st) return st.error();
     return status;
   }
 
@@ -280,7 +286,7 @@ class QemuBackend final : public Backend {
                   uint64_t max_bytes) override {
     auto conn = AgentConnection::open(m.dir, m.name.str());
     if (!conn) return conn.error();
-    return vm::copy_out(*conn, guest_src, host_dst, max_bytes);
+    return vm::copy_out(*conn, guest_src, host_dst, max_bytes, intr_);
   }
 
   Status logs(const MachineRef& m, bool follow, bool raw) override {
@@ -357,6 +363,9 @@ class QemuBackend final : public Backend {
     if (ec) return os_error(fmt::format("removing {}", n->dir.string()), ec.value());
     return {};
   }
+
+ private:
+  const Interrupts* intr_;
 };
 
 }  // namespace kina::vm

@@ -24,6 +24,8 @@ namespace kina::vm {
 // Both backends; each command asks for the one it needs, once.
 class Backends {
  public:
+  // INTR: the command's signal handling (kina/interrupt.hpp); null in a unit test.
+  explicit Backends(const Interrupts* intr = nullptr) : qemu_(intr), apple_(intr) {}
   // --backend of boot and network create: auto is apple on macOS, qemu elsewhere.
   Backend& for_flag(const std::string& flag) {
 #ifdef __APPLE__

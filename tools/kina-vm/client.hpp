@@ -22,6 +22,7 @@
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
+#include "kina/interrupt.hpp"
 #include "machine.hpp"
 #include "guest/transfer.hpp"
 #include "guest/wire.hpp"
@@ -185,8 +186,12 @@ class RawTerminal {
   bool active_ = false;
 };
 
-// Runs a command in the guest, streaming stdio; the exit status ends up in *status.
-inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool interactive, int* status) {
+// Runs a command in the guest, streaming stdio; the exit status ends up in
+// *status. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to the command
+// (the first three held through INTR when there is one), SIGWINCH resizes
+// its terminal.
+inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool interactive, int* status,
+                       const Interrupts* intr = nullptr) {
   bool local_tty = req.tty && ::isatty(0);
   if (local_tty) {
     winsize ws{};
@@ -196,9 +201,12 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
   if (!interactive)
     if (auto st = conn.send(wire::Type::stdin_close); !st) return st;
 
+  auto held = Interrupts::hold(intr);
   sigset_t mask;
   sigemptyset(&mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&mask, s);
+  for (int s : {SIGQUIT, SIGWINCH}) sigaddset(&mask, s);
+  if (!intr)
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, s);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
   std::optional<RawTerminal> raw;
@@ -231,32 +239,36 @@ inline Status run_exec(AgentConnection& conn, wire::ExecRequest req, bool intera
     // Stdin is read only while little waits to be sent: the supervisor stops
     // taking it while the command has a window of unread input.
     bool take_stdin = stdin_open && conn.queued() < 2 * wire::kChunk;
-    pollfd fds[3] = {{conn.fd(), static_cast<short>(POLLIN | (conn.queued() ? POLLOUT : 0)), 0},
+    pollfd fds[4] = {{conn.fd(), static_cast<short>(POLLIN | (conn.queued() ? POLLOUT : 0)), 0},
                      {sfd.get(), POLLIN, 0},
-                     {take_stdin ? 0 : -1, POLLIN, 0}};
-    if (::poll(fds, 3, -1) < 0 && errno != EINTR) return os_error("poll");
+                     {take_stdin ? 0 : -1, POLLIN, 0},
+                     {Interrupts::fd(intr), POLLIN, 0}};
+    if (::poll(fds, 4, -1) < 0 && errno != EINTR) return os_error("poll");
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (auto st = conn.fill(); !st) return st;
     }
+    std::vector<uint32_t> signals;
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
-      if (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        if (si.ssi_signo == SIGWINCH) {
-          winsize ws{};
-          if (::ioctl(0, TIOCGWINSZ, &ws) == 0)
-            conn.queue(wire::Type::resize, wire::Encoder().u16(ws.ws_row).u16(ws.ws_col).take());
-        } else if (signal_sent_at > conn.sent()) {
-          // The previous signal is still queued behind input the command does
-          // not read: give up the session. Disconnecting makes the supervisor
-          // kill the command.
-          warn("kina-vm", fmt::format("exec on {}: signal {} could not be delivered (the command is not reading its "
-                                      "input); disconnecting, which kills the command",
-                                      conn.name(), si.ssi_signo));
-          *status = 128 + static_cast<int>(si.ssi_signo);
-          return {};
-        } else {
-          signal_sent_at = conn.queue(wire::Type::signal, wire::Encoder().u32(si.ssi_signo).take());
-        }
+      if (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) signals.push_back(si.ssi_signo);
+    }
+    for (int sig; (sig = Interrupts::take(intr)) != 0;) signals.push_back(static_cast<uint32_t>(sig));
+    for (uint32_t sig : signals) {
+      if (sig == SIGWINCH) {
+        winsize ws{};
+        if (::ioctl(0, TIOCGWINSZ, &ws) == 0)
+          conn.queue(wire::Type::resize, wire::Encoder().u16(ws.ws_row).u16(ws.ws_col).take());
+      } else if (signal_sent_at > conn.sent()) {
+        // The previous signal is still queued behind input the command does
+        // not read: give up the session. Disconnecting makes the supervisor
+        // kill the command.
+        warn("kina-vm", fmt::format("exec on {}: signal {} could not be delivered (the command is not reading its "
+                                    "input); disconnecting, which kills the command",
+                                    conn.name(), sig));
+        *status = 128 + static_cast<int>(sig);
+        return {};
+      } else {
+        signal_sent_at = conn.queue(wire::Type::signal, wire::Encoder().u32(sig).take());
       }
     }
     if (take_stdin && fds[2].revents) {
@@ -318,7 +330,7 @@ inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::s
 // through wire::TreeSink: never outside it, never through a symlink, holes
 // kept, at most max_bytes of data; on any failure what was written is removed.
 inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys::path& dst,
-                       uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes) {
+                       uint64_t max_bytes = wire::TreeSink::kDefaultMaxBytes, const Interrupts* intr = nullptr) {
   fsys::path root = dst;
   std::error_code ec;
   std::string base = fsys::path(src).lexically_normal().filename().string();
@@ -336,26 +348,35 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
     }
     return make_error(code, what, wire::sink_failure_why(sink));
   };
-  // SIGINT, SIGTERM and SIGHUP end the copy like a failure: the sink's
-  // destructor removes what it wrote (the signals are taken by a signalfd
-  // while the copy runs, then the previous mask is back).
+  // SIGINT, SIGTERM and SIGHUP end the copy like a failure (exit 128+N): the
+  // sink's destructor removes what it wrote. They are held through INTR, or
+  // without one taken by a signalfd while the copy runs (then the previous
+  // mask is back).
+  auto held = Interrupts::hold(intr);
   sigset_t mask, old;
   sigemptyset(&mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, sig);
+  if (!intr)
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, sig);
   ::sigprocmask(SIG_BLOCK, &mask, &old);
   struct Restore {
     sigset_t m;
     ~Restore() { ::sigprocmask(SIG_SETMASK, &m, nullptr); }
   } restore{old};
-  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  UniqueFd sfd(intr ? -1 : ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  const int signal_fd = intr ? Interrupts::fd(intr) : sfd.get();
+  const std::string undone = "what it wrote was removed";
   for (;;) {
+    if (auto st = Interrupts::check(intr, what, undone); !st) return st;
     auto f = conn.next(0);
     if (!f && f.error().exit == Exit::temp_fail) {  // nothing buffered: wait for a frame or a signal
-      pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
-      if (::poll(fds, sfd.valid() ? 2 : 1, -1) < 0 && errno != EINTR) return os_error("poll");
+      pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0 && errno != EINTR) return os_error("poll");
       signalfd_siginfo si;
-      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
-        return make_error(Exit::temp_fail, what, fmt::format("interrupted by signal {}; what it wrote is removed", si.ssi_signo));
+      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        const char* name = ::sigabbrev_np(static_cast<int>(si.ssi_signo));
+        return make_error(static_cast<Exit>(signal_exit(static_cast<int>(si.ssi_signo))), what,
+                          fmt::format("interrupted by SIG{}; {}", name ? name : "?", undone));
+      }
       continue;
     }
     if (!f) return f.error();

@@ -26,7 +26,7 @@
 #include "client.hpp"
 #include "disks.hpp"
 #include "guest_config.hpp"
-#include "interrupt.hpp"
+#include "kina/interrupt.hpp"
 #include "kernel.hpp"
 #include "kina/clock.hpp"
 #include "kina/encoding.hpp"
@@ -165,8 +165,9 @@ struct BootPlan {
   // For messages: what the command is doing, and what a failure leaves.
   std::string doing = "booting";
   std::string undone = "the machine was removed";
+  const Interrupts* intr = nullptr;  // held by the command (SIGINT, SIGTERM, SIGHUP answered here)
   std::string what() const { return fmt::format("{} {}", doing, spec.name); }
-  Status interrupted() const { return check_interrupt(what(), undone); }
+  Status interrupted() const { return Interrupts::check(intr, what(), undone); }
 };
 
 inline void remove_machine_dir(const fsys::path& dir) {
@@ -216,7 +217,7 @@ inline Status boot_machine(const BootRequest& r, BootPlan& plan, const Kernel& k
     qi.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base.string(), (dir / file::disk).string()};
     if (auto made = run_checked(qi, "creating the overlay disk"); !made) return made.error();
   }
-  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
+  if (auto st = plan.interrupted(); !st) return st;
   auto mdisk = modules_disk(k);
   if (!mdisk) return mdisk.error();
 
@@ -261,7 +262,7 @@ inline Status boot_machine(const BootRequest& r, BootPlan& plan, const Kernel& k
   if (!in.workdir.empty())
     if (auto st = add("cwd", in.workdir, "image WorkingDir"); !st) return st;
   if (auto st = build_initramfs(dir / file::initramfs, init, *mods, config.text()); !st) return st;
-  if (auto st = check_interrupt(fmt::format("booting {}", s.name)); !st) return st;
+  if (auto st = plan.interrupted(); !st) return st;
 
   auto accel = choose_accel(r.accel, k, init);
   if (!accel) return accel.error();
@@ -404,18 +405,24 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
 inline Status spawn_and_wait(const Wait& w, BootPlan& plan, int64_t timeout_ms, bool quiet) {
   Spec& s = plan.spec;
   const fsys::path& dir = plan.dir;
-  // The supervisor: detached (own session), outliving this command.
+  // The supervisor: detached (own session), outliving this command. Its
+  // strings are made before fork: the process has a signal thread
+  // (kina/interrupt.hpp), so the child only makes async-signal-safe calls.
+  const std::string self = (self_dir() / "kina-vm").string(), d = dir.string();
+  const std::string log_path = (dir / file::supervisor_log).string();
+  const char* argv[] = {self.c_str(), "_supervise", d.c_str(), nullptr};
   pid_t pid = ::fork();
   if (pid < 0) return os_error("fork");
   if (pid == 0) {
     ::setsid();
     int null = ::open("/dev/null", O_RDWR);
-    int log = ::open((dir / file::supervisor_log).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(null, 0), ::dup2(null, 1), ::dup2(log, 2);
+    // The supervisor starts with no signal blocked (it sets its own mask).
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (::fork() != 0) ::_exit(0);  // the grandchild is reparented, never our zombie
-    std::string self = (self_dir() / "kina-vm").string();
-    std::string d = dir.string();
-    const char* argv[] = {self.c_str(), "_supervise", d.c_str(), nullptr};
     ::execv(self.c_str(), const_cast<char**>(argv));
     ::_exit(127);
   }

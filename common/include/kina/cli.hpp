@@ -182,7 +182,9 @@ inline int run_tool(std::string_view tool, int argc, char** argv,
   }
   if (!result) {
     const Error& e = result.error();
-    if (e.exit == Exit::negative) {
+    if (e.what.empty() && e.why.empty()) {
+      // A status passed on (kina-vm exec's command's): nothing to say.
+    } else if (e.exit == Exit::negative) {
       // A negative answer is not an error: say what was found, without "error:".
       if (!e.what.empty()) info(tool, e.message());
     } else {
@@ -217,9 +219,12 @@ template <class Options>
 struct Subcommand {
   using AddOptions = void (*)(CLI::App&, Options&);
   using Run = Status (*)(Options&, Invocation&);
+  using AuditIf = bool (*)(const Options&);
   // A command.
-  Subcommand(std::string name_, std::string help_, AddOptions options_, Run run_, std::string audit_ = {})
-      : name(std::move(name_)), help(std::move(help_)), options(options_), run(run_), audit(std::move(audit_)) {}
+  Subcommand(std::string name_, std::string help_, AddOptions options_, Run run_, std::string audit_ = {},
+             AuditIf audit_if_ = nullptr)
+      : name(std::move(name_)), help(std::move(help_)), options(options_), run(run_), audit(std::move(audit_)),
+        audit_if(audit_if_) {}
   // A group of commands (`kina-kube pki init`): one of them is required.
   Subcommand(std::string name_, std::string help_, std::vector<Subcommand> subcommands_)
       : name(std::move(name_)), help(std::move(help_)), subcommands(std::move(subcommands_)) {}
@@ -232,7 +237,12 @@ struct Subcommand {
   // its real outcome and exit code (signals included). Empty: not recorded by
   // run_tool (a read-only command, or one that records itself).
   std::string audit;
+  // When set, the command is recorded only when this says so of the options
+  // (`kina-vm kernel` registers a kernel with --fetch, only reads without).
+  AuditIf audit_if = nullptr;
   std::vector<Subcommand> subcommands;
+
+  bool audited(const Options& o) const { return !audit.empty() && (!audit_if || audit_if(o)); }
 };
 
 template <class Options>
@@ -311,20 +321,26 @@ int run_tool(const Tool<Options>& t, int argc, char** argv) {
       if (!leaf || !leaf->cmd->run) return usage_error("no command", fmt::format("see {} --help", t.name));
       const CLI::App* sub = leaf->app;
       auto count = [sub](const std::string& opt) { return sub->count(opt); };
-      if (leaf->cmd->audit.empty()) {
+      // A status the command passes on (kina-vm exec: its command's) is an
+      // error without a message: recorded with that code, nothing printed.
+      auto passed_on = [](Status st, const Invocation& inv) {
+        if (st && inv.exit_status() != 0) return Status(Error{static_cast<Exit>(inv.exit_status()), {}, {}, {}});
+        return st;
+      };
+      if (!leaf->cmd->audited(o)) {
         Invocation inv(count, nullptr);
-        return leaf->cmd->run(o, inv);
+        return passed_on(leaf->cmd->run(o, inv), inv);
       }
       Interrupts intr;  // before the command starts any thread
       Invocation inv(count, &intr);
       return audit::audited(t.name, args, leaf->cmd->audit, inv.cluster(), inv.target(),
-                            [&] { return guarded([&] { return leaf->cmd->run(o, inv); }); }, &intr);
+                            [&] { return passed_on(guarded([&] { return leaf->cmd->run(o, inv); }), inv); }, &intr);
     };
   };
   auto refused = [&](const CLI::App&, const Error& e) {
     if (!t.audit_refused) return;
     const auto* leaf = detail::parsed_leaf(added);
-    if (!leaf || leaf->cmd->audit.empty()) return;
+    if (!leaf || !leaf->cmd->audited(o)) return;
     const std::string target = t.refused_target ? t.refused_target(o) : std::string();
     const std::string cluster = t.refused_cluster ? t.refused_cluster(o) : std::string();
     (void)audit::audited(t.name, args, leaf->cmd->audit, cluster, target, [&] { return Status(e); });

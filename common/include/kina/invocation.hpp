@@ -34,12 +34,19 @@ class Invocation {
     Interrupts::critical(interrupts_, [&] { target_ = std::move(t); });
   }
   const std::string& cluster() const { return cluster_; }
+
+  // A command that succeeds but ends with another status (kina-vm exec: the
+  // status of the command it ran): the tool exits with it, and its audit
+  // event records it, without an error message.
+  void set_exit_status(int status) { exit_status_ = status; }
+  int exit_status() const { return exit_status_; }
   const std::string& target() const { return target_; }
 
  private:
   std::function<size_t(const std::string&)> count_;
   const Interrupts* interrupts_ = nullptr;
   std::string cluster_, target_;
+  int exit_status_ = 0;
 };
 
 }  // namespace kina
