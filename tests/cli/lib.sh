@@ -106,3 +106,17 @@ print("\n".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 # A free TCP port on 127.0.0.1.
 free_port() { free_ports 1; }
+
+# Audit events ($KINA_AUDIT_LOG or $KINA_HOME's log): how many there are, and
+# "tool action outcome exitCode cluster" of the newest ("-" for no cluster).
+audit_events() { { kina-audit show 2>/dev/null || true; } | wc -l; }
+last_audit_event() { kina-audit show -n 1 | jq -r '[.tool, .action, .outcome, (.exitCode|tostring), (.cluster // "-")] | join(" ")'; }
+# audited WANT_EXIT WANT_EVENT CMD...: CMD exits WANT_EXIT and appends exactly
+# one audit event, WANT_EVENT.
+audited() {
+  local want=$1 event=$2 before; shift 2
+  before=$(audit_events)
+  expect_exit "$want" "$@"
+  assert_eq "$(audit_events)" "$((before + 1))" "audit events appended by: $*"
+  assert_eq "$(last_audit_event)" "$event" "the audit event of: $*"
+}

@@ -5,18 +5,6 @@
 # read; read-only invocations (--help, --version) record nothing.
 source "$KINA_CLI_LIB"
 cd "$TEST_TMP"
-events() { { kina-audit show 2>/dev/null || true; } | wc -l; }
-last_event() { kina-audit show -n 1 | jq -r '[.tool, .action, .outcome, (.exitCode|tostring), (.cluster // "-")] | join(" ")'; }
-# audited WANT_EXIT WANT_EVENT CMD...: CMD exits WANT_EXIT and appends exactly one event WANT_EVENT.
-audited() {
-  local want=$1 event=$2; shift 2
-  local before
-  before=$(events)
-  expect_exit "$want" "$@"
-  assert_eq "$(events)" "$((before + 1))" "events appended by: $*"
-  assert_eq "$(last_event)" "$event" "the event of: $*"
-}
-
 audited 0 "kina-kube pki-init ok 0 c1" kina-kube pki init --cluster c1
 audited 64 "kina-kube pki-init error 64 c1" kina-kube pki init --cluster c1 --no-such-flag
 audited 64 "kina-kube pki-export error 64 c1" kina-kube pki export --cluster c1
@@ -26,11 +14,11 @@ audited 64 "kina-kube merge error 64 -" kina-kube merge --kubeconfig
 audited 64 "kina-kube unmerge error 64 c1" kina-kube unmerge --cluster c1 extra-word
 ok "refused command lines are recorded with their exit code and the cluster read"
 
-before=$(events)
+before=$(audit_events)
 expect_exit 0 kina-kube --version
 expect_exit 0 kina-kube sign --help
 expect_exit 64 kina-kube pkk init --cluster c1
 assert_contains "$ERR" 'did you mean "pki"'
-assert_eq "$(events)" "$before" "events after --version, --help and an unknown subcommand"
+assert_eq "$(audit_events)" "$before" "events after --version, --help and an unknown subcommand"
 expect_exit 0 kina-audit verify
 ok "read-only invocations record nothing; the log verifies"
