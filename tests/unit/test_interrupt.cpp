@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
@@ -159,4 +161,52 @@ BOOST_AUTO_TEST_CASE(held_sigterm_is_passed_on_to_a_foreground_child) {
   ::rmdir(dir);
   BOOST_TEST(WIFEXITED(st));
   BOOST_TEST(WEXITSTATUS(st) == 0);
+}
+
+// A signal that ends the command ends the children it started too (each in
+// its process group: run_process gives a non-foreground child its own), so
+// that no mke2fs or `kina-vm exec` outlives an interrupted command.
+BOOST_AUTO_TEST_CASE(children_end_with_the_command) {
+  char dir[] = "/tmp/kina-intr-XXXXXX";
+  BOOST_TEST_REQUIRE(::mkdtemp(dir) != nullptr);
+  std::string pidfile = std::string(dir) + "/pid";
+  int st = in_child([&] {
+    Interrupts intr;
+    std::thread([&] {
+      ProcessSpec s;
+      // A child of the child: in the same group, it must go too.
+      s.argv = {"sh", "-c", "sleep 300 & echo $! > \"$0.tmp\" && mv \"$0.tmp\" \"$0\"; wait", pidfile};
+      (void)run_process(s);
+    }).detach();
+    struct stat sb {};
+    for (int i = 0; i < 1000 && ::stat(pidfile.c_str(), &sb) != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ::kill(::getpid(), SIGTERM);
+    ::sleep(10);
+    return 0;  // not reached
+  });
+  BOOST_TEST(WIFEXITED(st));
+  BOOST_TEST(WEXITSTATUS(st) == 128 + SIGTERM);
+  FILE* f = std::fopen(pidfile.c_str(), "r");
+  BOOST_TEST_REQUIRE(f != nullptr);
+  long pid = 0;
+  BOOST_TEST_REQUIRE(std::fscanf(f, "%ld", &pid) == 1);
+  std::fclose(f);
+  // Gone, or a zombie nobody reaps (a container's init may not).
+  auto alive = [pid] {
+    char path[64], stat_line[256] = {};
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE* s = std::fopen(path, "r");
+    if (!s) return false;
+    bool got = std::fgets(stat_line, sizeof stat_line, s) != nullptr;
+    std::fclose(s);
+    const char* close = got ? std::strrchr(stat_line, ')') : nullptr;
+    return !(close && (close[2] == 'Z' || close[2] == 'X'));
+  };
+  bool gone = false;
+  for (int i = 0; i < 500 && !(gone = !alive()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!gone) ::kill(static_cast<pid_t>(pid), SIGKILL);
+  BOOST_TEST(gone, "the grandchild sleep " << pid << " outlived the interrupted command");
+  ::unlink(pidfile.c_str());
+  ::rmdir(dir);
 }

@@ -11,9 +11,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <iterator>
@@ -42,10 +45,46 @@ struct InterruptState {
   std::deque<int> pending;   // queued signals, oldest first
   int pipe[2] = {-1, -1};    // readable while a signal is queued (for poll loops)
 };
+// Sends SIGTERM to this process's children (those of every thread, from
+// /proc/self/task/*/children): to the child's process group when it leads
+// one (run_process puts a non-foreground child in a group of its own, so a
+// tool such as mke2fs or a `kina-vm exec` goes with everything it started),
+// else to the child alone. A command's helpers thus end with it. Daemons
+// (the VM supervisor, a switch) are reparented away and are not children.
+// Only system calls and fixed buffers: it runs while the process is ending.
+inline void terminate_children() {
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (!tasks) return;
+  while (dirent* t = ::readdir(tasks)) {
+    if (t->d_name[0] < '0' || t->d_name[0] > '9') continue;
+    char path[300];  // d_name is at most 255 bytes
+    std::snprintf(path, sizeof path, "/proc/self/task/%.255s/children", t->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    for (char* p = buf; *p;) {
+      char* end = nullptr;
+      long pid = std::strtol(p, &end, 10);
+      if (end == p) break;
+      p = end;
+      while (*p == ' ' || *p == '\n') ++p;
+      if (pid <= 0) continue;
+      if (::getpgid(static_cast<pid_t>(pid)) == static_cast<pid_t>(pid)) ::kill(-static_cast<pid_t>(pid), SIGTERM);
+      else ::kill(static_cast<pid_t>(pid), SIGTERM);
+    }
+  }
+  ::closedir(tasks);
+}
+
 }  // namespace detail
 
 // Create one in main() before any other thread starts: the signals are then
-// blocked in every thread and taken by one waiting thread, which runs the
+// blocked in every thread and taken by one waiting thread, which sends
+// SIGTERM to the process's children (detail::terminate_children), runs the
 // cleanups in ordinary (not signal-handler) context, then the hook, then
 // _exit(128+signal). Children started with run_process reset their mask.
 class Interrupts {
@@ -75,6 +114,7 @@ class Interrupts {
           s->mu.unlock();
           continue;
         }
+        detail::terminate_children();  // first: a cleanup may remove what a child writes into
         for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)(signo);  // newest first
         if (s->hook) s->hook(signo);
         ::_exit(signal_exit(signo));
