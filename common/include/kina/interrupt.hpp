@@ -17,6 +17,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <iterator>
@@ -41,7 +43,11 @@ struct InterruptState {
   std::recursive_mutex mu;
   std::list<std::function<void(int signo)>> cleanups;
   std::function<void(int)> hook;
-  int holds = 0;             // hold()s alive: signals are queued, not acted on
+  std::atomic<int> holds{0};   // hold()s alive: signals are queued, not acted on
+  // A signal the thread will act on as soon as it has the lock: a command
+  // leaving critical() must not take the lock again before it (a mutex is
+  // not fair), or it could finish and exit 0 with the signal unanswered.
+  std::atomic<int> ending{0};
   std::deque<int> pending;   // queued signals, oldest first
   int pipe[2] = {-1, -1};    // readable while a signal is queued (for poll loops)
 };
@@ -107,13 +113,16 @@ class Interrupts {
         int signo = 0;
         while (::sigwait(&set, &signo) != 0) {
         }
+        if (s->holds.load() == 0) s->ending.store(signo);
         s->mu.lock();  // held until _exit: no guard is released, no rename happens meanwhile
         if (s->holds > 0) {  // the command takes it (take(), check())
+          s->ending.store(0);
           s->pending.push_back(signo);
           if (s->pipe[1] >= 0) (void)!::write(s->pipe[1], "s", 1);
           s->mu.unlock();
           continue;
         }
+        s->ending.store(0);  // the lock is ours until _exit (a cleanup may call critical())
         detail::terminate_children();  // first: a cleanup may remove what a child writes into
         for (auto it = s->cleanups.rbegin(); it != s->cleanups.rend(); ++it) (*it)(signo);  // newest first
         if (s->hook) s->hook(signo);
@@ -180,9 +189,18 @@ class Interrupts {
 
   // Runs `fn` with signals held off until it returns: a rename that turns a
   // temporary into the result and the release of its guard happen together.
+  // A signal that came meanwhile is answered before the next critical()
+  // begins (the outermost one of this thread waits for the signal thread).
   template <class Fn>
   auto critical(Fn&& fn) const {
+    thread_local int depth = 0;  // critical() inside critical() never waits
+    if (depth == 0)
+      while (state_->ending.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::lock_guard<std::recursive_mutex> l(state_->mu);
+    ++depth;
+    struct Leave {
+      ~Leave() { --depth; }
+    } leave;
     return fn();
   }
 
