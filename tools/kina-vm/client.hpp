@@ -372,11 +372,8 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
       pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0 && errno != EINTR) return os_error("poll");
       signalfd_siginfo si;
-      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        const char* name = ::sigabbrev_np(static_cast<int>(si.ssi_signo));
-        return make_error(static_cast<Exit>(signal_exit(static_cast<int>(si.ssi_signo))), what,
-                          fmt::format("interrupted by SIG{}; {}", name ? name : "?", undone));
-      }
+      if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        return Interrupts::interrupted(static_cast<int>(si.ssi_signo), what, undone);
       continue;
     }
     if (!f) return f.error();

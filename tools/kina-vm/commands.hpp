@@ -469,6 +469,4 @@ inline void network_rm_options(CLI::App& c, Options& o) {
   add_cluster(c, o);
 }
 
-inline void cluster_option(CLI::App& c, Options& o) { add_cluster(c, o); }
-
 }  // namespace kina::vm

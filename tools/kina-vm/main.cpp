@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
         {"exec", "Run a command in a machine; exits with its status", exec_options, cmd_exec, "exec"},
         {"cp", "Copy files or directories: cp SRC NAME:DST, cp NAME:SRC DST (mode and owner kept)", cp_options, cmd_cp,
          "cp"},
-        {"ls", "Print a Machine record per machine", cluster_option, cmd_ls},
+        {"ls", "Print a Machine record per machine", add_cluster, cmd_ls},
         {"inspect", "Print one machine's Machine record", machine_options, cmd_inspect},
         {"logs", "Print a machine's console", logs_options, cmd_logs},
         {"stop", "Power a machine off cleanly; force it after --timeout. Its disk and address are kept (kina-vm start "
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
          {{"create", "Start a network and print its Network record", network_create_options, cmd_network_create,
            "network-create"},
           {"rm", "Stop and remove a network", network_rm_options, cmd_network_rm, "network-rm"},
-          {"ls", "Print a Network record per network", cluster_option, cmd_network_ls}}}},
+          {"ls", "Print a Network record per network", add_cluster, cmd_network_ls}}}},
        nullptr, true, refused_target, refused_cluster},
       argc, argv);
 }

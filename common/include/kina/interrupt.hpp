@@ -261,6 +261,11 @@ class Interrupts {
                       std::string_view undone = "what it had started was removed") {
     int signo = take(intr);
     if (signo == 0) return {};
+    return interrupted(signo, what, undone);
+  }
+  // The error (exit 128+N) of WHAT interrupted by SIGNO; UNDONE says what the
+  // command did about it.
+  static Error interrupted(int signo, std::string_view what, std::string_view undone) {
     const char* name = ::sigabbrev_np(signo);
     return make_error(static_cast<Exit>(signal_exit(signo)), std::string(what),
                       fmt::format("interrupted by SIG{}; {}", name ? name : "?", undone));
