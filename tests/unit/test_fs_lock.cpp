@@ -44,6 +44,27 @@ BOOST_AUTO_TEST_CASE(atomic_write_into_missing_dir_fails_cleanly) {
   BOOST_TEST(code(st.error().exit) == 73);
 }
 
+// Files that belong together: the second cannot be staged (its directory is
+// gone), so the first keeps its old content and no temporary is left.
+BOOST_AUTO_TEST_CASE(files_written_together_or_not_at_all) {
+  TempDir d;
+  auto a = d.path / "a";
+  BOOST_REQUIRE(write_file_atomic(a, "old", 0600).ok());
+  auto st = write_files_atomic({{a, "new", 0600}, {d.path / "gone" / "b", "b", 0644}});
+  BOOST_REQUIRE(!st.ok());
+  BOOST_TEST(code(st.error().exit) == 73);
+  BOOST_TEST(read_file(a).value() == "old");
+  int n = 0;
+  for (auto& e : fsys::directory_iterator(d.path)) (void)e, ++n;
+  BOOST_TEST(n == 1);
+  BOOST_REQUIRE(write_files_atomic({{a, "new", 0600}, {d.path / "b", "b", 0644}}).ok());
+  BOOST_TEST(read_file(a).value() == "new");
+  BOOST_TEST(read_file(d.path / "b").value() == "b");
+  struct stat sb {};
+  BOOST_REQUIRE(::stat((d.path / "b").c_str(), &sb) == 0);
+  BOOST_TEST((sb.st_mode & 07777) == 0644u);
+}
+
 BOOST_AUTO_TEST_CASE(missing_file_is_no_input) {
   auto r = read_file("/nonexistent/kina/file");
   BOOST_REQUIRE(!r.ok());

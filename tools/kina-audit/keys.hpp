@@ -66,9 +66,10 @@ inline Status cmd_keygen(Options& o, Invocation&) {
   note::Signer signer = note::generate(name);
   auto sealed = keystore::seal(note::encode_signer(signer), *src, kSignerRole);
   if (!sealed) return sealed.error();
-  if (auto st = write_file_atomic(key, *sealed, 0600); !st) return st;
   std::string vk = signer.verifier().vkey();
-  if (auto st = write_file_atomic(vkey, vk + "\n", 0644); !st) return st;
+  // Both or neither: a key whose vkey was not written (a full disk) would be
+  // refused by the next keygen, and its checkpoints checked against no key.
+  if (auto st = write_files_atomic({{key, *sealed, 0600}, {vkey, vk + "\n", 0644}}); !st) return st;
   audit::Event ev;
   ev.tool = "kina-audit", ev.action = "keygen", ev.target = vk;
   ev.details = {{"keystore", std::string(keystore::source_name(*src))}};

@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -136,31 +138,58 @@ inline Status ensure_dir(const fsys::path& dir, mode_t mode = 0700) {
   return {};
 }
 
-// Writes `data` to `path` so that a crash leaves either the old file or the
-// new one: a temporary file in the same directory, fsync, rename, fsync dir.
-// Whatever is at `path` must be a regular file or a symlink (which the rename
-// replaces, never follows): a device, FIFO or socket is refused (Exit::cant_create)
-// rather than replaced. Paths a user named go through output.hpp first.
-inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
-  if (struct stat sb {}; ::lstat(path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
-    return make_error(Exit::cant_create, fmt::format("writing {}", path.string()),
-                      S_ISDIR(sb.st_mode) ? "it is a directory" : "it is a device, FIFO or socket, not a regular file");
-  fsys::path dir = path.parent_path();
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
-  int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
-  if (raw < 0) return os_error(fmt::format("creating {}", path.string()), errno, Exit::cant_create);
-  UniqueFd fd(raw);
-  auto fail = [&](Error e) {
-    ::unlink(tmpl.c_str());
+// One file of write_files_atomic.
+struct FileWrite {
+  fsys::path path;
+  std::string_view data;
+  mode_t mode = 0600;
+};
+
+// Writes several files so that a failure before the last of them is staged
+// (a full disk, most often) leaves every one as it was: each is written to a
+// temporary `.NAME.tmp.XXXXXX` beside its target and synced, and only when all
+// are, they are renamed into place in order, then their directories synced.
+// Only a crash between those renames can leave some new and some old.
+// Whatever is at a target must be a regular file or a symlink (which the
+// rename replaces, never follows): a device, FIFO or socket is refused
+// (Exit::cant_create) rather than replaced. Paths a user named go through
+// output.hpp first.
+inline Status write_files_atomic(const std::vector<FileWrite>& files) {
+  std::vector<std::string> temps;
+  auto fail = [&](Error e, size_t from = 0) {
+    for (size_t i = from; i < temps.size(); ++i) ::unlink(temps[i].c_str());
     return e;
   };
-  if (::fchmod(fd.get(), mode) != 0) return fail(os_error(fmt::format("setting mode of {}", path.string())));
-  if (auto st = write_all(fd.get(), data, fmt::format("writing {}", path.string())); !st) return fail(st.error());
-  if (::fsync(fd.get()) != 0) return fail(os_error(fmt::format("syncing {}", path.string()), errno, Exit::io));
-  fd.reset();
-  if (::rename(tmpl.c_str(), path.c_str()) != 0)
-    return fail(os_error(fmt::format("renaming into {}", path.string()), errno, Exit::cant_create));
-  return fsync_dir(dir);
+  for (const FileWrite& f : files) {
+    if (struct stat sb {}; ::lstat(f.path.c_str(), &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+      return fail(make_error(Exit::cant_create, fmt::format("writing {}", f.path.string()),
+                             S_ISDIR(sb.st_mode) ? "it is a directory"
+                                                 : "it is a device, FIFO or socket, not a regular file"));
+    std::string tmpl = (f.path.parent_path() / ("." + f.path.filename().string() + ".tmp.XXXXXX")).string();
+    int raw = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    if (raw < 0) return fail(os_error(fmt::format("creating {}", f.path.string()), errno, Exit::cant_create));
+    UniqueFd fd(raw);
+    temps.push_back(tmpl);
+    if (::fchmod(fd.get(), f.mode) != 0) return fail(os_error(fmt::format("setting mode of {}", f.path.string())));
+    if (auto st = write_all(fd.get(), f.data, fmt::format("writing {}", f.path.string())); !st) return fail(st.error());
+    if (::fsync(fd.get()) != 0) return fail(os_error(fmt::format("syncing {}", f.path.string()), errno, Exit::io));
+  }
+  std::vector<fsys::path> dirs;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (::rename(temps[i].c_str(), files[i].path.c_str()) != 0)
+      return fail(os_error(fmt::format("renaming into {}", files[i].path.string()), errno, Exit::cant_create), i);
+    if (std::find(dirs.begin(), dirs.end(), files[i].path.parent_path()) == dirs.end())
+      dirs.push_back(files[i].path.parent_path());
+  }
+  for (const fsys::path& d : dirs)
+    if (auto st = fsync_dir(d); !st) return st;
+  return {};
+}
+
+// Writes `data` to `path` so that a crash leaves either the old file or the
+// new one (write_files_atomic with one file).
+inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
+  return write_files_atomic({{path, data, mode}});
 }
 
 // Removes the temporaries `DIR/PREFIX<pid>.XXXXXX` (regular files or
