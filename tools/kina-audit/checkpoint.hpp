@@ -61,11 +61,22 @@ inline Status cmd_checkpoint(Options& o, Invocation&) {
   cp.root = rep->root;
   std::string signed_note = note::sign(cp.text(), *signer);
   fsys::path dir = audit::checkpoint_dir(*path);
+  std::error_code ec;
+  bool new_dir = !fsys::exists(dir, ec);
   if (auto st = ensure_dir(dir, 0700); !st) return st;
   fsys::path stored = dir / fmt::format("{:020}.note", cp.size);
-  if (auto st = write_output_file(stored, signed_note, "writing the checkpoint to", 0644); !st) return st;
+  bool new_note = !fsys::exists(stored, ec);
+  // A failure (a full disk) leaves what was there: no new checkpoint kept
+  // without its --out copy, no empty checkpoints/.
+  auto undo = [&](Error e, bool wrote) {
+    if (wrote && new_note) ::unlink(stored.c_str());
+    if (new_dir) ::rmdir(dir.c_str());
+    return e;
+  };
+  if (auto st = write_output_file(stored, signed_note, "writing the checkpoint to", 0644); !st)
+    return undo(st.error(), false);
   if (out_plan)
-    if (auto st = write_output(*out_plan, signed_note); !st) return st;
+    if (auto st = write_output(*out_plan, signed_note); !st) return undo(st.error(), true);
   RecordWriter out;
   auto w = begin_record("AuditCheckpoint");
   w.field("log", path->string()).field("origin", cp.origin).field("size", static_cast<unsigned long long>(cp.size));
