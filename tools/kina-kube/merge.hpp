@@ -150,15 +150,30 @@ inline Status merge(const MergeArgs& a, Invocation& inv) {
   if (!cfg) return cfg.error();
   kubeconfig::WipeOnExit wipe_cfg(*cfg);  // so does the target
   std::string before = kubeconfig::current_context(*cfg);
+  // The merge states this merge wrote, with what they held before (nullopt:
+  // none), put back if the kubeconfig cannot be written (a full disk).
+  std::vector<std::pair<fsys::path, std::optional<std::string>>> states;
+  auto undo_states = [&](Error e) {
+    for (auto it = states.rbegin(); it != states.rend(); ++it) {  // (newest first: one cluster may come twice)
+      if (it->second) (void)write_file_atomic(it->first, *it->second, 0600);
+      else ::unlink(it->first.c_str());
+    }
+    return e;
+  };
   for (const auto& in : incoming) {
     // Remember what current-context was, so unmerge can give it back.
     if (!in.cluster.empty() && before != kubeconfig::cluster_entry(in.cluster)) {
-      if (auto cdir = cluster_dir(in.cluster, false); cdir && fsys::is_directory(*cdir))
-        if (auto st = write_file_atomic(merge_state_path(*cdir), merge_state_text(*tpath, before), 0600); !st) return st;
+      if (auto cdir = cluster_dir(in.cluster, false); cdir && fsys::is_directory(*cdir)) {
+        fsys::path p = merge_state_path(*cdir);
+        auto old = read_file(p, 1 << 16);
+        if (!old && old.error().exit != Exit::no_input) return undo_states(old.error());
+        if (auto st = write_file_atomic(p, merge_state_text(*tpath, before), 0600); !st) return undo_states(st.error());
+        states.emplace_back(p, old ? std::optional<std::string>(*old) : std::nullopt);
+      }
     }
     kubeconfig::merge(*cfg, in.cfg);
   }
-  if (auto st = write_target(*tpath, *cfg); !st) return st;
+  if (auto st = write_target(*tpath, *cfg); !st) return undo_states(st.error());
   for (const auto& in : incoming) {
     auto w = begin_record("Kubeconfig");
     if (!in.cluster.empty()) w.field("cluster", in.cluster);
