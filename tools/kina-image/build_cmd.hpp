@@ -10,6 +10,7 @@
 #include "kina/record.hpp"
 
 #include "build.hpp"
+#include "gc.hpp"
 #include "options.hpp"
 
 namespace kina::image {
@@ -40,15 +41,14 @@ inline Status cmd_build(Options& o, Invocation& inv) {
   spec.source_date_epoch = *sde;
   auto store = open_store(o, inv);
   if (!store) return store.error();
-  auto guard = store->gc_guard(false);  // the new blobs stay until tagged
-  if (!guard) return guard.error();
-  store->sweep_ingest();
-  auto r = build_image(*store, spec);
-  if (!r) return r.error();
-  info(kTool, fmt::format("built {}: {} entries, {} bytes of file data, layer {} ({} bytes)", ref->str(), r->entries, r->bytes,
-                          r->layer.short_str(), r->layer_size));
-  RecordWriter out;
-  return tag_and_print(*store, out, ref->str(), r->manifest, spec.platform);
+  return adding_blobs(*store, [&]() -> Status {
+    auto r = build_image(*store, spec);
+    if (!r) return r.error();
+    info(kTool, fmt::format("built {}: {} entries, {} bytes of file data, layer {} ({} bytes)", ref->str(), r->entries,
+                            r->bytes, r->layer.short_str(), r->layer_size));
+    RecordWriter out;
+    return tag_and_print(*store, out, ref->str(), r->manifest, spec.platform);
+  });
 }
 
 inline void build_options(CLI::App& c, Options& o) {

@@ -485,7 +485,7 @@ class LayerApplier : private EntryRules {
   static std::string err_of(archive* a) { return archive_error(a); }
 
   Error os_fail(std::string_view path, std::string_view doing, int err = errno) const {
-    return make_error(Exit::os, fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), std::strerror(err));
+    return os_error(fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), err);
   }
 
   Status apply_entry(archive* a, archive_entry* e) {

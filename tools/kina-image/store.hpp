@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -113,6 +114,13 @@ class Store {
                           exclusive ? "pulls or imports still running (waited 10 min)" : "a blob collection is running (waited 10 min)");
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    return GcGuard(std::move(fd));
+  }
+
+  // The gc lock exclusive, if nobody holds it now (no wait).
+  std::optional<GcGuard> try_gc_guard_exclusive() const {
+    UniqueFd fd(::open((root_ / "gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return std::nullopt;
     return GcGuard(std::move(fd));
   }
 

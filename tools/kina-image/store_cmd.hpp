@@ -13,6 +13,7 @@
 #include "kina/invocation.hpp"
 #include "kina/record.hpp"
 
+#include "gc.hpp"
 #include "options.hpp"
 
 namespace kina::image {
@@ -51,23 +52,6 @@ inline Status cmd_inspect(Options& o, Invocation& inv) {
   return emit(out, image_record(*info));
 }
 
-// Marks every blob reachable from `top`.
-inline void reachable(const Store& store, const Digest& top, std::set<std::string>& keep, int depth = 0) {
-  keep.insert(top.hex());
-  if (depth > 2) return;
-  auto bytes = store.read_blob(top, kMaxManifestBytes);
-  if (!bytes) return;
-  auto doc = parse_document(*bytes, "gc");
-  if (!doc) return;
-  if (doc->index) {
-    for (const auto& m : doc->manifests)
-      if (store.has_blob(m.digest)) reachable(store, m.digest, keep, depth + 1);
-    return;
-  }
-  keep.insert(doc->config.digest.hex());
-  for (const auto& l : doc->layers) keep.insert(l.digest.hex());
-}
-
 inline Status cmd_rm(Options& o, Invocation& inv) {
   inv.set_target(o.target);
   auto store = open_store(o, inv);
@@ -102,15 +86,7 @@ inline Status cmd_rm(Options& o, Invocation& inv) {
     }
     if (auto st = store->save_index(*idx); !st) return st;
     // Blobs no remaining reference reaches are deleted.
-    std::set<std::string> keep;
-    for (const auto& [r, e] : *idx)
-      if (auto d = Digest::parse(e.digest); d) reachable(*store, *d, keep);
-    size_t deleted = 0;
-    std::error_code ec;
-    for (const auto& ent : fsys::directory_iterator(store->root() / "blobs" / "sha256", ec)) {
-      std::string name = ent.path().filename().string();
-      if (!keep.count(name) && ::unlink(ent.path().c_str()) == 0) ++deleted;
-    }
+    size_t deleted = collect_unreferenced(*store, *idx);
     info(kTool, fmt::format("removed {} reference(s), {} blob(s)", removed.size(), deleted));
     return {};
   }();

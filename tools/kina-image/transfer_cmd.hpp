@@ -12,6 +12,7 @@
 #include "kina/record.hpp"
 
 #include "export.hpp"
+#include "gc.hpp"
 #include "import.hpp"
 #include "options.hpp"
 #include "push.hpp"
@@ -31,21 +32,21 @@ inline Status cmd_import(Options& o, Invocation& inv) {
     if (!r) return r.error();
     tag = r->str();
   }
-  auto guard = store->gc_guard(false);
-  if (!guard) return guard.error();
-  store->sweep_ingest();
-  struct stat sb {};
-  if (::stat(o.target.c_str(), &sb) != 0)
-    return os_error(fmt::format("importing {}", o.target), errno, errno == ENOENT ? Exit::no_input : Exit::os);
-  bool use_names = tag.empty();
-  auto refs = S_ISDIR(sb.st_mode) ? import_layout_dir(*store, o.target, use_names) : import_tar(*store, o.target, use_names);
-  if (!refs) return refs.error();
-  if (!tag.empty() && refs->size() != 1)
-    return usage_error(fmt::format("importing {}", o.target), fmt::format("--tag names one image but the archive has {}", refs->size()));
-  RecordWriter out;
-  for (const auto& r : *refs)
-    if (auto st = tag_and_print(*store, out, tag.empty() ? r.reference : tag, r.desc.digest, *want); !st) return st;
-  return {};
+  return adding_blobs(*store, [&]() -> Status {
+    struct stat sb {};
+    if (::stat(o.target.c_str(), &sb) != 0)
+      return os_error(fmt::format("importing {}", o.target), errno, errno == ENOENT ? Exit::no_input : Exit::os);
+    bool use_names = tag.empty();
+    auto refs = S_ISDIR(sb.st_mode) ? import_layout_dir(*store, o.target, use_names) : import_tar(*store, o.target, use_names);
+    if (!refs) return refs.error();
+    if (!tag.empty() && refs->size() != 1)
+      return usage_error(fmt::format("importing {}", o.target),
+                         fmt::format("--tag names one image but the archive has {}", refs->size()));
+    RecordWriter out;
+    for (const auto& r : *refs)
+      if (auto st = tag_and_print(*store, out, tag.empty() ? r.reference : tag, r.desc.digest, *want); !st) return st;
+    return {};
+  });
 }
 
 
@@ -64,13 +65,12 @@ inline Status cmd_pull(Options& o, Invocation& inv) {
   po.insecure = o.insecure;
   po.jobs = o.jobs;
   po.verify_diff_ids = o.verify_diff_ids;
-  auto guard = store->gc_guard(false);
-  if (!guard) return guard.error();
-  store->sweep_ingest();
-  auto top = pull_image(*store, *ref, po);
-  if (!top) return top.error();
-  RecordWriter out;
-  return tag_and_print(*store, out, ref->str(), *top, *want);
+  return adding_blobs(*store, [&]() -> Status {
+    auto top = pull_image(*store, *ref, po);
+    if (!top) return top.error();
+    RecordWriter out;
+    return tag_and_print(*store, out, ref->str(), *top, *want);
+  });
 }
 
 
