@@ -339,6 +339,8 @@ class AppleBackend final : public Backend {
   }
 
   Result<std::string> network_create(const NetworkRequest& r) override {
+    auto subnets = lock_subnets("kina-vm network create");  // (until network.json names the subnet)
+    if (!subnets) return subnets.error();
     if (!r.subnet.empty()) {
       auto subnet = parse_cidr(r.subnet);
       if (!subnet) return subnet.error();

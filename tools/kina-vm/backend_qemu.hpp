@@ -319,6 +319,8 @@ class QemuBackend final : public Backend {
   std::string record(const fsys::path& dir, Spec& s) override { return qemu_record(dir, s, machine_state(dir)); }
 
   Result<std::string> network_create(const NetworkRequest& r) override {
+    auto subnets = lock_subnets("kina-vm network create");
+    if (!subnets) return subnets.error();
     auto subnet = r.subnet.empty() ? default_subnet() : parse_cidr(r.subnet);
     if (!subnet) return subnet.error();
     if (auto st = check_subnet(*subnet, r.subnet.empty() ? subnet->str() : r.subnet, true); !st) return st.error();
@@ -336,6 +338,7 @@ class QemuBackend final : public Backend {
     json::Writer w;
     w.begin_object().field("subnet", subnet->str()).end_object();
     if (auto st = write_file_atomic(*dir / "network.json", w.str() + "\n", 0644); !st) return fail(st.error());
+    subnets->release();
     if (auto st = start_switch(n); !st) return fail(st.error());
     return n.record("running");
   }

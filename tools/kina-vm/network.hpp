@@ -218,6 +218,18 @@ inline Status check_subnet(const Cidr& c, std::string_view given, bool qemu) {
   return {};
 }
 
+// Choosing a subnet and recording it in network.json is one step for every
+// cluster of this KINA_HOME: `network create` holds $KINA_HOME/locks/subnets.lock
+// from the check against existing networks until its network.json is written,
+// so two creates at once (two clusters, or two networks of one) never take the
+// same subnet.
+inline Result<FileLock> lock_subnets(std::string_view who) {
+  auto home = kina_home();
+  if (!home) return home.error();
+  if (auto st = ensure_dir(*home / "locks", 0700); !st) return st.error();
+  return FileLock::acquire(*home / "locks" / "subnets.lock", std::chrono::minutes(3), who);
+}
+
 // The default subnet of a new qemu network: the first 10.213.N.0/24 that no
 // kina network uses yet.
 inline Result<Cidr> default_subnet() {

@@ -84,3 +84,26 @@ assert_eq "$(leftovers)" "" "processes left"
 assert_eq "$(ls "$KINA_HOME/clusters/c1/machines")" "" "machine files left"
 [ ! -e "$KINA_HOME/clusters/c1/networks/net1" ] || fail "network rm left files"
 ok "rm -f, network rm: nothing left"
+
+# Six networks created at once, in three clusters and two per cluster, with the
+# default subnet: six different subnets (choosing one and writing it down is
+# one step under $KINA_HOME/locks/subnets.lock; before, creates at once all
+# saw the same free 10.213.0.0/24).
+pids=()
+for c in p1 p2 p3; do
+  for n in n1 n2; do
+    kina-vm network create "$n" --cluster "$c" > "$TEST_TMP/net-$c-$n" 2>&1 &
+    pids+=($!)
+  done
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent network create failed: $(cat "$TEST_TMP"/net-*)"; done
+for c in p1 p2 p3; do
+  for n in n1 n2; do track_pid "$(cat "$KINA_HOME/clusters/$c/networks/$n/switch.pid")"; done
+done
+subnets=$(cat "$TEST_TMP"/net-* | jq -r .subnet | sort)
+assert_eq "$(printf '%s\n' "$subnets" | sort -u | wc -l)" 6 "distinct subnets of 6 concurrent creates: $(echo $subnets)"
+for c in p1 p2 p3; do
+  for n in n1 n2; do expect_exit 0 kina-vm network rm "$n" --cluster "$c"; done
+done
+assert_eq "$(leftovers)" "" "processes left"
+ok "concurrent network creates take different subnets"
