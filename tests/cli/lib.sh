@@ -17,6 +17,14 @@ unset KINA_PASSPHRASE KINA_PASSPHRASE_FILE KINA_KEYSTORE KINA_AUDIT_LOG KUBECONF
 export PATH="$KINA_BUILD/tools/kina-audit:$KINA_BUILD/tools/kina-kube:$KINA_BUILD/tools/kina-image:$KINA_BUILD/tools/kina-vm:$KINA_BUILD/tools/kina-node:$KINA_SRC/tools/kina:$PATH"
 
 _kina_pids=()
+_kina_mounts=()
+# mount_tmpfs DIR SIZE: a tmpfs of SIZE (a real file system that can fill up)
+# at DIR, unmounted at exit. Needs root; the caller skips otherwise.
+mount_tmpfs() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=$2,mode=0700" kina-test "$1"
+  _kina_mounts+=("$1")
+}
 # Registers a background process (or process group leader) to stop at exit.
 track_pid() { _kina_pids+=("$1"); }
 
@@ -30,6 +38,9 @@ _kina_cleanup() {
     [ -n "$pid" ] || continue
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
+  done
+  for m in "${_kina_mounts[@]:-}"; do
+    [ -n "$m" ] && umount -l "$m" 2>/dev/null || true
   done
   if [ "$rc" -eq 0 ] || [ -z "${KEEP_TEST_TMP:-}" ]; then rm -rf "$TEST_TMP"; fi
   exit "$rc"
