@@ -26,10 +26,10 @@ inline Error make_error(Exit e, std::string what, std::string why = {}, std::str
   return Error{e, std::move(what), std::move(why), std::move(hint)};
 }
 
-// An OS error: `what` plus strerror(err).
-// An OS error. Out of space (ENOSPC, EDQUOT, EFBIG) is an I/O error (74)
-// where the caller did not choose a code (73 where it says a file cannot be
-// created), never the generic 71: a full disk is 73 or 74 in every tool.
+// An OS error: `what` plus strerror(err). Out of space (ENOSPC, EDQUOT,
+// EFBIG) is an I/O error (74) where the caller did not choose a code (73
+// where it says a file cannot be created), never the generic 71: a full disk
+// is 73 or 74 in every tool.
 inline Error os_error(std::string what, int err = errno, Exit e = Exit::os) {
   if (e == Exit::os && (err == ENOSPC || err == EDQUOT || err == EFBIG)) e = Exit::io;
   return Error{e, std::move(what), std::strerror(err), {}};
