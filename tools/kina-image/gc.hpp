@@ -50,15 +50,17 @@ inline size_t collect_unreferenced(const Store& store, const std::map<std::strin
 
 // Collects the untagged blobs and ingest/ leftovers when no pull, import or
 // build holds the gc lock (never waits for one); nothing on any error.
-inline void collect_if_alone(const Store& store) {
+// Whether ingest/ was swept (the lock was free).
+inline bool collect_if_alone(const Store& store) {
   auto guard = store.try_gc_guard_exclusive();
-  if (!guard) return;
+  if (!guard) return false;
   store.sweep_ingest();
   auto lock = store.lock();
-  if (!lock) return;
+  if (!lock) return true;
   auto idx = store.load_index();
-  if (!idx) return;
+  if (!idx) return true;
   (void)collect_unreferenced(store, *idx);
+  return true;
 }
 
 // Runs an add (pull, import, build: blobs written, then tagged, all inside
@@ -68,11 +70,11 @@ inline void collect_if_alone(const Store& store) {
 // a kill -9 left.
 template <class F>
 auto adding_blobs(const Store& store, F&& add) -> decltype(add()) {
-  collect_if_alone(store);
+  bool swept = collect_if_alone(store);
   auto r = [&]() -> decltype(add()) {
     auto guard = store.gc_guard(false);
     if (!guard) return guard.error();
-    store.sweep_ingest();
+    if (!swept) store.sweep_ingest();  // (another command held the lock: what a killed add left)
     return add();
   }();
   if (!r) collect_if_alone(store);

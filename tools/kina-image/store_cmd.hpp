@@ -1,9 +1,6 @@
 // store_cmd.hpp: what is in the store: list, inspect, and rm (with the blobs nothing else uses).
 #pragma once
 
-#include <unistd.h>
-
-#include <set>
 #include <string>
 #include <vector>
 
