@@ -69,8 +69,9 @@ Status run_step_cmd(Options& o, Invocation& inv) {
 inline void lb_options(CLI::App& c, Options& o) {
   c.add_option("--listen", o.lb.listen, "IPV4:PORT to listen on (the API server's host address)")->required();
   c.add_option("--backend", o.lb.backends, "IPV4:PORT of a control plane's API server (repeatable)")
-      ->required()
       ->allow_extra_args(false);
+  c.add_option("--backends-file", o.lb.backends_file,
+               "FILE of backends, one IPV4:PORT per line, read again whenever it changes (instead of --backend)");
 }
 
 }  // namespace kina::node

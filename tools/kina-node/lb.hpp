@@ -4,6 +4,12 @@
 // the first control plane, in turn, whose published port accepts it: a
 // stopped node's port refuses at once (QEMU is gone), so the next one serves.
 // The nodes reach it as 10.0.2.2:PORT, QEMU's user-mode address of the host.
+//
+// A node's published port accepts even while nothing listens in the guest
+// (QEMU's user-mode forwarding accepts, then closes), so "accepts" does not
+// mean "serves": the front end names only control planes that have joined, in
+// a backends file that the balancer reads again whenever it changes
+// (--backends-file), and adds each control plane once its join succeeded.
 #pragma once
 
 #include <arpa/inet.h>
@@ -13,10 +19,12 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,10 +42,12 @@ namespace kina::node {
 
 inline constexpr int kMaxLbConnections = 4096;
 inline constexpr int kLbConnectTimeoutMs = 2000;
+inline constexpr size_t kMaxLbBackendsFile = 64 * 1024;
 
 struct LbArgs {
   std::string listen;                 // ADDR:PORT
   std::vector<std::string> backends;  // ADDR:PORT, in order of preference
+  std::string backends_file;          // or: one ADDR:PORT per line, read again when it changes
 };
 
 struct Endpoint {
@@ -59,6 +69,98 @@ inline Result<Endpoint> parse_endpoint(std::string_view flag, const std::string&
   e.text = s;
   return e;
 }
+
+using Backends = std::shared_ptr<const std::vector<Endpoint>>;
+
+// A backends file's text: one IPV4:PORT per line; blank lines and lines
+// starting with '#' are skipped. `path` names the file in errors (65).
+inline Result<std::vector<Endpoint>> parse_backends(std::string_view text, const std::string& path) {
+  std::vector<Endpoint> out;
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string line(text.substr(pos, end - pos));
+    pos = end + 1;
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    auto e = parse_endpoint(fmt::format("backend on line {} of {}", line_no, path), line);
+    if (!e) return make_error(Exit::data, e.error().what, e.error().why);
+    out.push_back(*e);
+  }
+  return out;
+}
+
+// The backends file: a regular file of at most 64 KiB (see parse_backends).
+inline Result<std::vector<Endpoint>> read_backends_file(const std::string& path) {
+  auto text = read_file(path, kMaxLbBackendsFile);
+  if (!text) return text.error();
+  return parse_backends(*text, path);
+}
+
+// Where the backends come from: the --backend flags, fixed, or a file that is
+// read again when its inode, size or modification time changed. A file that
+// became unreadable or invalid keeps the previous set (one line on stderr).
+class BackendSource {
+ public:
+  static Result<BackendSource> open(const LbArgs& a) {
+    BackendSource src;
+    if (a.backends.empty() == a.backends_file.empty())
+      return make_error(Exit::usage, "lb", "name the backends with --backend or with --backends-file (one of them)");
+    if (!a.backends_file.empty()) {
+      src.file_ = a.backends_file;
+      auto list = read_backends_file(src.file_);
+      if (!list) return list.error();
+      if (list->empty()) return make_error(Exit::data, fmt::format("reading {}", src.file_), "it names no backend");
+      src.stamp_ = stamp_of(src.file_);
+      src.current_ = std::make_shared<const std::vector<Endpoint>>(std::move(*list));
+      return src;
+    }
+    std::vector<Endpoint> list;
+    for (const auto& b : a.backends) {
+      auto e = parse_endpoint("--backend", b);
+      if (!e) return e.error();
+      list.push_back(*e);
+    }
+    src.current_ = std::make_shared<const std::vector<Endpoint>>(std::move(list));
+    return src;
+  }
+
+  // The set to use for the next connection.
+  Backends current() {
+    if (file_.empty()) return current_;
+    std::string now = stamp_of(file_);
+    if (now == stamp_) return current_;
+    stamp_ = now;
+    auto list = read_backends_file(file_);
+    if (!list) {
+      fmt::print(stderr, "kina-node: lb: {} (keeping the previous backends)\n", list.error().message());
+      return current_;
+    }
+    current_ = std::make_shared<const std::vector<Endpoint>>(std::move(*list));
+    std::vector<std::string> names;
+    for (const auto& e : *current_) names.push_back(e.text);
+    fmt::print(stderr, "kina-node: lb: backends now {}\n", names.empty() ? "none" : fmt::format("{}", fmt::join(names, " ")));
+    return current_;
+  }
+
+  std::string describe() const {
+    std::vector<std::string> names;
+    for (const auto& e : *current_) names.push_back(e.text);
+    return fmt::format("{}{}", fmt::join(names, " "), file_.empty() ? "" : fmt::format(" (from {})", file_));
+  }
+
+ private:
+  static std::string stamp_of(const std::string& path) {
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0) return "missing";
+    return fmt::format("{}:{}:{}.{}", sb.st_ino, sb.st_size, sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+  }
+
+  std::string file_;
+  std::string stamp_;
+  Backends current_;
+};
 
 // A connected socket to `e`, or -1 (refused, unreachable, or no answer in time).
 inline int connect_with_timeout(const Endpoint& e) {
@@ -113,17 +215,13 @@ inline void pump(int a, int b) {
   }
 }
 
-// Runs until SIGTERM or SIGINT. One thread per connection.
+// Runs until SIGTERM or SIGINT. One thread per connection; each connection
+// uses the backend set current when it was accepted.
 inline Status run_lb(const LbArgs& a) {
   auto listen = parse_endpoint("--listen", a.listen);
   if (!listen) return listen.error();
-  if (a.backends.empty()) return make_error(Exit::usage, "lb", "name at least one --backend");
-  std::vector<Endpoint> backends;
-  for (const auto& b : a.backends) {
-    auto e = parse_endpoint("--backend", b);
-    if (!e) return e.error();
-    backends.push_back(*e);
-  }
+  auto source = BackendSource::open(a);
+  if (!source) return source.error();
   ::signal(SIGPIPE, SIG_IGN);
   UniqueFd ls(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (ls.get() < 0) return os_error("lb: socket", errno);
@@ -132,7 +230,7 @@ inline Status run_lb(const LbArgs& a) {
   if (::bind(ls.get(), reinterpret_cast<const sockaddr*>(&listen->addr), sizeof listen->addr) != 0)
     return os_error(fmt::format("lb: listening on {}", a.listen), errno, Exit::unavailable);
   if (::listen(ls.get(), 128) != 0) return os_error("lb: listen", errno);
-  fmt::print(stderr, "kina-node: lb: listening on {}, backends {}\n", a.listen, fmt::join(a.backends, " "));
+  fmt::print(stderr, "kina-node: lb: listening on {}, backends {}\n", a.listen, source->describe());
   std::atomic<int> active{0};
   std::atomic<size_t> next{0};
   for (;;) {
@@ -145,11 +243,17 @@ inline Status run_lb(const LbArgs& a) {
       ::close(c);
       continue;
     }
+    Backends backends = source->current();
+    if (backends->empty()) {
+      ::close(c);
+      continue;
+    }
     ++active;
-    std::thread([c, &backends, &active, &next] {
-      size_t start = next++ % backends.size();
+    std::thread([c, backends, &active, &next] {
+      size_t start = next++ % backends->size();
       int s = -1;
-      for (size_t i = 0; i < backends.size() && s < 0; ++i) s = connect_with_timeout(backends[(start + i) % backends.size()]);
+      for (size_t i = 0; i < backends->size() && s < 0; ++i)
+        s = connect_with_timeout((*backends)[(start + i) % backends->size()]);
       if (s >= 0) {
         int on = 1;
         ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);

@@ -192,7 +192,21 @@ resolve_ports() {
   resolve_zero_ports "$1"
 }
 
-# The load balancer of a cluster with several control planes.
+# The load balancer of a cluster with several control planes. Its backends
+# are the control planes that have joined, in $cdir/lb-backends (the
+# balancer reads the file again when it changes): the bootstrap node's at
+# first, each other control plane's once its join succeeded (lb_add). A
+# published port accepts even before the node's API server listens, so a
+# node that has not joined must not be a backend.
+lb_backend() {
+  jq -r --arg n "$1" 'select(.kind=="NodePlan" and .name==$n) | .extraPortMappings[] | select(.containerPort == 6443) | "127.0.0.1:\(.hostPort)"' "$cdir/plan.jsonl" | head -n 1
+}
+lb_add() {
+  [ -f "$cdir/lb-backends" ] || return 0
+  b=$(lb_backend "$1")
+  [ -n "$b" ] || return 0
+  { cat "$cdir/lb-backends"; printf '%s\n' "$b"; } | awk '!seen[$0]++' | write_atomic "$cdir/lb-backends"
+}
 lb_pid() {
   p=$(cat "$cdir/lb.pid" 2>/dev/null) || return 1
   tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -q "kina-node lb --listen" || return 1
@@ -203,12 +217,15 @@ lb_start() {
   [ "$ncp" -gt 1 ] || return 0
   ! lb_pid > /dev/null || return 0
   listen=$(jq -r 'select(.kind=="ClusterPlan") | "\(.networking.apiServerAddress):\(.networking.apiServerPort)"' "$cdir/plan.jsonl")
-  set -- --listen "$listen"
-  for b in $(jq -r 'select(.kind=="NodePlan" and .role=="control-plane") | .extraPortMappings[] | select(.containerPort == 6443) | "127.0.0.1:\(.hostPort)"' "$cdir/plan.jsonl"); do
-    set -- "$@" --backend "$b"
-  done
+  if [ ! -s "$cdir/lb-backends" ]; then
+    # create: the bootstrap node; start of a cluster made before this file
+    # existed (lb_start all): every control plane.
+    sel='select(.kind=="NodePlan" and .bootstrap) | .name'
+    [ "${1:-}" != all ] || sel='select(.kind=="NodePlan" and .role=="control-plane") | .name'
+    for n in $(jq -r "$sel" "$cdir/plan.jsonl"); do lb_backend "$n"; done | write_atomic "$cdir/lb-backends"
+  fi
   lbp=$(tool_path kina-node) || return 69
-  setsid "$lbp" lb "$@" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
+  setsid "$lbp" lb --listen "$listen" --backends-file "$cdir/lb-backends" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
   echo $! | write_atomic "$cdir/lb.pid"
   sleep 0.5
   lb_pid > /dev/null || { sed "s/^/   lb: /" "$cdir/lb.log" >&2; return 69; }
@@ -331,7 +348,7 @@ join_nodes() {
   nodes=$(jq -r --arg r "$role" 'select(.kind=="NodePlan" and .role==$r and (.bootstrap|not)) | .name' "$cdir/plan.jsonl")
   [ -n "$nodes" ] || return 0
   if [ "$role" = control-plane ]; then
-    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; done
+    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; lb_add "$n"; done
     return 0
   fi
   : > "$work/join.failed"
@@ -765,7 +782,7 @@ cmd_stop_start() {
     lb_stop
     echo stopped | write_atomic "$cdir/state"
   else
-    step "Starting the load balancer" lb_start || return $?
+    step "Starting the load balancer" lb_start all || return $?
     for n in $cps $ws; do
       step "Starting $n" tool kina-vm start --cluster "$cname" --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$n" > /dev/null || return $?
     done
