@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -283,20 +284,41 @@ inline void progress(const StepOptions& o, const std::string& msg) {
   if (o.verbose) fmt::print(stderr, "kina-node: {}\n", msg);
 }
 
-// Runs `attempt` up to kAttempts times: under software emulation an API call
-// of kubeadm's can outlast its fixed 10 s client timeout while the control
-// plane starts, and kubeadm gives up. Between attempts `kubeadm reset -f`
-// returns the node to where it was (reset also empties /etc/kubernetes/pki, so
-// an attempt installs everything again). Errors other than a failed kubeadm
-// (exit 69 from the transport) are not retried. `attempt` gets its number (1..).
+// Runs `attempt` until it succeeds, at most kAttempts times from a clean
+// node: under software emulation an API call of kubeadm's can outlast its
+// fixed client timeout (10 s for the API server, 2 s for etcd) while the
+// control plane is busy, and kubeadm gives up. Between attempts `kubeadm reset
+// -f` returns the node to where it was (reset also empties
+// /etc/kubernetes/pki, so an attempt installs everything again), unless
+// `resumes` says the failure can be resumed where it stopped: then the next
+// attempt goes on without a reset, at most kResumes times. Errors other than a
+// failed kubeadm (exit 69 from the transport) are not retried. `attempt` gets
+// its number (1..) and whether it resumes the one before (`resumes` said
+// where); otherwise it starts from a clean node.
 inline constexpr int kAttempts = 3;
+inline constexpr int kResumes = 4;
 template <class Fn>
-Status with_retries(Transport& t, const std::string& node, std::string_view what, const StepOptions& o, Fn&& attempt) {
+Status with_retries(Transport& t, const std::string& node, std::string_view what, const StepOptions& o, Fn&& attempt,
+                    const std::function<std::optional<std::string>(const Error&)>& resumes = {}) {
+  int resets = 0, resumed = 0;
+  bool resuming = false;
   for (int i = 1;; ++i) {
-    Status st = attempt(i);
-    if (st || i == kAttempts || st.error().exit != Exit::unavailable) return st;
-    warn("kina-node", fmt::format("{} on {} failed (attempt {} of {}): {}; kubeadm reset and again", what, node, i,
-                                  kAttempts, st.error().message()));
+    Status st = attempt(i, resuming);
+    if (st || st.error().exit != Exit::unavailable) return st;
+    resuming = false;
+    if (resumed < kResumes && resumes) {
+      if (auto where = resumes(st.error())) {
+        ++resumed;
+        resuming = true;
+        warn("kina-node", fmt::format("{} on {} failed (attempt {}): {}; resuming at {} ({} of {})", what, node, i,
+                                      st.error().message(), *where, resumed, kResumes));
+        continue;
+      }
+    }
+    if (resets == kAttempts - 1) return st;
+    ++resets;
+    warn("kina-node", fmt::format("{} on {} failed (attempt {}): {}; kubeadm reset and again ({} of {})", what, node,
+                                  i, st.error().message(), resets, kAttempts - 1));
     auto r = t.run(node, {"kubeadm", "reset", "-f"}, fmt::format("kubeadm reset on {}", node), std::nullopt,
                    std::chrono::minutes(5));
     if (!r) return r.error();
@@ -318,7 +340,7 @@ inline Result<std::string> init(Transport& t, const StepInput& in, const StepOpt
   else return made.error();
   auto cfg = generate_node_config(in.plan.cluster, *n, *m, config_inputs(in.plan, *m, *version, tok, in));
   if (!cfg) return cfg.error();
-  auto attempt = [&](int) -> Status {
+  auto attempt = [&](int, bool) -> Status {
     progress(o, fmt::format("{}: installing the cluster CAs", n->name));
     if (auto st = install_pki(t, in.plan.cluster.name, n->name); !st) return st;
     if (in.plan.cluster.encrypt_secrets) {
@@ -357,6 +379,44 @@ inline Status register_token(Transport& t, const std::string& cp, const JoinToke
   return apply_manifest(t, cp, yaml, "a bootstrap token");
 }
 
+// kubeadm join's top-level phases, in order, as kubeadm 1.35 to 1.37 run
+// them (cmd/kubeadm/app/cmd/join.go; older ones had etcd inside
+// control-plane-join and no kubelet-wait-bootstrap).
+inline constexpr std::string_view kJoinPhases[] = {"preflight",  "control-plane-prepare",  "check-etcd",
+                                                   "kubelet-start", "etcd-join", "kubelet-wait-bootstrap",
+                                                   "control-plane-join", "wait-control-plane"};
+inline constexpr int kJoinPhasesSince = 35;  // the first minor version with the list above
+
+// Where a failed kubeadm join can go on without a reset: the top-level phase
+// its error names ("error execution phase P" or "P/SUB"), when it comes after
+// kubelet-start. By then the node has registered and, for a control plane,
+// its etcd member may exist; each later phase checks what is already done
+// (etcd-join finds its member by peer URL, a promoted member is left as it
+// is), so running it again is safe, where a reset would remove the member and
+// start over. Returns the phase and the phases to skip to resume there, or
+// nothing.
+struct JoinResume {
+  std::string phase;
+  std::string skips;  // for --skip-phases
+};
+inline std::optional<JoinResume> join_resume(std::string_view kubeadm_error) {
+  const std::string_view mark = "error execution phase ";
+  auto at = kubeadm_error.rfind(mark);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = kubeadm_error.substr(at + mark.size());
+  size_t end = rest.find_first_of("/: ");
+  std::string_view phase = rest.substr(0, end);
+  std::string skips;
+  bool after_kubelet_start = false;
+  for (auto p : kJoinPhases) {
+    if (p == phase) return after_kubelet_start ? std::optional<JoinResume>({std::string(p), skips}) : std::nullopt;
+    if (!skips.empty()) skips += ',';
+    skips += p;
+    if (p == "kubelet-start") after_kubelet_start = true;
+  }
+  return std::nullopt;
+}
+
 // kubeadm join of one node; control planes get the CAs first.
 inline Result<std::string> join(Transport& t, const StepInput& in, const std::string& name, const StepOptions& o) {
   auto n = find_node(in.plan, name);
@@ -376,7 +436,19 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
   if (auto st = register_token(t, cpn->name, tok); !st) return st.error();
   auto cfg = generate_node_config(in.plan.cluster, **n, *m, config_inputs(in.plan, *cp, *version, tok, in));
   if (!cfg) return cfg.error();
-  auto attempt = [&](int i) -> Status {
+  auto kv = parse_kube_version(*version);
+  bool can_resume = kv && kv->major == 1 && kv->minor >= kJoinPhasesSince;
+  std::optional<JoinResume> resume;  // where the last attempt failed, when it can be resumed
+  auto attempt = [&](int i, bool resuming) -> Status {
+    if (resuming && resume) {
+      progress(o, fmt::format("{}: kubeadm join from its phase {}", name, resume->phase));
+      auto r = t.run(name,
+                     {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=" + resume->skips,
+                      "--v=1"},
+                     fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
+      if (!r) return r.error();
+      return {};
+    }
     if ((*n)->role == "control-plane") {
       if (auto st = install_pki(t, in.plan.cluster.name, name); !st) return st;
       if (in.plan.cluster.encrypt_secrets) {
@@ -402,7 +474,12 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
     if (!r) return r.error();
     return {};
   };
-  if (auto st = with_retries(t, name, "kubeadm join", o, attempt); !st) return st.error();
+  auto resumes = [&](const Error& e) -> std::optional<std::string> {
+    resume = can_resume ? join_resume(e.message()) : std::nullopt;
+    if (!resume) return std::nullopt;
+    return "kubeadm's phase " + resume->phase;
+  };
+  if (auto st = with_retries(t, name, "kubeadm join", o, attempt, resumes); !st) return st.error();
   return node_record(in.plan, **n, *m, *version, std::nullopt);
 }
 
