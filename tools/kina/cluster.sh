@@ -348,7 +348,7 @@ join_nodes() {
   nodes=$(jq -r --arg r "$role" 'select(.kind=="NodePlan" and .role==$r and (.bootstrap|not)) | .name' "$cdir/plan.jsonl")
   [ -n "$nodes" ] || return 0
   if [ "$role" = control-plane ]; then
-    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; lb_add "$n"; done
+    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; lb_add "$n" || return 73; done
     return 0
   fi
   : > "$work/join.failed"
