@@ -55,30 +55,24 @@ const char* kEtcdJoinFailure =
     "error: error execution phase etcd-join: error creating local etcd static pod manifest file: context deadline "
     "exceeded\nTo see the stack trace of this error execute with --v=5 or higher\n";
 
-// The join attempt as join() makes it: resumed attempts skip the phases
-// before the failed one.
+// join()'s attempts (join_attempts) with the node's side reduced to one
+// command line: a fresh attempt skips preflight only, a resumed one the
+// phases before the failed one.
 struct Joiner {
   explicit Joiner(ScriptedTransport& tr) : t(tr) {}
   ScriptedTransport& t;
-  std::optional<JoinResume> resume;
   int attempts = 0;
-  Status attempt(int, bool resuming) {
+  Status join(const std::string& skips) {
     ++attempts;
-    std::string skips = resuming && resume ? resume->skips : "preflight";
-    std::vector<std::string> argv = {"kubeadm", "join", "--skip-phases=" + skips};
-    auto r = t.run("cp2", argv, "kubeadm join on cp2");
+    auto r = t.run("cp2", {"kubeadm", "join", "--skip-phases=" + skips}, "kubeadm join on cp2");
     if (!r) return r.error();
     return {};
   }
   Status run() {
     StepOptions o;
-    return with_retries(
-        t, "cp2", "kubeadm join", o, [&](int i, bool resuming) { return attempt(i, resuming); },
-        [&](const Error& e) -> std::optional<std::string> {
-          resume = join_resume(e.message());
-          if (!resume) return std::nullopt;
-          return resume->phase;
-        });
+    return join_attempts(
+        t, "cp2", o, true, [&](int) { return join("preflight"); },
+        [&](const JoinResume& at) { return join(at.skips); });
   }
 };
 

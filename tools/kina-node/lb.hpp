@@ -138,19 +138,19 @@ class BackendSource {
       return current_;
     }
     current_ = std::make_shared<const std::vector<Endpoint>>(std::move(*list));
-    std::vector<std::string> names;
-    for (const auto& e : *current_) names.push_back(e.text);
-    fmt::print(stderr, "kina-node: lb: backends now {}\n", names.empty() ? "none" : fmt::format("{}", fmt::join(names, " ")));
+    fmt::print(stderr, "kina-node: lb: backends now {}\n", current_->empty() ? "none" : names());
     return current_;
   }
 
-  std::string describe() const {
-    std::vector<std::string> names;
-    for (const auto& e : *current_) names.push_back(e.text);
-    return fmt::format("{}{}", fmt::join(names, " "), file_.empty() ? "" : fmt::format(" (from {})", file_));
-  }
+  std::string describe() const { return names() + (file_.empty() ? "" : fmt::format(" (from {})", file_)); }
 
  private:
+  std::string names() const {
+    std::string out;
+    for (const auto& e : *current_) out += (out.empty() ? "" : " ") + e.text;
+    return out;
+  }
+
   static std::string stamp_of(const std::string& path) {
     struct stat sb {};
     if (::stat(path.c_str(), &sb) != 0) return "missing";

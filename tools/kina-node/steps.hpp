@@ -417,6 +417,22 @@ inline std::optional<JoinResume> join_resume(std::string_view kubeadm_error) {
   return std::nullopt;
 }
 
+// The attempts of one kubeadm join, within with_retries' bounds: `fresh(i)`
+// from a clean node, `resumed(r)` at the phase where the attempt before it
+// failed (join_resume; only when `can_resume`).
+template <class Fresh, class Resumed>
+Status join_attempts(Transport& t, const std::string& node, const StepOptions& o, bool can_resume, Fresh&& fresh,
+                     Resumed&& resumed) {
+  std::optional<JoinResume> resume;  // where the last attempt failed, when it can be resumed
+  auto attempt = [&](int i, bool resuming) -> Status { return resuming && resume ? resumed(*resume) : fresh(i); };
+  auto resumes = [&](const Error& e) -> std::optional<std::string> {
+    resume = can_resume ? join_resume(e.message()) : std::nullopt;
+    if (!resume) return std::nullopt;
+    return "kubeadm's phase " + resume->phase;
+  };
+  return with_retries(t, node, "kubeadm join", o, attempt, resumes);
+}
+
 // kubeadm join of one node; control planes get the CAs first.
 inline Result<std::string> join(Transport& t, const StepInput& in, const std::string& name, const StepOptions& o) {
   auto n = find_node(in.plan, name);
@@ -438,17 +454,15 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
   if (!cfg) return cfg.error();
   auto kv = parse_kube_version(*version);
   bool can_resume = kv && kv->major == 1 && kv->minor >= kJoinPhasesSince;
-  std::optional<JoinResume> resume;  // where the last attempt failed, when it can be resumed
-  auto attempt = [&](int i, bool resuming) -> Status {
-    if (resuming && resume) {
-      progress(o, fmt::format("{}: kubeadm join from its phase {}", name, resume->phase));
-      auto r = t.run(name,
-                     {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=" + resume->skips,
-                      "--v=1"},
-                     fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
-      if (!r) return r.error();
-      return {};
-    }
+  auto resumed = [&](const JoinResume& at) -> Status {
+    progress(o, fmt::format("{}: kubeadm join from its phase {}", name, at.phase));
+    auto r = t.run(name,
+                   {"kubeadm", "join", "--config", std::string(kKubeadmConfigPath), "--skip-phases=" + at.skips, "--v=1"},
+                   fmt::format("kubeadm join on {}", name), std::nullopt, o.timeout);
+    if (!r) return r.error();
+    return {};
+  };
+  auto fresh = [&](int i) -> Status {
     if ((*n)->role == "control-plane") {
       if (auto st = install_pki(t, in.plan.cluster.name, name); !st) return st;
       if (in.plan.cluster.encrypt_secrets) {
@@ -474,12 +488,7 @@ inline Result<std::string> join(Transport& t, const StepInput& in, const std::st
     if (!r) return r.error();
     return {};
   };
-  auto resumes = [&](const Error& e) -> std::optional<std::string> {
-    resume = can_resume ? join_resume(e.message()) : std::nullopt;
-    if (!resume) return std::nullopt;
-    return "kubeadm's phase " + resume->phase;
-  };
-  if (auto st = with_retries(t, name, "kubeadm join", o, attempt, resumes); !st) return st.error();
+  if (auto st = join_attempts(t, name, o, can_resume, fresh, resumed); !st) return st.error();
   return node_record(in.plan, **n, *m, *version, std::nullopt);
 }
 
