@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -195,8 +196,11 @@ inline Status write_file_atomic(const fsys::path& path, std::string_view data, m
 // Removes the temporaries `DIR/PREFIX<pid>.XXXXXX` (regular files or
 // directories of this user) whose process is gone: what a kill -9 left
 // (they may hold keys). A name of any other shape, another user's entry, a
-// symlink, or a live (or not ours to judge) pid is left alone.
-inline void sweep_dead_temps(const fsys::path& dir, std::string_view prefix) {
+// symlink, or a live (or not ours to judge) pid is left alone. Given
+// `before_remove`, it is called with each directory found dead before that
+// directory is removed (install_files puts back what its process had moved).
+inline void sweep_dead_temps(const fsys::path& dir, std::string_view prefix,
+                             const std::function<void(const fsys::path&)>& before_remove = {}) {
   std::error_code ec;
   for (fsys::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::string n = it->path().filename().string();
@@ -211,6 +215,7 @@ inline void sweep_dead_temps(const fsys::path& dir, std::string_view prefix) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || st.st_uid != ::getuid() || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
       continue;
+    if (before_remove && S_ISDIR(st.st_mode)) before_remove(it->path());
     std::error_code rec;
     fsys::remove_all(it->path(), rec);
   }

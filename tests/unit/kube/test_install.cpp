@@ -147,3 +147,82 @@ BOOST_AUTO_TEST_CASE(staging_directories_of_dead_processes_are_swept) {
   BOOST_TEST(!fsys::exists(t.path / fmt::format(".kina-kube.tmp.{}.XyZ789", dead)));
   BOOST_TEST(fsys::is_symlink(t.path / fmt::format(".kina-kube.tmp.{}.Link00", dead)));
 }
+
+// A kill -9 while files are moved into an existing DIR, after any number of
+// moves: the next run into DIR puts back every file as it was (the journal of
+// the staged files' inodes tells which were moved and which file in the
+// staging directory is an old one swapped out), removes what was new and the
+// directories made for it, then does its own work.
+BOOST_AUTO_TEST_CASE(the_next_run_puts_back_what_a_killed_move_had_moved) {
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::vector<Staged> files{{"ca.crt", "", 0644}, {"etcd/ca.key", "", 0600}, {"ca.key", "", 0600}, {"sa.pub", "", 0644}};
+  for (size_t moved = 0; moved <= files.size(); ++moved) {
+    BOOST_TEST_CONTEXT("killed after " << moved << " moves") {
+      TempDir t;
+      put(t.path / "ca.crt", "OLD-CRT");
+      put(t.path / "ca.key", "OLD-KEY");
+      fsys::path tmp = t.path / fmt::format(".kina-kube.tmp.{}.AbC123", dead);
+      for (const auto& f : files) put(tmp / f.rel, "NEW " + f.rel.string());
+      BOOST_REQUIRE(write_moves_journal(tmp, t.path, files).ok());
+      std::vector<Staged> done(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(moved));
+      BOOST_REQUIRE(move_in(tmp, t.path, done).ok());
+      // The next run (another file into the same DIR).
+      BOOST_REQUIRE(install_files(t.path, {{"other.crt", "OTHER", 0644}}).ok());
+      BOOST_TEST(slurp(t.path / "ca.crt") == "OLD-CRT");
+      BOOST_TEST(slurp(t.path / "ca.key") == "OLD-KEY");
+      BOOST_TEST(!fsys::exists(t.path / "etcd"));
+      BOOST_TEST(!fsys::exists(t.path / "sa.pub"));
+      BOOST_TEST(slurp(t.path / "other.crt") == "OTHER");
+      BOOST_TEST(hidden(t.path).empty());
+    }
+  }
+}
+
+// What is no longer the killed run's file is left alone: a target replaced
+// since (another inode), or a journal that is torn or not kina's.
+BOOST_AUTO_TEST_CASE(recovery_touches_only_the_killed_runs_own_files) {
+  TempDir t;
+  fsys::path tmp = t.path / "staging";
+  put(t.path / "ca.crt", "OLD");
+  put(tmp / "ca.crt", "NEW");
+  put(tmp / "sa.pub", "NEW-PUB");
+  const std::vector<Staged> files{{"ca.crt", "", 0644}, {"sa.pub", "", 0644}};
+  BOOST_REQUIRE(write_moves_journal(tmp, t.path, files).ok());
+  BOOST_REQUIRE(move_in(tmp, t.path, files).ok());
+  put(t.path / "sa.pub", "SOMEONE ELSE'S");  // a new inode since the move
+  recover_moves(t.path, tmp);
+  BOOST_TEST(slurp(t.path / "ca.crt") == "OLD");
+  BOOST_TEST(slurp(t.path / "sa.pub") == "SOMEONE ELSE'S");
+  // A torn journal (no final newline) means the moves never started: nothing is touched.
+  TempDir u;
+  fsys::path utmp = u.path / "staging";
+  put(u.path / "ca.crt", "OLD");
+  put(utmp / "ca.crt", "NEW");
+  BOOST_REQUIRE(write_moves_journal(utmp, u.path, {{"ca.crt", "", 0644}}).ok());
+  BOOST_REQUIRE(move_in(utmp, u.path, {{"ca.crt", "", 0644}}).ok());
+  std::string j = slurp(utmp / std::string(kMovesJournal));
+  put(utmp / std::string(kMovesJournal), j.substr(0, j.size() - 1));
+  recover_moves(u.path, utmp);
+  BOOST_TEST(slurp(u.path / "ca.crt") == "NEW");
+  put(utmp / std::string(kMovesJournal), "not a journal\n" + j.substr(j.find('\n') + 1));
+  recover_moves(u.path, utmp);
+  BOOST_TEST(slurp(u.path / "ca.crt") == "NEW");
+}
+
+BOOST_AUTO_TEST_CASE(a_journal_is_acted_on_only_when_every_line_is_well_formed) {
+  auto j = parse_moves_journal("kina-kube moves 1\nd\tetcd\nf\t2049:12\tetcd/ca.key\nf\t2049:13\tca.crt\n");
+  BOOST_REQUIRE(j.has_value());
+  BOOST_TEST(j->dirs.size() == 1u);
+  BOOST_REQUIRE(j->files.size() == 2u);
+  BOOST_TEST(j->files[0].ino == 12u);
+  BOOST_TEST(j->files[1].rel.string() == "ca.crt");
+  BOOST_TEST(format_moves_journal(*j) == "kina-kube moves 1\nd\tetcd\nf\t2049:12\tetcd/ca.key\nf\t2049:13\tca.crt\n");
+  for (const char* bad : {"", "kina-kube moves 1\nf\t1:2\tca.crt",  // torn
+                          "kina-kube moves 2\nf\t1:2\tca.crt\n", "kina-kube moves 1\nf\t1:2\t../x\n",
+                          "kina-kube moves 1\nf\t1:2\t/etc/x\n", "kina-kube moves 1\nd\t./etcd\n",
+                          "kina-kube moves 1\nf\t1:x\tca.crt\n", "kina-kube moves 1\nf\t12\tca.crt\n",
+                          "kina-kube moves 1\nq\tca.crt\n"})
+    BOOST_TEST(!parse_moves_journal(bad).has_value(), "accepted: " << bad);
+}
