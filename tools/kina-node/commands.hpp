@@ -8,6 +8,7 @@
 #include "kina/invocation.hpp"
 
 #include "lb.hpp"
+#include "lock.hpp"
 #include "plan_cmd.hpp"
 #include "steps_cmd.hpp"
 #include "tool.hpp"
@@ -24,6 +25,7 @@ struct Options {
   PlanArgs plan;
   StepArgs step;
   LbArgs lb;
+  LockArgs lock;
   std::string plan_config, plan_name, plan_image, plan_policy;  // taken when given
 };
 
@@ -72,6 +74,14 @@ inline void lb_options(CLI::App& c, Options& o) {
       ->allow_extra_args(false);
   c.add_option("--backends-file", o.lb.backends_file,
                "FILE of backends, one IPV4:PORT per line, read again whenever it changes (instead of --backend)");
+  c.add_flag("--detach", o.lb.detach,
+             "Start a session of its own (setsid(2)) before listening, so the terminal's signals to the caller "
+             "do not reach it (the front end runs it in the background this way; no setsid(1) needed)");
+}
+
+inline void lock_options(CLI::App& c, Options& o) {
+  c.add_option("--fd", o.lock.fd, "Descriptor, open on a regular file, inherited from the caller")->required();
+  c.add_option("--timeout", o.lock.timeout, "How long to wait for the lock, 0s to 24h (default 10m)");
 }
 
 }  // namespace kina::node

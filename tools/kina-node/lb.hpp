@@ -48,6 +48,7 @@ struct LbArgs {
   std::string listen;                 // ADDR:PORT
   std::vector<std::string> backends;  // ADDR:PORT, in order of preference
   std::string backends_file;          // or: one ADDR:PORT per line, read again when it changes
+  bool detach = false;                // setsid(2) first
 };
 
 struct Endpoint {
@@ -222,6 +223,9 @@ inline Status run_lb(const LbArgs& a) {
   if (!listen) return listen.error();
   auto source = BackendSource::open(a);
   if (!source) return source.error();
+  // A process group leader cannot start a session (EPERM); one run in the
+  // background by a shell never is, and then nothing is lost.
+  if (a.detach && ::setsid() < 0 && errno != EPERM) return os_error("lb: setsid", errno);
   ::signal(SIGPIPE, SIG_IGN);
   UniqueFd ls(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (ls.get() < 0) return os_error("lb: socket", errno);

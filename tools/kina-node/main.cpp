@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
          run_step_cmd<Step::wait>, "wait"},
         {"lb", "Run the TCP load balancer in front of several control planes until SIGTERM (the front end starts it "
                "for clusters with more than one; docs/cluster.md)",
-         lb_options, [](Options& o, Invocation&) { return run_lb(o.lb); }}}},
+         lb_options, [](Options& o, Invocation&) { return run_lb(o.lb); }},
+        {"lock", "Take an exclusive flock(2) on a descriptor the caller opened and leave it held by the caller "
+                 "(flock(1)'s `flock -w SECS FD`, for hosts without it); 75 when still held by another after "
+                 "--timeout",
+         lock_options, [](Options& o, Invocation&) { return run_lock(o.lock); }}}},
       argc, argv);
 }

@@ -51,6 +51,20 @@ inline Result<fsys::path> lock_path_for(const fsys::path& file) {
 // with their holder, so a crashed holder never leaves a lock behind.
 // The lock file is opened O_NOFOLLOW and must be a regular file with one link:
 // a symlink or hard link planted at the lock path is refused, never truncated.
+// Waits for flock(fd, op) (LOCK_EX or LOCK_SH) until `deadline`: 0 once
+// held, EWOULDBLOCK when another still holds it then, else the errno of the
+// failure.
+inline int flock_until(int fd, int op, std::chrono::steady_clock::time_point deadline) {
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    if (::flock(fd, op | LOCK_NB) == 0) return 0;
+    if (errno != EWOULDBLOCK && errno != EINTR) return errno;
+    if (std::chrono::steady_clock::now() >= deadline) return EWOULDBLOCK;
+    std::this_thread::sleep_for(pause);
+    if (pause < std::chrono::milliseconds(20)) pause *= 2;
+  }
+}
+
 class FileLock {
  public:
   FileLock() = default;
@@ -76,21 +90,14 @@ class FileLock {
                                             : "it is not a regular file",
                         "remove it if nothing of kina made it");
     const int op = mode == LockMode::shared ? LOCK_SH : LOCK_EX;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto pause = std::chrono::microseconds(200);
-    for (;;) {
-      if (::flock(fd.get(), op | LOCK_NB) == 0) break;
-      if (errno != EWOULDBLOCK && errno != EINTR)
-        return os_error(fmt::format("locking {}", path.string()));
-      if (std::chrono::steady_clock::now() >= deadline) {
-        std::string who = read_holder(fd.get());
-        return make_error(Exit::temp_fail, fmt::format("lock {}", path.string()),
-                          fmt::format("held by {} (waited {} ms)", who.empty() ? "another process" : who,
-                                      timeout.count()),
-                          "retry, or find the holder with: fuser -v " + path.string());
-      }
-      std::this_thread::sleep_for(pause);
-      if (pause < std::chrono::milliseconds(20)) pause *= 2;
+    if (int e = flock_until(fd.get(), op, std::chrono::steady_clock::now() + timeout); e == EWOULDBLOCK) {
+      std::string who = read_holder(fd.get());
+      return make_error(Exit::temp_fail, fmt::format("lock {}", path.string()),
+                        fmt::format("held by {} (waited {} ms)", who.empty() ? "another process" : who,
+                                    timeout.count()),
+                        "retry, or find the holder with: fuser -v " + path.string());
+    } else if (e != 0) {
+      return os_error(fmt::format("locking {}", path.string()), e);
     }
     FileLock lock;
     lock.path_ = path;
