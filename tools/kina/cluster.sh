@@ -4,7 +4,9 @@
 # and kina-kube for the PKI and kubeconfigs. State of a cluster lives in
 # $KINA_HOME/clusters/NAME/: plan.jsonl (the resolved plan), machines.jsonl
 # (the Machine records of its nodes), state (creating|running|stopped), and
-# cluster.lock (flock, held by every verb that changes the cluster).
+# cluster.lock (an flock, held by every verb that changes the cluster).
+# Portable to macOS: the locks, the load balancer's session and the timing
+# use kina-node and POSIX tools only (no flock(1), setsid(1), GNU date).
 
 KINA_NETWORK=net                 # the one cluster network's name
 KINA_BOOT_TIMEOUT=${KINA_BOOT_TIMEOUT:-900s}
@@ -34,7 +36,11 @@ say() { [ "$quiet" = 1 ] || printf '%s\n' "$*" >&2; }
 vsay() { [ "$verbose" = 1 ] && printf '%s: %s\n' "$me" "$*" >&2 || true; }
 die() { code=$1; shift; printf '%s: error: %s\n' "$me" "$*" >&2; exit "$code"; }
 
-now_ms() { date +%s%3N; }
+# now_ms: milliseconds since the epoch (GNU date), else whole seconds (BSD date prints %3N as is).
+now_ms() {
+  t=$(date +%s%3N)
+  case $t in ''|*[!0-9]*) echo "$(date +%s)000" ;; *) echo "$t" ;; esac
+}
 
 # step NAME CMD...: runs CMD, then prints kind's "✓ NAME" line with the time
 # it took ("✗ NAME" and the exit code on failure).
@@ -107,12 +113,24 @@ cluster_name() {
   printf '%s\n' "$n"
 }
 
+# lock_fd FD TIMEOUT: an flock on the shell's descriptor FD, held until it is
+# closed (kina-node lock: flock(1)'s `flock -w` without util-linux).
+lock_fd() {
+  lp=$(tool_path kina-node) || return 69
+  "$lp" lock --fd "$1" --timeout "$2"
+}
+
 # lock_cluster DIR: the cluster's lock on fd 9 (waits up to 10 minutes).
 lock_cluster() {
   lf=$1/cluster.lock
   [ ! -L "$lf" ] || die 73 "$lf: is a symlink; refusing to use it as a lock"
   exec 9>>"$lf"
-  flock -w 600 9 || die 75 "cluster $(basename "$1") is busy (another kina command holds $lf)"
+  lrc=0; lock_fd 9 10m 2>/dev/null || lrc=$?
+  case $lrc in
+    0) ;;
+    75) die 75 "cluster $(basename "$1") is busy (another kina command holds $lf)" ;;
+    *) die "$lrc" "cannot lock $lf (kina-node lock exited $lrc)" ;;
+  esac
 }
 
 # write_atomic FILE: stdin to FILE through a temporary name in its directory.
@@ -141,12 +159,24 @@ node_names() { jq -r 'select(.kind=="NodePlan") | .name' "$cdir/plan.jsonl"; }
 api_server() { jq -r 'select(.kind=="ClusterPlan") | "https://\(.networking.apiServerAddress | if . == "0.0.0.0" then "127.0.0.1" else . end):\(.networking.apiServerPort)"' "$cdir/plan.jsonl"; }
 bootstrap_ip() { jq -r 'select(.kind=="Machine") | .ip' "$cdir/machines.jsonl" | head -n 1; }
 
+# tcp_listening PORT: whether anything listens on TCP PORT of any address
+# (ss on Linux, lsof on macOS, else netstat).
+tcp_listening() {
+  if command -v ss > /dev/null 2>&1; then
+    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+  elif command -v lsof > /dev/null 2>&1; then
+    lsof -nP -iTCP:"$1" -sTCP:LISTEN > /dev/null 2>&1
+  else
+    netstat -an 2>/dev/null | grep -qE "[.:]$1[[:space:]].*LISTEN"
+  fi
+}
+
 # free_port: a TCP port nothing listens on, from 30000-60999.
 free_port() {
-  p=$(( 30000 + ($$ * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 31000 ))
+  p=$(( 30000 + ($$ * 7919 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ')) % 31000 ))
   i=0
   while [ $i -lt 200 ]; do
-    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && ! grep -qE "\"(hostPort|apiServerPort)\":$p[,}]" "$1" 2>/dev/null; then
+    if ! tcp_listening "$p" && ! grep -qE "\"(hostPort|apiServerPort)\":$p[,}]" "$1" 2>/dev/null; then
       printf '%s\n' "$p"; return 0
     fi
     p=$(( p + 1 )); [ $p -le 60999 ] || p=30000; i=$((i + 1))
@@ -225,7 +255,7 @@ lb_start() {
     for n in $(jq -r "$sel" "$cdir/plan.jsonl"); do lb_backend "$n"; done | write_atomic "$cdir/lb-backends"
   fi
   lbp=$(tool_path kina-node) || return 69
-  setsid "$lbp" lb --listen "$listen" --backends-file "$cdir/lb-backends" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
+  "$lbp" lb --detach --listen "$listen" --backends-file "$cdir/lb-backends" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
   echo $! | write_atomic "$cdir/lb.pid"
   sleep 0.5
   lb_pid > /dev/null || { sed "s/^/   lb: /" "$cdir/lb.log" >&2; return 69; }
@@ -259,7 +289,7 @@ node_disk() {
   mkdir -p "$home/disks"
   (
     exec 8>>"$home/disks/.node-disk.lock"
-    flock 8
+    lock_fd 8 2h 9>&- || exit $?
     if [ ! -f "$d" ]; then
       rm -f "$d.tmp"
       tool kina-image unpack "$1" --disk "$d.tmp" --disk-size "$KINA_DISK_SIZE" > /dev/null || { rm -f "$d.tmp"; exit 1; }
@@ -378,15 +408,17 @@ export_kubeconfig() {
   fi
 }
 
-# stop_marked ID: SIGTERM (then SIGKILL after 5 s) to every process whose
-# environment has KINA_CREATE_ID=ID.
+# marked_pids ID: the processes whose environment has KINA_CREATE_ID=ID,
+# from BSD-style `ps e`, which appends each process's environment to its
+# command (procps on Linux, ps on macOS).
+marked_pids() {
+  ps axeww -o pid= -o command= 2>/dev/null |
+    awk -v m="KINA_CREATE_ID=$1" -v self="$$" '$1 != self { for (i = 2; i <= NF; i++) if ($i == m) { printf " %s", $1; break } }'
+}
+
+# stop_marked ID: SIGTERM (then SIGKILL after 5 s) to those processes.
 stop_marked() {
-  pids=''
-  for e in /proc/[0-9]*/environ; do
-    p=${e#/proc/}; p=${p%/environ}
-    [ "$p" != "$$" ] || continue
-    grep -qxzF "KINA_CREATE_ID=$1" "$e" 2>/dev/null && pids="$pids $p"
-  done
+  pids=$(marked_pids "$1")
   [ -n "$pids" ] || return 0
   vsay "stopping what the create left running:$pids"
   kill -TERM $pids 2>/dev/null || true
@@ -499,7 +531,7 @@ cmd_create_cluster() {
     rm -rf "$work"
   }
   cleanup_hook=create_cleanup
-  KINA_CREATE_ID=$cname-$$-$(date +%s%N)
+  KINA_CREATE_ID=$cname-$$-$(date +%s)-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
   export KINA_CREATE_ID
   echo "creating $KINA_CREATE_ID" | write_atomic "$cdir/state"
   say "Creating cluster \"$cname\" ..."

@@ -10,10 +10,23 @@
 # the manifests applied, the kubeconfig merged; get nodes, load image-archive,
 # stop, start and delete; a failed kubeadm removes every container and the
 # network; several control planes are refused before anything is made.
+# The front end runs as on macOS: flock(1) and setsid(1) are stubs that fail
+# and log any use, and `date` answers %N as BSD date does (not a number).
 # Nothing here runs Apple's real CLI or a real node (docs/backends.md).
 source "$KINA_CLI_LIB"
 VM_FAKE_DIR=$(cd "$(dirname "$KINA_VM_TESTLIB")/apple" && pwd)
-export PATH="$VM_FAKE_DIR:$PATH"
+MACOS_BIN=$TEST_TMP/macos-bin
+mkdir -p "$MACOS_BIN"
+for t in flock setsid; do
+  printf '#!/bin/sh\necho "%s $*" >> "%s/used"\nexit 127\n' "$t" "$MACOS_BIN" > "$MACOS_BIN/$t"
+done
+real_date=$(command -v date)
+printf '#!/bin/sh\ncase "$*" in *%%*N*) echo "date $*" >> "%s/date-N"; exec %s "$(printf %%s "$1" | sed "s/%%3N/3N/g; s/%%N/N/g")" ;; esac\nexec %s "$@"\n' \
+  "$MACOS_BIN" "$real_date" "$real_date" > "$MACOS_BIN/date"
+chmod +x "$MACOS_BIN"/*
+case $("$MACOS_BIN/date" +%s%3N) in *[0-9]3N) ;; *) fail "the BSD-like date stub: $("$MACOS_BIN/date" +%s%3N)" ;; esac
+rm -f "$MACOS_BIN/date-N"
+export PATH="$MACOS_BIN:$VM_FAKE_DIR:$PATH"
 export KUBECONFIG="$TEST_TMP/kubeconfig"
 FAKE="$TEST_TMP/fake"   # = $KINA_HOME/../fake, where the fake container looks
 mkdir -p "$FAKE"
@@ -148,3 +161,7 @@ ok "a failed kubeadm init removes every container and the network"
 expect_exit 0 kina-audit verify
 assert_contains "$(kina-audit show --cluster ac)" "create-cluster"
 ok "audit log intact"
+
+[ ! -e "$MACOS_BIN/used" ] || fail "the front end ran tools macOS lacks: $(cat "$MACOS_BIN/used")"
+[ -s "$MACOS_BIN/date-N" ] || fail "the front end never asked date for %N: the BSD date path was not exercised"
+ok "no flock(1) or setsid(1) used; step times with a date that has no %N"
