@@ -7,6 +7,8 @@
 # Prints each step's time and the QEMU RSS per node. Needs root, a built tree
 # (scripts/bootstrap) and the node image (built on first use).
 # Usage: bench/cluster/ha.sh [CONTROL_PLANES [WORKERS]]   (default 3 1)
+# KINA_HA_CPUS=N gives every node N vCPUs through a kina/v1alpha1 config
+# (default: kind's config, so the plan's default of 2).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 b=$src/build/tools
@@ -30,9 +32,14 @@ until_ok() {
 }
 all_ready() { [ "$($K get nodes --no-headers | awk '$2=="Ready"' | wc -l)" = "$((cps + workers))" ]; }
 
-{ echo "kind: Cluster"; echo "apiVersion: kind.x-k8s.io/v1alpha4"; echo "nodes:"
-  for _ in $(seq "$cps"); do echo "- role: control-plane"; done
-  for _ in $(seq "$workers"); do echo "- role: worker"; done; } > "$work/cluster.yaml"
+cpus=${KINA_HA_CPUS:-}
+case $cpus in ''|[1-9]|[1-9][0-9]) ;; *) echo "KINA_HA_CPUS: not a vCPU count: $cpus" >&2; exit 64 ;; esac
+node() { echo "- role: $1"; [ -z "$cpus" ] || echo "  cpus: $cpus"; }
+{ echo "kind: Cluster"
+  if [ -n "$cpus" ]; then echo "apiVersion: kina/v1alpha1"; else echo "apiVersion: kind.x-k8s.io/v1alpha4"; fi
+  echo "nodes:"
+  for _ in $(seq "$cps"); do node control-plane; done
+  for _ in $(seq "$workers"); do node worker; done; } > "$work/cluster.yaml"
 
 kina-vm kernel > /dev/null 2>&1 || kina-vm kernel --fetch > /dev/null
 kina build node-image > /dev/null 2>&1
