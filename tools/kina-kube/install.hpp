@@ -261,9 +261,10 @@ inline Status install_files(const fsys::path& dir, const std::vector<Staged>& fi
     }
     if (auto s = write_moves_journal(tmp, dir, files); !s) return s;
     if (auto s = move_in(tmp, dir, files); !s) return s;
-    // Complete: a kill from here on keeps the new files.
+    // Complete: a kill from here on keeps the new files (the staging
+    // directory, holding the old ones, is removed next in any case).
     (void)::unlink((tmp / kMovesJournal).c_str());
-    if (auto s = fsync_dir(tmp); !s) return s;
+    (void)fsync_dir(tmp);
     std::vector<fsys::path> dirs{dir};
     for (const auto& f : files)
       if (f.rel.has_parent_path()) dirs.push_back(dir / f.rel.parent_path());

@@ -46,11 +46,6 @@ inline Result<fsys::path> lock_path_for(const fsys::path& file) {
   return dir / (to_hex(sha256(abs.string())) + ".lock");
 }
 
-// The holder of an exclusive lock writes "pid=N cmd=C since=T" into the lock
-// file after taking it, so a waiter that times out can name it. flock locks die
-// with their holder, so a crashed holder never leaves a lock behind.
-// The lock file is opened O_NOFOLLOW and must be a regular file with one link:
-// a symlink or hard link planted at the lock path is refused, never truncated.
 // Waits for flock(fd, op) (LOCK_EX or LOCK_SH) until `deadline`: 0 once
 // held, EWOULDBLOCK when another still holds it then, else the errno of the
 // failure.
@@ -65,6 +60,11 @@ inline int flock_until(int fd, int op, std::chrono::steady_clock::time_point dea
   }
 }
 
+// The holder of an exclusive lock writes "pid=N cmd=C since=T" into the lock
+// file after taking it, so a waiter that times out can name it. flock locks die
+// with their holder, so a crashed holder never leaves a lock behind.
+// The lock file is opened O_NOFOLLOW and must be a regular file with one link:
+// a symlink or hard link planted at the lock path is refused, never truncated.
 class FileLock {
  public:
   FileLock() = default;
