@@ -20,6 +20,7 @@
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
+#include "kina/inroot.hpp"
 #include "kina/interrupt.hpp"
 
 #include "sweep.hpp"
@@ -115,12 +116,7 @@ inline Status write_moves_journal(const fsys::path& tmp, const fsys::path& dir, 
 // a `.` or `..` component: such a journal is not acted on at all.
 inline std::optional<MovesJournal> parse_moves_journal(std::string_view text) {
   auto safe = [](std::string_view rel) {
-    if (rel.empty() || rel.find('\0') != std::string_view::npos) return false;
-    fsys::path p(rel);
-    if (p.is_absolute()) return false;
-    for (const auto& c : p)
-      if (c == ".." || c == "." || c.empty()) return false;
-    return true;
+    return !rel.empty() && rel.find('\0') == std::string_view::npos && safe_relative(rel);
   };
   if (!text.empty() && text.back() != '\n') return std::nullopt;
   MovesJournal j;
@@ -237,8 +233,8 @@ inline Status install_files(const fsys::path& dir, const std::vector<Staged>& fi
     }
     fsys::path base = exists ? dir : dir.parent_path();
     std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
-    if (exists) sweep_dead_temps(base, stem, [&](const fsys::path& dead) { recover_moves(dir, dead); });
-    else sweep_dead_temps(base, stem);
+    // (A dead run into a new DIR staged the whole directory: no journal, nothing to put back.)
+    sweep_dead_temps(base, stem, [&](const fsys::path& dead) { recover_moves(dir, dead); });
     std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
     if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
     fsys::path tmp = tmpl;

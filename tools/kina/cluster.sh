@@ -125,11 +125,12 @@ lock_cluster() {
   lf=$1/cluster.lock
   [ ! -L "$lf" ] || die 73 "$lf: is a symlink; refusing to use it as a lock"
   exec 9>>"$lf"
-  lrc=0; lock_fd 9 10m 2>/dev/null || lrc=$?
+  # (in a subshell: the lock is on the open file, which the shell shares)
+  lrc=0; lerr=$(lock_fd 9 10m 2>&1) || lrc=$?
   case $lrc in
     0) ;;
     75) die 75 "cluster $(basename "$1") is busy (another kina command holds $lf)" ;;
-    *) die "$lrc" "cannot lock $lf (kina-node lock exited $lrc)" ;;
+    *) die "$lrc" "cannot lock $lf: $lerr" ;;
   esac
 }
 

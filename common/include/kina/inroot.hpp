@@ -34,6 +34,24 @@
 
 namespace kina {
 
+// A relative path that stays inside its root as written: not absolute, no
+// "..", "." or empty component (the empty path is the root itself). For
+// paths a peer sends (kina-vm's transfers) or a killed run left (kina-kube's
+// journal of moves).
+inline bool safe_relative(std::string_view p) {
+  if (p.empty()) return true;
+  if (p.front() == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    std::string_view part = p.substr(start, end - start);
+    if (part == ".." || part == "." || part.empty()) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 // Splits an entry name into components, dropping empty ones and ".".
 // Returns false (errno EINVAL) for a name with a ".." component, a component
 // longer than NAME_MAX or a name longer than PATH_MAX, and for an absolute

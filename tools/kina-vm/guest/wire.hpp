@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include "kina/inroot.hpp"
+
 namespace kina::wire {
 
 // Frame: u32 length (little endian) of everything after it, u8 type, u32 session, payload.
@@ -249,19 +251,7 @@ struct Entry {
   }
 };
 
-// A relative transfer path must stay inside its root: no "..", no absolute path.
-inline bool safe_relative(std::string_view p) {
-  if (p.empty()) return true;
-  if (p.front() == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string_view::npos) end = p.size();
-    std::string_view part = p.substr(start, end - start);
-    if (part == ".." || part == "." || part.empty()) return false;
-    start = end + 1;
-  }
-  return true;
-}
+// safe_relative (kina/inroot.hpp): a transfer path must stay inside its root.
+using kina::safe_relative;
 
 }  // namespace kina::wire
