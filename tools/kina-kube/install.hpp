@@ -22,6 +22,7 @@
 #include "kina/fs.hpp"
 #include "kina/inroot.hpp"
 #include "kina/interrupt.hpp"
+#include "kina/lock.hpp"
 
 #include "sweep.hpp"
 
@@ -219,7 +220,15 @@ inline Status move_in(const fsys::path& tmp, const fsys::path& dir, const std::v
 // the staging directory, named with the pid, for the next run into DIR to
 // sweep, which first puts back what the killed run had moved in (its journal,
 // write_moves_journal): a mix of old and new files lasts until that run.
+// One install into DIR at a time: the whole of it runs under DIR's lock
+// (lock_path_for: $KINA_HOME/locks/, nothing is created beside DIR), so two
+// runs never interleave their moves and a sweep never puts back files while a
+// live run is moving them. A run that waits longer than kInstallLockWait
+// fails with 75, naming the holder.
+inline constexpr std::chrono::seconds kInstallLockWait{60};
 inline Status install_files(const fsys::path& dir, const std::vector<Staged>& files, const Interrupts* intr = nullptr) {
+  auto lock = FileLock::acquire_for(dir, kInstallLockWait, "kina-kube install");
+  if (!lock) return lock.error();
   return Interrupts::critical(intr, [&]() -> Status {
     std::error_code ec;
     struct stat st {};

@@ -133,6 +133,37 @@ assert_eq "$(jq_field "$OUT" .dir)" "$TEST_TMP/slash"
 assert_eq "$(ls -A "$TEST_TMP/slash" | xargs)" "ca.crt ca.key etcd front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub"
 ok "export all or nothing"
 
+# Concurrent exports into one DIR run one at a time (DIR's lock, install.hpp):
+# each round starts six exports of two clusters at once, into a DIR that does
+# not exist yet in the first round; afterwards DIR holds one cluster's set
+# whole (keys matching their certificates), never a mix, and no leftovers.
+one_set() {
+  local d=$1 c f
+  for c in c1 r1; do
+    cmp -s "$d/ca.crt" "$KINA_HOME/clusters/$c/pki/ca.crt" || continue
+    for f in front-proxy-ca.crt etcd/ca.crt sa.pub; do cmp -s "$d/$f" "$KINA_HOME/clusters/$c/pki/$f" || return 1; done
+    for f in ca front-proxy-ca etcd/ca; do
+      [ "$(openssl x509 -in "$d/$f.crt" -noout -pubkey)" = "$(openssl pkey -in "$d/$f.key" -pubout)" ] || return 1
+    done
+    [ "$(openssl pkey -in "$d/sa.key" -pubout)" = "$(cat "$d/sa.pub")" ]
+    return
+  done
+  return 1
+}
+for round in 1 2 3 4 5; do
+  pids=()
+  for i in 1 2 3 4 5 6; do
+    c=c1; [ $((i % 2)) = 0 ] && c=r1
+    kina-kube pki export --cluster "$c" --dir "$TEST_TMP/shared" >/dev/null 2>"$TEST_TMP/shared.$i.err" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || fail "round $round: a concurrent export failed: $(cat "$TEST_TMP"/shared.*.err)"; done
+  one_set "$TEST_TMP/shared" || fail "round $round: $TEST_TMP/shared holds a mix of two clusters' files"
+  assert_eq "$(ls -A "$TEST_TMP/shared" | xargs)" "ca.crt ca.key etcd front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub"
+  assert_eq "$(find "$TEST_TMP" -maxdepth 1 -name '.shared.tmp.*' | wc -l)" 0 "staging directories left beside DIR"
+done
+ok "concurrent exports into one directory: one at a time, never a mix"
+
 # The rollback of a failed export is tests/cli/kube/rollback.sh (it needs chattr +i).
 
 # Regression: exporting into $KINA_HOME (the sealed PKI directory itself, say)

@@ -11,6 +11,7 @@
 #include "../test_support.hpp"
 #include "install.hpp"
 #include "kina/fs.hpp"
+#include "kina/lock.hpp"
 
 using namespace kina;
 using namespace kina::kube;
@@ -43,7 +44,16 @@ std::vector<std::string> hidden(const fsys::path& dir) {
   return out;
 }
 
+// install_files locks DIR through $KINA_HOME/locks: a home of the test's own.
+struct Home {
+  TempDir d;
+  Home() { ::setenv("KINA_HOME", (d.path / "home").c_str(), 1); }
+  ~Home() { ::unsetenv("KINA_HOME"); }
+};
+
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(Home);
 
 BOOST_AUTO_TEST_CASE(missing_dir_gets_every_file_with_its_mode) {
   TempDir t;
@@ -225,4 +235,40 @@ BOOST_AUTO_TEST_CASE(a_journal_is_acted_on_only_when_every_line_is_well_formed) 
                           "kina-kube moves 1\nf\t1:x\tca.crt\n", "kina-kube moves 1\nf\t12\tca.crt\n",
                           "kina-kube moves 1\nq\tca.crt\n"})
     BOOST_TEST(!parse_moves_journal(bad).has_value(), "accepted: " << bad);
+}
+
+// Two installs into one DIR never interleave: while another process holds
+// DIR's lock, an install waits and DIR stays as it was; once the lock is free
+// it completes. The lock is found by any spelling of DIR (a symlink to it).
+BOOST_AUTO_TEST_CASE(an_install_waits_for_the_lock_on_its_directory) {
+  TempDir t;
+  put(t.path / "pki" / "ca.crt", "OLD");
+  fsys::create_symlink(t.path / "pki", t.path / "link");
+  auto held = FileLock::acquire_for(t.path / "link", std::chrono::seconds(1), "test");
+  BOOST_REQUIRE(held.ok());
+  int ready[2];
+  BOOST_REQUIRE(::pipe(ready) == 0);
+  pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    (void)!::write(ready[1], "x", 1);
+    ::_exit(install_files(t.path / "pki", {{"ca.crt", "NEW", 0644}, {"ca.key", "KEY", 0600}}).ok() ? 0 : 1);
+  }
+  ::close(ready[1]);
+  char c;
+  BOOST_REQUIRE(::read(ready[0], &c, 1) == 1);
+  ::close(ready[0]);
+  // (The one fixed wait here: what is checked is that nothing happens.)
+  ::usleep(300 * 1000);
+  int status = 0;
+  BOOST_TEST(::waitpid(child, &status, WNOHANG) == 0);  // still waiting for the lock
+  BOOST_TEST(slurp(t.path / "pki" / "ca.crt") == "OLD");
+  BOOST_TEST(!fsys::exists(t.path / "pki" / "ca.key"));
+  BOOST_TEST(hidden(t.path / "pki").empty());
+  held->release();
+  BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(slurp(t.path / "pki" / "ca.crt") == "NEW");
+  BOOST_TEST(slurp(t.path / "pki" / "ca.key") == "KEY");
 }
