@@ -111,11 +111,14 @@ class QemuBackend final : public Backend {
     auto held = Interrupts::hold(intr_);
     // The records are printed once every machine answers.
     std::vector<BootPlan> booted;
+    // (The directory goes before the lease: on a full disk, rewriting the
+    // leases needs the room the directory held. A lease left without its
+    // directory is swept by the next allocate_ip.)
     auto undo = [](const BootPlan& plan) {
       kill_machine(plan.dir, std::chrono::seconds(3));
+      remove_machine_dir(plan.dir);
       if (plan.net && !plan.spec.ip.empty())  // an address was leased
         if (auto st = release_ip(*plan.net, plan.spec.name); !st) warn(kTool, st.error().message());
-      remove_machine_dir(plan.dir);
     };
     for (size_t i = 0; i < inputs.size(); ++i) {
       BootPlan plan;

@@ -326,6 +326,9 @@ inline Status copy_in(AgentConnection& conn, const fsys::path& src, const std::s
   }
 }
 
+// How long copy_out waits for the next frame before it gives up (69).
+inline constexpr std::chrono::seconds kCopyStall{120};
+
 // Writes the guest's tree at dst (or dst/basename for an existing directory)
 // through wire::TreeSink: never outside it, never through a symlink, holes
 // kept, at most max_bytes of data; on any failure what was written is removed.
@@ -365,12 +368,20 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
   UniqueFd sfd(intr ? -1 : ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   const int signal_fd = intr ? Interrupts::fd(intr) : sfd.get();
   const std::string undone = "what it wrote was removed";
+  // A guest that stops sending (stalled, say, on a console it cannot write)
+  // ends the copy after kCopyStall without a frame, instead of never.
+  auto last = std::chrono::steady_clock::now();
   for (;;) {
     if (auto st = Interrupts::check(intr, what, undone); !st) return st;
     auto f = conn.next(0);
     if (!f && f.error().exit == Exit::temp_fail) {  // nothing buffered: wait for a frame or a signal
+      auto idle = std::chrono::steady_clock::now() - last;
+      if (idle >= kCopyStall)
+        return make_error(Exit::unavailable, what,
+                          fmt::format("the machine sent nothing for {} s; {}", kCopyStall.count(), undone));
+      int wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kCopyStall - idle).count()) + 1;
       pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0 && errno != EINTR) return os_error("poll");
+      if (::poll(fds, 2, wait_ms) < 0 && errno != EINTR) return os_error("poll");
       signalfd_siginfo si;
       if (sfd.valid() && ::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
         return Interrupts::interrupted(static_cast<int>(si.ssi_signo), what, undone);
@@ -379,6 +390,7 @@ inline Status copy_out(AgentConnection& conn, const std::string& src, const fsys
     if (!f) return f.error();
     if (!f->has_value())
       return make_error(Exit::unavailable, fmt::format("machine {}", conn.name()), "the connection closed during cp");
+    last = std::chrono::steady_clock::now();
     const wire::Frame& fr = **f;
     if (fr.type == wire::Type::error || fr.type == wire::Type::not_ready) {
       Error e = session_error(conn.name(), fr);

@@ -38,20 +38,30 @@ inline Result<uint64_t> tree_bytes(const fsys::path& dir) {
 }
 
 // An ext4 image of DIR (owners, modes kept) at OUT, written to a temp file
-// and renamed, so a crash never leaves a half-built disk under the final name.
+// (.OUT.tmp.PID.XXXXXX) and renamed, so a crash never leaves a half-built
+// disk under the final name; the temporaries of builds killed with -9 are
+// swept first. The caller holds the lock of OUT's directory.
 inline Status make_ext4(const fsys::path& dir, const fsys::path& out, uint64_t extra_bytes, const std::string& label) {
   auto used = tree_bytes(dir);
   if (!used) return used.error();
   uint64_t size = (*used + *used / 4 + extra_bytes + (64u << 20)) / (1u << 20) * (1u << 20);
-  fsys::path tmp = out.string() + fmt::format(".tmp-{}", ::getpid());
+  std::string stem = fmt::format(".{}.tmp.", out.filename().string());
+  sweep_dead_temps(out.parent_path(), stem);
+  std::string tmpl = (out.parent_path() / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
+  {
+    UniqueFd fd(::mkostemp(tmpl.data(), O_CLOEXEC));
+    if (!fd.valid()) return os_error(fmt::format("creating a temporary file in {}", out.parent_path().string()), errno, Exit::cant_create);
+    if (::fchmod(fd.get(), 0644) != 0) {
+      int e = errno;
+      ::unlink(tmpl.c_str());
+      return os_error(fmt::format("creating {}", tmpl), e, Exit::cant_create);
+    }
+  }
+  fsys::path tmp = tmpl;
   ProcessSpec spec;
   spec.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", dir.string(), tmp.string(),
                fmt::format("{}k", size / 1024)};
   spec.timeout = std::chrono::minutes(10);
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) return os_error(fmt::format("creating {}", tmp.string()), errno, Exit::cant_create);
-  }
   auto r = run_process(spec);
   if (!r || !r->success()) {
     std::error_code ec;

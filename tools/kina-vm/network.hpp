@@ -285,11 +285,25 @@ inline Result<FileLock> lock_network(const Network& n) {
   return FileLock::acquire(n.dir / "lock", std::chrono::seconds(30), "kina-vm network");
 }
 
+// Leases are taken after the machine's directory is made and given back
+// after it is removed, so a lease whose machine has no directory is stale: a
+// failed boot that could not rewrite the leases (a full disk) or a kill -9
+// between the two. allocate_ip drops those before it picks an address.
+inline void drop_stale_leases(const Network& n, std::map<std::string, std::string>& leases) {
+  fsys::path machines = n.dir.parent_path().parent_path() / "machines";
+  for (auto it = leases.begin(); it != leases.end();) {
+    struct stat st {};
+    bool stale = MachineName::parse(it->second).ok() && ::lstat((machines / it->second).c_str(), &st) != 0 && errno == ENOENT;
+    it = stale ? leases.erase(it) : std::next(it);
+  }
+}
+
 inline Result<std::string> allocate_ip(const Network& n, const std::string& machine) {
   auto lock = lock_network(n);
   if (!lock) return lock.error();
   auto leases = read_leases(n);
   if (!leases) return leases.error();
+  drop_stale_leases(n, *leases);
   for (uint32_t i = 2; i <= n.capacity(); ++i) {
     std::string ip = n.host_address(i);
     if (leases->count(ip)) continue;
@@ -332,6 +346,11 @@ inline Status release_ip(const Network& n, const std::string& machine) {
   size_t before = leases->size();
   for (auto it = leases->begin(); it != leases->end();) it = it->second == machine ? leases->erase(it) : std::next(it);
   if (leases->size() == before) return {};
+  if (leases->empty()) {  // (a missing file is no lease: as before the first boot, and no room needed)
+    if (::unlink((n.dir / "leases").c_str()) != 0 && errno != ENOENT)
+      return os_error(fmt::format("removing {}", (n.dir / "leases").string()));
+    return fsync_dir(n.dir);
+  }
   return write_leases(n, *leases);
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -215,7 +216,9 @@ inline Status boot_machine(const BootRequest& r, BootPlan& plan, const Kernel& k
   {
     ProcessSpec qi;
     qi.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base.string(), (dir / file::disk).string()};
-    if (auto made = run_checked(qi, "creating the overlay disk"); !made) return made.error();
+    // (qemu-img is there, the base was just checked: a failure is the write
+    // of the overlay, a full disk say, so 73 as for any file kina cannot make.)
+    if (auto made = run_checked(qi, "creating the overlay disk", Exit::cant_create); !made) return made.error();
   }
   if (auto st = plan.interrupted(); !st) return st;
   auto mdisk = modules_disk(k);
@@ -400,11 +403,29 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
   return spawn_and_wait(r.wait, plan, timeout_ms, quiet);
 }
 
+// The room a machine needs on its directory's file system to run at all:
+// its console log and the overlay's first writes. With less, QEMU starts
+// and the guest stalls on a console it cannot write, so a boot would fail
+// only at its timeout, blaming the agent; it is refused before QEMU starts.
+inline constexpr uint64_t kMachineMinFree = 64ull << 20;
+inline Status check_room(const fsys::path& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return os_error(fmt::format("checking the free space of {}", dir.string()));
+  uint64_t free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  if (free_bytes < kMachineMinFree)
+    return make_error(Exit::cant_create, fmt::format("starting the machine in {}", dir.string()),
+                      fmt::format("No space left on device: {} MiB free, a machine needs {} MiB to run", free_bytes >> 20,
+                                  kMachineMinFree >> 20),
+                      "free some space on that file system (KINA_HOME)");
+  return {};
+}
+
 // Starts the supervisor of plan.dir (which starts QEMU from machine.json's
 // qemuArgv) and waits for the guest agent: boot and start.
 inline Status spawn_and_wait(const Wait& w, BootPlan& plan, int64_t timeout_ms, bool quiet) {
   Spec& s = plan.spec;
   const fsys::path& dir = plan.dir;
+  if (auto st = check_room(dir); !st) return st;
   // The supervisor: detached (own session), outliving this command. Its
   // strings are made before fork: the process has a signal thread
   // (kina/interrupt.hpp), so the child only makes async-signal-safe calls.
