@@ -92,7 +92,12 @@ BOOST_AUTO_TEST_CASE(missing_inputs_are_66_naming_them) {
 
 BOOST_AUTO_TEST_CASE(address_is_taken_again_exactly) {
   TempDir t;
-  Network n{"net1", "c1", *parse_cidr("10.79.0.0/24"), t.path};
+  // A cluster's layout: a lease is only kept while its machine's directory
+  // exists (allocate_ip drops the others).
+  fsys::path net = t.path / "networks" / "net1";
+  fsys::create_directories(net);
+  for (const char* m : {"m1", "m2", "m3", "m4", "m5", "m6"}) fsys::create_directories(t.path / "machines" / m);
+  Network n{"net1", "c1", *parse_cidr("10.79.0.0/24"), net};
   auto leases = [&] { return *read_leases(n); };
   // Free: leased again.
   BOOST_REQUIRE(reserve_ip(n, "m1", "10.79.0.5").ok());
@@ -117,4 +122,12 @@ BOOST_AUTO_TEST_CASE(address_is_taken_again_exactly) {
   BOOST_REQUIRE(reserve_ip(n, "m4", "10.79.0.3").ok());
   BOOST_TEST(*allocate_ip(n, "m5") == "10.79.0.4");
   BOOST_TEST(*allocate_ip(n, "m6") == "10.79.0.6");
+  // A lease whose machine directory is gone (a failed boot on a full disk
+  // that could not rewrite the leases) is stale: the next allocation drops
+  // it, and its address is free again.
+  fsys::remove(t.path / "machines" / "m3");
+  BOOST_TEST(*allocate_ip(n, "m7") == "10.79.0.2");
+  BOOST_TEST(leases().count("10.79.0.2") == 1u);
+  BOOST_TEST(leases().at("10.79.0.2") == "m7");
+  BOOST_TEST(leases().at("10.79.0.5") == "m1");
 }
