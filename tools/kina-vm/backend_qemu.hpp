@@ -198,8 +198,9 @@ class QemuBackend final : public Backend {
         plan.net = *n;
       }
       // What the last run left: its end, pid files, sockets; its console is kept once.
+      // Of its console, the newest part is kept once (console.old.log goes).
       for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::ctl_sock,
-                            file::agent_sock, file::qmp_sock})
+                            file::agent_sock, file::qmp_sock, file::console_fifo, file::old_console})
         ::unlink((plan.dir / f).c_str());
       if (fsys::exists(plan.dir / file::console))
         if (::rename((plan.dir / file::console).c_str(), (plan.dir / file::previous_console).c_str()) != 0)
@@ -209,6 +210,7 @@ class QemuBackend final : public Backend {
         use_tcg(ps);
       }
       refresh_clock_arg(ps.qemu_argv, now_ms());
+      upgrade_console_arg(ps.qemu_argv);
       ps.ready.clear();
       if (auto st = write_file_atomic(plan.dir / file::spec, ps.to_json() + "\n", 0644); !st) return st;
       if (auto st = plan.interrupted(); !st) return st;
@@ -292,30 +294,59 @@ class QemuBackend final : public Backend {
     return vm::copy_out(*conn, guest_src, host_dst, max_bytes, intr_);
   }
 
+  // console.old.log (the older part, once console.log reached its cap) then
+  // console.log; --follow goes on into the next console.log when the
+  // supervisor moves this one aside.
   Status logs(const MachineRef& m, bool follow, bool raw) override {
-    UniqueFd fd(::open((m.dir / file::console).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    if (!fd.valid()) return os_error(fmt::format("reading the console of {}", m.name.str()), errno, Exit::no_input);
-    struct stat sb {};
-    if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
-      return make_error(Exit::data, fmt::format("reading the console of {}", m.name.str()), "console.log is not a regular file");
+    auto open_console = [&](const char* name, bool must) -> Result<UniqueFd> {
+      UniqueFd fd(::open((m.dir / name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+      if (!fd.valid()) {
+        if (!must && errno == ENOENT) return fd;
+        return os_error(fmt::format("reading the console of {}", m.name.str()), errno, Exit::no_input);
+      }
+      struct stat sb {};
+      if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode))
+        return make_error(Exit::data, fmt::format("reading the console of {}", m.name.str()), fmt::format("{} is not a regular file", name));
+      return fd;
+    };
     // The guest writes what it likes to its console: on a terminal, control
     // characters are shown escaped unless --raw.
     bool escape = !raw && ::isatty(1);
     TerminalEscaper esc;
     char buf[65536];
-    for (;;) {
-      ssize_t n = ::read(fd.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return os_error("reading the console", errno, Exit::io);
-      if (n > 0) {
+    // Copies FD to stdout up to its current end.
+    auto copy = [&](int fd) -> Status {
+      for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return os_error("reading the console", errno, Exit::io);
+        if (n == 0) return {};
         std::string_view chunk(buf, static_cast<size_t>(n));
         std::string safe = escape ? esc.feed(chunk) : std::string();
         if (auto st = write_all(1, escape ? std::string_view(safe) : chunk, "writing stdout"); !st) return st;
-        continue;
       }
+    };
+    auto cur = open_console(file::console, true);
+    if (!cur) return cur.error();
+    auto old = open_console(file::old_console, false);
+    if (!old) return old.error();
+    if (old->valid())
+      if (auto st = copy(old->get()); !st) return st;
+    UniqueFd fd = std::move(*cur);
+    for (;;) {
+      if (auto st = copy(fd.get()); !st) return st;
       if (!follow || machine_state(m.dir).state == "exited")
         return escape ? write_all(1, esc.finish(), "writing stdout") : Status{};
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // Moved aside at its cap: read what it got last, then the new one.
+      struct stat a {}, b {};
+      if (::fstat(fd.get(), &a) == 0 && ::stat((m.dir / file::console).c_str(), &b) == 0 &&
+          (a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+        if (auto st = copy(fd.get()); !st) return st;
+        auto next = open_console(file::console, true);
+        if (!next) return next.error();
+        fd = std::move(*next);
+      }
     }
   }
 

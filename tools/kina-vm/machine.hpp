@@ -38,6 +38,10 @@ inline constexpr const char* spec = "machine.json";
 inline constexpr const char* disk = "disk.qcow2";
 inline constexpr const char* initramfs = "initramfs.cpio";
 inline constexpr const char* console = "console.log";
+// console.log's older part once it reached its cap (console_log.hpp).
+inline constexpr const char* old_console = "console.old.log";
+// The FIFO QEMU writes the serial console into; the supervisor reads it.
+inline constexpr const char* console_fifo = "console.fifo";
 inline constexpr const char* qemu_log = "qemu.log";
 inline constexpr const char* supervisor_log = "supervisor.log";
 inline constexpr const char* virtiofsd_log = "virtiofsd.log";

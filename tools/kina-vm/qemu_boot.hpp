@@ -36,6 +36,7 @@
 #include "kina/sha256.hpp"
 #include "machine.hpp"
 #include "network.hpp"
+#include "restart.hpp"
 #include "sweep.hpp"
 #include "guest/wire.hpp"
 
@@ -279,7 +280,8 @@ inline Status boot_machine(const BootRequest& r, BootPlan& plan, const Kernel& k
       return wait_ready(r.wait, plan, t0 + std::chrono::milliseconds(r.wait.timeout_ms));
     }
     kill_machine(dir, std::chrono::seconds(3));
-    for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::console, file::qemu_log})
+    for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::console, file::old_console,
+                          file::qemu_log})
       ::unlink((dir / f).c_str());
     remember_accel(k, "tcg");
     accel->name = "tcg";
@@ -376,7 +378,7 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
   if (!s.uuid.empty()) q.insert(q.end(), {"-uuid", s.uuid});  // the guest's DMI product_uuid
   q.insert(q.end(), {"-smp", std::to_string(s.cpus), "-m", fmt::format("{}M", s.memory_mib), "-display", "none",
                      "-nodefaults", "-no-user-config", "-no-reboot", "-kernel", k.path.string(), "-initrd",
-                     file::initramfs, "-append", append, "-chardev", fmt::format("file,id=con,path={}", file::console),
+                     file::initramfs, "-append", append, "-chardev", console_chardev(),
                      "-serial", "chardev:con", "-drive", fmt::format("file={},format=qcow2,if=virtio", file::disk),
                      "-drive", fmt::format("file={},format=raw,if=virtio,readonly=on", mdisk.string()),
                      "-device", "virtio-rng-pci", "-netdev", "user,id=u0" + hostfwd, "-device",
@@ -404,9 +406,10 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
 }
 
 // The room a machine needs on its directory's file system to run at all:
-// its console log and the overlay's first writes. With less, QEMU starts
-// and the guest stalls on a console it cannot write, so a boot would fail
-// only at its timeout, blaming the agent; it is refused before QEMU starts.
+// the overlay's first writes and its console log. With less, QEMU starts and
+// pauses the guest at its first disk write that fails (the supervisor
+// resumes it only once there is room), so a boot would fail only at its
+// timeout, blaming the agent; it is refused before QEMU starts.
 inline constexpr uint64_t kMachineMinFree = 64ull << 20;
 inline Status check_room(const fsys::path& dir) {
   struct statvfs v {};

@@ -43,6 +43,17 @@ inline void refresh_clock_arg(std::vector<std::string>& q, int64_t now_ms) {
   }
 }
 
+// QEMU's serial console: written into the supervisor's FIFO, which keeps
+// console.log under its cap (console_log.hpp).
+inline std::string console_chardev() { return fmt::format("file,id=con,path={}", file::console_fifo); }
+
+// A command recorded before the supervisor kept the console (QEMU wrote
+// console.log itself, without a cap) gets the FIFO; nothing else changes.
+inline void upgrade_console_arg(std::vector<std::string>& q) {
+  for (size_t i : flag_values(q, "-chardev"))
+    if (q[i] == fmt::format("file,id=con,path={}", file::console)) q[i] = console_chardev();
+}
+
 // A KVM machine's command for TCG: -accel tcg, without -cpu host.
 inline void use_tcg(Spec& s) {
   auto& q = s.qemu_argv;

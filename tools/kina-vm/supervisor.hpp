@@ -1,7 +1,10 @@
 // supervisor.hpp: one per VM, started detached by `boot`. Launches QEMU (QMP
 // socket for control), owns the agent's virtio-serial channel, serves many
 // exec/cp clients on ctl.sock by giving each its own agent session, and
-// records how QEMU ended in exit.json. It runs inside the machine directory.
+// records how QEMU ended in exit.json. It keeps the guest's console: QEMU
+// writes the serial port into console.fifo, the supervisor appends what it
+// reads to console.log under a cap (console_log.hpp). It runs inside the
+// machine directory.
 #pragma once
 
 #include <fcntl.h>
@@ -11,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -20,9 +24,12 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "kina/clock.hpp"
+#include "console_log.hpp"
 #include "kina/fs.hpp"
 #include "machine.hpp"
 #include "guest/wire.hpp"
@@ -54,20 +61,46 @@ inline int connect_rel(const char* name) {
   return s;
 }
 
-// Asks QEMU to quit over QMP; false when QMP does not answer.
-inline bool qmp_quit() {
+// Runs one QMP command on a connection of its own and returns QEMU's answer
+// (the line with "return" or "error"; events before it are skipped), or
+// nothing when QMP does not answer within a second per line.
+inline std::optional<std::string> qmp_execute(std::string_view command) {
   int s = connect_rel(file::qmp_sock);
-  if (s < 0) return false;
+  if (s < 0) return std::nullopt;
   timeval tv{1, 0};
   ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  char buf[4096];
-  bool ok = ::read(s, buf, sizeof buf) > 0;  // greeting
-  ok = ok && wire::write_fully(s, "{\"execute\":\"qmp_capabilities\"}\n") && ::read(s, buf, sizeof buf) > 0;
+  std::string in;
+  auto line = [&]() -> std::optional<std::string> {
+    char buf[4096];
+    for (;;) {
+      if (auto nl = in.find('\n'); nl != std::string::npos) {
+        std::string l = in.substr(0, nl);
+        in.erase(0, nl + 1);
+        return l;
+      }
+      ssize_t n = ::read(s, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || in.size() > (64u << 10)) return std::nullopt;
+      in.append(buf, static_cast<size_t>(n));
+    }
+  };
+  auto answer = [&]() -> std::optional<std::string> {
+    for (;;) {
+      auto l = line();
+      if (!l || l->find("\"return\"") != std::string::npos || l->find("\"error\"") != std::string::npos) return l;
+    }
+  };
+  std::optional<std::string> out;
   // Wait for the answer: QEMU drops a command whose client already left.
-  ok = ok && wire::write_fully(s, "{\"execute\":\"quit\"}\n") && ::read(s, buf, sizeof buf) > 0;
+  if (line() && wire::write_fully(s, "{\"execute\":\"qmp_capabilities\"}\n") && answer() &&
+      wire::write_fully(s, std::string(command) + "\n"))
+    out = answer();
   ::close(s);
-  return ok;
+  return out;
 }
+
+// Asks QEMU to quit over QMP; false when QMP does not answer.
+inline bool qmp_quit() { return qmp_execute("{\"execute\":\"quit\"}").has_value(); }
 
 }  // namespace detail_sup
 
@@ -99,7 +132,7 @@ class Supervisor {
         w.field("exitCode", 70).end_object();
         (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
       }
-      for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready}) ::unlink(f);
+      for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready, file::console_fifo}) ::unlink(f);
     } catch (...) {
       if (qemu_ > 0) ::kill(qemu_, SIGKILL);
     }
@@ -124,6 +157,7 @@ class Supervisor {
       log(std::string("cannot listen on ctl.sock: ") + std::strerror(errno));
       return 71;
     }
+    if (!open_console()) return 71;
     for (size_t i = 0; i < spec->mounts.size(); ++i) {
       auto m = parse_mount(spec->mounts[i]);
       if (!m || !start_virtiofsd(spec->virtiofsd, i, m->host, m->read_only)) return 71;
@@ -232,6 +266,68 @@ class Supervisor {
       std::fclose(f);
     }
     return true;
+  }
+
+  // The FIFO QEMU's serial chardev writes into (`-chardev
+  // file,path=console.fifo`), opened for reading before QEMU starts so that
+  // QEMU's open for writing does not wait. A machine recorded by an older
+  // kina-vm has QEMU write console.log itself; the FIFO then stays unused.
+  bool open_console() {
+    ::unlink(file::console_fifo);
+    if (::mkfifo(file::console_fifo, 0600) != 0) {
+      log(std::string("cannot make console.fifo: ") + std::strerror(errno));
+      return false;
+    }
+    console_fd_ = ::open(file::console_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (console_fd_ < 0) {
+      log(std::string("cannot open console.fifo: ") + std::strerror(errno));
+      return false;
+    }
+    return true;
+  }
+
+  // Moves what QEMU wrote to the console into console.log (up to 1 MiB a
+  // round: the other descriptors get their turn); false once QEMU closed it.
+  bool drain_console(std::vector<char>& buf) {
+    if (console_fd_ < 0) return false;
+    for (size_t moved = 0; moved < (1u << 20);) {
+      ssize_t n = ::read(console_fd_, buf.data(), buf.size());
+      if (n > 0) {
+        console_.write(std::string_view(buf.data(), static_cast<size_t>(n)));
+        moved += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return true;
+      ::close(console_fd_);  // end of file: QEMU is gone (or closed it)
+      console_fd_ = -1;
+      return false;
+    }
+    return true;
+  }
+
+  // QEMU pauses the guest when a write to its disk fails for want of space
+  // on the host (virtio-blk's werror=enospc), and would leave it paused. Every
+  // kIoErrorCheck the supervisor asks QEMU's status; a guest paused so is
+  // resumed once the machine directory's file system has kResumeRoom free
+  // (if its write fails again, QEMU pauses it again, and so on).
+  static constexpr auto kIoErrorCheck = std::chrono::seconds(3);
+  static constexpr uint64_t kResumeRoom = 16ull << 20;
+  void check_io_error() {
+    auto st = detail_sup::qmp_execute("{\"execute\":\"query-status\"}");
+    if (!st) return;
+    bool io_error = st->find("\"io-error\"") != std::string::npos;
+    if (!io_error) {
+      if (paused_) log("the guest runs again");
+      paused_ = false;
+      return;
+    }
+    if (!paused_)
+      log("QEMU paused the guest: a write to its disk failed on the host (no space left?); it resumes once there is room");
+    paused_ = true;
+    struct statvfs v {};
+    if (::statvfs(".", &v) == 0 && static_cast<uint64_t>(v.f_bavail) * v.f_frsize >= kResumeRoom)
+      (void)detail_sup::qmp_execute("{\"execute\":\"cont\"}");
   }
 
   bool start_qemu(const std::vector<std::string>& argv) {
@@ -394,7 +490,7 @@ class Supervisor {
     w.field("exitCode", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)).end_object();
     (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
     log(reason);
-    for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready}) ::unlink(f);
+    for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready, file::console_fifo}) ::unlink(f);
   }
 
   void loop() {
@@ -412,10 +508,18 @@ class Supervisor {
       // frames are left in their sockets.
       bool queue_room = agent_out_.size() < wire::kAgentQueueCap;
       auto take_input = [&](const Client& c) { return queue_room && c.in_unacked < wire::kWindow; };
+      fds.push_back({console_fd_, static_cast<short>(console_fd_ >= 0 ? POLLIN : 0), 0});
       for (auto& [fd, c] : clients_)
         fds.push_back({fd, static_cast<short>((take_input(c) ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_io_check_ && !stopping_) {
+        check_io_error();
+        next_io_check_ = std::chrono::steady_clock::now() + kIoErrorCheck;
+      }
       int timeout = agent_ < 0 ? 50 : (!ready_ ? 100 : -1);
       if (kill_pending) timeout = 100;
+      auto to_check = std::chrono::duration_cast<std::chrono::milliseconds>(next_io_check_ - now).count() + 1;
+      if (timeout < 0 || timeout > to_check) timeout = static_cast<int>(std::max<int64_t>(to_check, 1));
       ::poll(fds.data(), fds.size(), timeout);
 
       if (fds[0].revents & POLLIN) {
@@ -426,6 +530,7 @@ class Supervisor {
             pid_t p;
             while ((p = ::waitpid(-1, &status, WNOHANG)) > 0) {
               if (p == qemu_) {
+                for (int i = 0; i < 64 && drain_console(buf); ++i) {}  // its last words (a panic, say)
                 qemu_exited(status);
                 return;
               }
@@ -475,7 +580,8 @@ class Supervisor {
           agent_out_.clear();
         }
       }
-      for (size_t i = 3; i < fds.size(); ++i) {
+      if (fds[3].revents) drain_console(buf);
+      for (size_t i = 4; i < fds.size(); ++i) {
         int fd = fds[i].fd;
         auto it = clients_.find(fd);
         if (it == clients_.end() || !fds[i].revents) continue;
@@ -517,16 +623,17 @@ class Supervisor {
     return fmt::format("was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
   }
 
-  int sfd_ = -1, listen_ = -1, agent_ = -1;
+  int sfd_ = -1, listen_ = -1, agent_ = -1, console_fd_ = -1;
+  ConsoleLog console_;
   std::map<pid_t, std::string> virtiofsd_;  // pid -> shared directory
   pid_t qemu_ = -1;
-  bool ready_ = false, stopping_ = false;
+  bool ready_ = false, stopping_ = false, paused_ = false;
   std::string release_, hostname_, agent_out_;
   wire::FrameBuffer agent_in_;
   std::map<int, Client> clients_;
   std::map<uint32_t, int> sessions_;
   uint32_t next_session_ = 1;
-  std::chrono::steady_clock::time_point next_try_{}, next_ping_{};
+  std::chrono::steady_clock::time_point next_try_{}, next_ping_{}, next_io_check_{};
 };
 
 }  // namespace kina::vm

@@ -726,7 +726,9 @@ export_logs() {
     nd=$1/$n
     mkdir -p "$nd"
     mdir=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .dir' "$1/machines.jsonl")
-    [ ! -f "$mdir/console.log" ] || cp "$mdir/console.log" "$nd/console.log"
+    for f in console.old.log console.log; do
+      [ ! -f "$mdir/$f" ] || cp "$mdir/$f" "$nd/$f"
+    done
     state=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .state' "$1/machines.jsonl")
     [ "$state" = running ] || continue
     tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager > "$nd/journal.log" 2>/dev/null || true

@@ -14,13 +14,20 @@ disk_setup() {
   PAGE=$(stat -f -c %S "$FS")
 }
 
-# fill K: remove the filler, then make it leave exactly K pages free.
+# fill K: remove the filler, then make it leave exactly K pages free. A
+# running machine may take pages between the count and the filler (its
+# overlay, its console): then the filler is made again.
 fill() {
-  rm -f "$FS/filler"
-  local avail; avail=$(stat -f -c %a "$FS")
-  [ "$avail" -gt "$1" ] || fail "the tmpfs has only $avail free pages"
-  fallocate -l $(( (avail - $1) * PAGE )) "$FS/filler"
-  [ "$(stat -f -c %a "$FS")" = "$1" ] || fail "the filler left $(stat -f -c %a "$FS") pages free, not $1"
+  local avail try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    rm -f "$FS/filler"
+    avail=$(stat -f -c %a "$FS")
+    [ "$avail" -gt "$1" ] || fail "the tmpfs has only $avail free pages"
+    fallocate -l $(( (avail - $1) * PAGE )) "$FS/filler" 2>/dev/null || { sleep 1; continue; }
+    [ "$(stat -f -c %a "$FS")" = "$1" ] && return
+    sleep 1
+  done
+  fail "the filler could not leave exactly $1 pages free (now $(stat -f -c %a "$FS"))"
 }
 
 # snap: every path on the tmpfs with its type, mode, and for a file its size

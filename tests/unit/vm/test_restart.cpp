@@ -55,6 +55,20 @@ BOOST_AUTO_TEST_CASE(clock_argument_is_refreshed_and_nothing_else) {
   BOOST_TEST(last[1] == "a kina.time=6");
 }
 
+BOOST_AUTO_TEST_CASE(a_console_qemu_wrote_itself_goes_through_the_supervisor_after_start) {
+  TempDir d;
+  Spec s = recorded(d.path);
+  s.qemu_argv.insert(s.qemu_argv.end(), {"-chardev", "file,id=con,path=console.log", "-serial", "chardev:con", "-chardev",
+                                         "socket,id=agent,path=agent.sock,server=on,wait=off"});
+  auto want = s.qemu_argv;
+  want[want.size() - 5] = "file,id=con,path=console.fifo";
+  upgrade_console_arg(s.qemu_argv);
+  BOOST_TEST(s.qemu_argv == want);
+  upgrade_console_arg(s.qemu_argv);  // already the FIFO: unchanged
+  BOOST_TEST(s.qemu_argv == want);
+  BOOST_TEST(console_chardev() == "file,id=con,path=console.fifo");
+}
+
 BOOST_AUTO_TEST_CASE(kvm_machine_falls_back_to_tcg) {
   TempDir t;
   Spec s = recorded(t.path);
