@@ -369,8 +369,11 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
     hostfwd += fmt::format(",hostfwd={}:{}:{}-10.0.2.15:{}", pp->proto, pp->addr, pp->host_port, pp->guest_port);
   }
   // rw: nothing in a kind image remounts the root read-write; net.ifnames=0:
-  // the NICs keep their eth names whatever udev the image has.
-  std::string append = fmt::format("console=ttyS0 quiet panic=-1 rw net.ifnames=0 kina.time={}", now_ms());
+  // the NICs keep their eth names whatever udev the image has; no_timer_check:
+  // the kernel's early check that the IO-APIC timer ticks fails when TCG's
+  // timers run late on a loaded host ("Kernel panic - not syncing: IO-APIC +
+  // timer doesn't work!", seen booting two machines at once in a CI run).
+  std::string append = fmt::format("console=ttyS0 quiet panic=-1 rw net.ifnames=0 no_timer_check kina.time={}", now_ms());
   for (const auto& a : r.kernel_args) append += " " + a;
   auto& q = s.qemu_argv;
   q = {"qemu-system-x86_64", "-name", qemu_tag(dir), "-M", kMachine, "-accel", accel};
