@@ -11,23 +11,15 @@
 
 #include "console_log.hpp"
 #include "kina/fs.hpp"
+#include "../test_support.hpp"
 
 using namespace kina;
 using namespace kina::vm;
 
 namespace {
 
-struct TempDir {
-  fsys::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/kina-unit-console.XXXXXX";
-    BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fsys::remove_all(path, ec);
-  }
+// A directory of its own per test (test_support.hpp), and a file of it read back.
+struct Dir : unit::TempDir {
   std::string read(const char* name) const {
     auto t = read_file(path / name, 1u << 20);
     return t ? *t : std::string("<absent>");
@@ -43,7 +35,7 @@ std::string pattern(size_t n, size_t from = 0) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(bytes_under_the_cap_go_to_console_log_as_they_come) {
-  TempDir d;
+  Dir d;
   ConsoleLog c(d.path.string(), 1000);
   c.write("boot\r\n");
   c.write(std::string("\0\x1b[2J", 5));
@@ -57,7 +49,7 @@ BOOST_AUTO_TEST_CASE(bytes_under_the_cap_go_to_console_log_as_they_come) {
 }
 
 BOOST_AUTO_TEST_CASE(at_the_cap_console_log_becomes_the_older_part_and_no_file_passes_the_cap) {
-  TempDir d;
+  Dir d;
   ConsoleLog c(d.path.string(), 100);
   std::string all = pattern(1234);
   for (size_t i = 0; i < all.size(); i += 37) c.write(std::string_view(all).substr(i, 37));
@@ -70,7 +62,7 @@ BOOST_AUTO_TEST_CASE(at_the_cap_console_log_becomes_the_older_part_and_no_file_p
 }
 
 BOOST_AUTO_TEST_CASE(an_existing_console_log_counts_towards_the_cap) {
-  TempDir d;
+  Dir d;
   BOOST_REQUIRE(write_file_atomic(d.path / file::console, pattern(90), 0644).ok());
   ConsoleLog c(d.path.string(), 100);
   c.write(pattern(20, 90));
@@ -79,7 +71,7 @@ BOOST_AUTO_TEST_CASE(an_existing_console_log_counts_towards_the_cap) {
 }
 
 BOOST_AUTO_TEST_CASE(what_cannot_be_written_is_counted_and_said_once_writing_works_again) {
-  TempDir d;
+  Dir d;
   ConsoleLog c(d.path.string(), 1u << 20);
   c.write("before\n");
   c.close();
@@ -103,7 +95,7 @@ BOOST_AUTO_TEST_CASE(what_cannot_be_written_is_counted_and_said_once_writing_wor
 
 BOOST_AUTO_TEST_CASE(a_write_cut_short_keeps_what_went_in_and_counts_the_rest) {
   // A file size limit stands in for a full disk: the write goes in up to it.
-  TempDir d;
+  Dir d;
   ::signal(SIGXFSZ, SIG_IGN);
   rlimit before {};
   BOOST_REQUIRE(::getrlimit(RLIMIT_FSIZE, &before) == 0);
@@ -125,7 +117,7 @@ BOOST_AUTO_TEST_CASE(a_write_cut_short_keeps_what_went_in_and_counts_the_rest) {
 }
 
 BOOST_AUTO_TEST_CASE(a_console_log_that_is_not_a_regular_file_is_never_opened_for_writing) {
-  TempDir d;
+  Dir d;
   BOOST_REQUIRE(::mkfifo((d.path / file::console).c_str(), 0600) == 0);
   ConsoleLog c(d.path.string(), 1000);
   c.write("x");  // a FIFO with no reader: fails at once, does not block
