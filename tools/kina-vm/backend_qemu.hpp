@@ -197,8 +197,8 @@ class QemuBackend final : public Backend {
         if (auto st = reserve_ip(*n, ps.name, ps.ip); !st) return st;
         plan.net = *n;
       }
-      // What the last run left: its end, pid files, sockets; its console is kept once.
-      // Of its console, the newest part is kept once (console.old.log goes).
+      // What the last run left: its end, pid files, sockets; of its console,
+      // the newest part is kept once (console.log; console.old.log goes).
       for (const char* f : {file::exit_info, file::ready, file::qemu_pid, file::supervisor_pid, file::ctl_sock,
                             file::agent_sock, file::qmp_sock, file::console_fifo, file::old_console})
         ::unlink((plan.dir / f).c_str());
