@@ -238,9 +238,13 @@ lb_add() {
   [ -n "$b" ] || return 0
   { cat "$cdir/lb-backends"; printf '%s\n' "$b"; } | awk '!seen[$0]++' | write_atomic "$cdir/lb-backends"
 }
+# lb_pid: the pid of the cluster's balancer when it runs (ps, not /proc:
+# macOS has none; any flags between `lb` and `--listen`, as lb_start's
+# --detach).
 lb_pid() {
   p=$(cat "$cdir/lb.pid" 2>/dev/null) || return 1
-  tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -q "kina-node lb --listen" || return 1
+  case $p in ''|*[!0-9]*) return 1 ;; esac
+  ps -o args= -p "$p" 2>/dev/null | grep -q "kina-node lb .*--listen" || return 1
   printf '%s\n' "$p"
 }
 lb_start() {

@@ -58,3 +58,36 @@ sid=$(ps -o sid= -p "$lb" | tr -d ' ')
 [ "$sid" = "$lb" ] || fail "lb --detach: session $sid, not its own ($lb)"
 [ "$(ps -o sid= -p $$ | tr -d ' ')" != "$sid" ] || fail "lb --detach stayed in the test's session"
 ok "lb --detach leads a session of its own (sid $sid = its pid)"
+
+# The front end's balancer helpers (tools/kina/cluster.sh), as create and
+# start use them for several control planes: lb_start starts `kina-node lb
+# --detach` on the plan's API address with the bootstrap node as backend,
+# lb_pid finds it (it once looked for `lb --listen` and missed the
+# --detach, so every create of several control planes failed at "Starting
+# the load balancer"), lb_add adds a joined control plane, lb_stop ends it.
+papi=$(free_port) pb1=$(free_port) pb2=$(free_port)
+cdir=$TEST_TMP/fe-cluster
+mkdir -p "$cdir"
+{ printf '{"kind":"ClusterPlan","controlPlanes":2,"networking":{"apiServerAddress":"127.0.0.1","apiServerPort":%s}}\n' "$papi"
+  printf '{"kind":"NodePlan","name":"c-control-plane","role":"control-plane","bootstrap":true,"extraPortMappings":[{"containerPort":6443,"hostPort":%s}]}\n' "$pb1"
+  printf '{"kind":"NodePlan","name":"c-control-plane2","role":"control-plane","bootstrap":false,"extraPortMappings":[{"containerPort":6443,"hostPort":%s}]}\n' "$pb2"
+} > "$cdir/plan.jsonl"
+(
+  me=kina kina_dir=$KINA_SRC/tools/kina
+  . "$kina_dir/cluster.sh"
+  lb_start || fail "lb_start: exit $? ($(cat "$cdir/lb.log" 2>/dev/null))"
+  p=$(lb_pid) || fail "lb_pid does not find the balancer lb_start started: $(cat "$cdir/lb.pid"): $(ps -o args= -p "$(cat "$cdir/lb.pid")")"
+  echo "$p" > "$TEST_TMP/fe-lb.pid"
+  assert_eq "$(cat "$cdir/lb-backends")" "127.0.0.1:$pb1" "backends after lb_start"
+  lb_start || fail "a second lb_start: exit $?"
+  assert_eq "$(lb_pid)" "$p" "a second lb_start starts no second balancer"
+  lb_add c-control-plane2
+  assert_eq "$(cat "$cdir/lb-backends")" "$(printf '127.0.0.1:%s\n127.0.0.1:%s' "$pb1" "$pb2")" "backends after lb_add"
+  lb_stop
+  ! lb_pid >/dev/null || fail "lb_pid still finds a balancer after lb_stop"
+) || exit 1
+lbp=$(cat "$TEST_TMP/fe-lb.pid")
+track_pid "$lbp"
+for _ in $(seq 50); do kill -0 "$lbp" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$lbp" 2>/dev/null || fail "the balancer still runs after lb_stop"
+ok "the front end's balancer: lb_start, lb_pid (with --detach), lb_add, lb_stop"
