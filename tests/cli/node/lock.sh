@@ -85,7 +85,7 @@ mkdir -p "$cdir"
   assert_eq "$(cat "$cdir/lb-backends")" "$(printf '127.0.0.1:%s\n127.0.0.1:%s' "$pb1" "$pb2")" "backends after lb_add"
   lb_stop
   ! lb_pid >/dev/null || fail "lb_pid still finds a balancer after lb_stop"
-) || exit 1
+) || { kill -TERM "$(cat "$cdir/lb.pid" 2>/dev/null)" 2>/dev/null; exit 1; }  # a balancer lb_pid missed
 lbp=$(cat "$TEST_TMP/fe-lb.pid")
 track_pid "$lbp"
 for _ in $(seq 50); do kill -0 "$lbp" 2>/dev/null || break; sleep 0.1; done
