@@ -2,6 +2,8 @@
 // how its state is told from its files and processes, and its Machine record.
 #pragma once
 
+#include <sys/statvfs.h>
+
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -60,6 +62,8 @@ inline constexpr const char* booting = "booting";
 inline constexpr const char* starting = "starting";
 // The console of the run before the last start (console.log is recreated).
 inline constexpr const char* previous_console = "console.previous.log";
+// What only a live run has: removed when it ends, however it ends.
+inline constexpr const char* live_run[] = {ready, ctl_sock, agent_sock, qmp_sock, console_fifo};
 }  // namespace file
 
 // $KINA_HOME/clusters/<cluster>: where it would be (nothing is created; the
@@ -391,6 +395,14 @@ inline Result<UniqueFd> connect_unix(const fsys::path& dir, const char* name) {
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
     return os_error(fmt::format("connecting to {}", (dir / name).string()), errno, Exit::unavailable);
   return s;
+}
+
+// Bytes free for this user on the file system of PATH; nothing when
+// statvfs(2) fails (errno says why).
+inline std::optional<uint64_t> free_bytes(const char* path) {
+  struct statvfs v {};
+  if (::statvfs(path, &v) != 0) return std::nullopt;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
 // The last N lines of a file (the console, for error messages).

@@ -415,12 +415,11 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
 // timeout, blaming the agent; it is refused before QEMU starts.
 inline constexpr uint64_t kMachineMinFree = 64ull << 20;
 inline Status check_room(const fsys::path& dir) {
-  struct statvfs v {};
-  if (::statvfs(dir.c_str(), &v) != 0) return os_error(fmt::format("checking the free space of {}", dir.string()));
-  uint64_t free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
-  if (free_bytes < kMachineMinFree)
+  auto free = vm::free_bytes(dir.c_str());
+  if (!free) return os_error(fmt::format("checking the free space of {}", dir.string()));
+  if (*free < kMachineMinFree)
     return make_error(Exit::cant_create, fmt::format("starting the machine in {}", dir.string()),
-                      fmt::format("No space left on device: {} MiB free, a machine needs {} MiB to run", free_bytes >> 20,
+                      fmt::format("No space left on device: {} MiB free, a machine needs {} MiB to run", *free >> 20,
                                   kMachineMinFree >> 20),
                       "free some space on that file system (KINA_HOME)");
   return {};

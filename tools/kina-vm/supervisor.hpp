@@ -14,7 +14,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -132,7 +131,7 @@ class Supervisor {
         w.field("exitCode", 70).end_object();
         (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
       }
-      for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready, file::console_fifo}) ::unlink(f);
+      for (const char* f : file::live_run) ::unlink(f);
     } catch (...) {
       if (qemu_ > 0) ::kill(qemu_, SIGKILL);
     }
@@ -325,8 +324,7 @@ class Supervisor {
     if (!paused_)
       log("QEMU paused the guest: a write to its disk failed on the host (no space left?); it resumes once there is room");
     paused_ = true;
-    struct statvfs v {};
-    if (::statvfs(".", &v) == 0 && static_cast<uint64_t>(v.f_bavail) * v.f_frsize >= kResumeRoom)
+    if (auto free = free_bytes("."); free && *free >= kResumeRoom)
       (void)detail_sup::qmp_execute("{\"execute\":\"cont\"}");
   }
 
@@ -490,7 +488,7 @@ class Supervisor {
     w.field("exitCode", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)).end_object();
     (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
     log(reason);
-    for (const char* f : {file::ctl_sock, file::agent_sock, file::qmp_sock, file::ready, file::console_fifo}) ::unlink(f);
+    for (const char* f : file::live_run) ::unlink(f);
   }
 
   void loop() {

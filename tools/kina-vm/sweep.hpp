@@ -76,8 +76,7 @@ inline Status boot_completed(const fsys::path& dir) {
 // are kept (a stopped machine keeps them until rm).
 inline void abandon_start(const fsys::path& dir, const std::string& why) {
   kill_machine(dir, std::chrono::seconds(3));
-  for (const char* f : {file::ready, file::ctl_sock, file::agent_sock, file::qmp_sock, file::console_fifo})
-    ::unlink((dir / f).c_str());
+  for (const char* f : file::live_run) ::unlink((dir / f).c_str());
   json::Writer w;
   w.begin_object().field("reason", why).field("time", format_utc_ms(now_ms())).end_object();
   (void)write_file_atomic(dir / file::exit_info, w.str() + "\n", 0644);
