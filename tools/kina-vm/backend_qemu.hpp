@@ -168,6 +168,9 @@ class QemuBackend final : public Backend {
         return make_error(Exit::temp_fail, fmt::format("machine {}", m.name.str()), fmt::format("it is {}", st.state),
                           fmt::format("wait, or stop it first: kina-vm stop {}", m.name.str()));
       if (auto st2 = check_start_inputs(m.dir, s); !st2) return st2.error();
+      // Before anything changes: a start refused for room leaves the
+      // machine's files as they were (its console, exit.json, machine.json).
+      if (auto st2 = check_room(m.dir); !st2) return st2.error();
       if (auto st2 = write_file_atomic(m.dir / file::starting, this_boot("").str(), 0600); !st2) return st2.error();
     }
     BootPlan plan;
@@ -231,15 +234,26 @@ class QemuBackend final : public Backend {
   Result<std::string> stop(const MachineRef& m, int64_t timeout_ms, const std::string& timeout_text) override {
     State st = machine_state(m.dir);
     if (st.state != "exited") {
-      bool asked = false;
+      bool asked = false, told = false;
       if (auto conn = AgentConnection::open(m.dir, m.name.str()); conn && st.state == "running")
         asked = static_cast<bool>(conn->send(wire::Type::poweroff));
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(asked ? timeout_ms : 0);
-      while (std::chrono::steady_clock::now() < deadline && machine_state(m.dir).state != "exited")
+      while (std::chrono::steady_clock::now() < deadline && (st = machine_state(m.dir)).state != "exited") {
+        if (st.paused && !told) {
+          warn(kTool, fmt::format("{} is paused: {}; waiting up to {} for it to power off", m.name.str(), kPausedWhy, timeout_text));
+          told = true;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
       if (machine_state(m.dir).state != "exited") {
         if (asked) warn(kTool, fmt::format("{} did not power off within {}; stopping it by force", m.name.str(), timeout_text));
         kill_machine(m.dir, std::chrono::seconds(5));
+      }
+      // A supervisor killed before it recorded the end leaves it to us.
+      st = machine_state(m.dir);
+      if (!st.supervisor && !st.qemu) {
+        for (const char* f : file::live_run) ::unlink((m.dir / f).c_str());
+        if (!fsys::exists(m.dir / file::exit_info)) record_exit_info(m.dir, exit_info_json("stopped (forced)"));
       }
     }
     // A live start holds the machine's lock for as long as its `starting`

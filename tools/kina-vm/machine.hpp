@@ -62,8 +62,14 @@ inline constexpr const char* booting = "booting";
 inline constexpr const char* starting = "starting";
 // The console of the run before the last start (console.log is recreated).
 inline constexpr const char* previous_console = "console.previous.log";
+// Present while QEMU holds the guest paused because a write to its disk
+// failed on the host (a full file system); the supervisor makes and removes it.
+inline constexpr const char* paused = "paused";
+// Room for exit.json, taken before a run begins (reserve_exit_info), so that
+// how a run ended is recorded on a full disk too.
+inline constexpr const char* exit_reserve = "exit.reserve";
 // What only a live run has: removed when it ends, however it ends.
-inline constexpr const char* live_run[] = {ready, ctl_sock, agent_sock, qmp_sock, console_fifo};
+inline constexpr const char* live_run[] = {ready, ctl_sock, agent_sock, qmp_sock, console_fifo, paused};
 }  // namespace file
 
 // $KINA_HOME/clusters/<cluster>: where it would be (nothing is created; the
@@ -298,8 +304,13 @@ inline bool is_supervisor(pid_t pid, const fsys::path& dir) {
 struct State {
   std::string state;   // starting, running, exited
   std::string reason;  // for exited
+  bool paused = false;  // running, but QEMU holds the guest paused (file::paused)
   std::optional<pid_t> supervisor, qemu;
 };
+
+// Why a paused machine does not run (the Machine record's "paused").
+inline constexpr const char* kPausedWhy =
+    "a write to its disk failed on the host (no space left?); it runs again once its directory's file system has 16 MiB free";
 
 inline State machine_state(const fsys::path& dir) {
   State st;
@@ -311,6 +322,7 @@ inline State machine_state(const fsys::path& dir) {
   bool ended = fsys::exists(dir / file::exit_info);
   if (alive && st.qemu && !ended) {
     st.state = fsys::exists(dir / file::ready) ? "running" : "starting";
+    st.paused = fsys::exists(dir / file::paused);
     return st;
   }
   if (alive && !ended) {
@@ -336,6 +348,7 @@ inline std::string machine_record(const fsys::path& dir, const Spec& s, const St
   auto w = begin_record("Machine");
   w.field("name", s.name).field("cluster", s.cluster).field("backend", s.backend).field("state", st.state);
   if (!st.reason.empty()) w.field("reason", st.reason);
+  if (st.paused) w.field("paused", kPausedWhy);
   w.field("ip", s.ip);
   if (!s.network.empty()) w.field("network", s.network);
   w.field("cpus", s.cpus).field("memoryMiB", static_cast<unsigned long long>(s.memory_mib));
@@ -403,6 +416,49 @@ inline std::optional<uint64_t> free_bytes(const char* path) {
   struct statvfs v {};
   if (::statvfs(path, &v) != 0) return std::nullopt;
   return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+// Takes room for exit.json in DIR before a run begins: exit.reserve, 4 KiB
+// allocated. 73 when the file system has not even that.
+inline constexpr off_t kExitReserve = 4096;
+inline Status reserve_exit_info(const fsys::path& dir) {
+  const fsys::path p = dir / file::exit_reserve;
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) return os_error(fmt::format("removing {}", p.string()));
+  UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd.valid()) return os_error(fmt::format("creating {}", p.string()), errno, Exit::cant_create);
+  if (int e = ::posix_fallocate(fd.get(), 0, kExitReserve); e != 0) {
+    ::unlink(p.c_str());
+    return os_error(fmt::format("allocating {}", p.string()), e, Exit::cant_create);
+  }
+  return {};
+}
+
+// Writes exit.json in DIR: into the room reserve_exit_info took (written,
+// cut to its length, renamed), so that it needs no new space; without that
+// room, an ordinary atomic write. Best effort: what fails is not reported
+// (the machine reads as exited either way, by its processes).
+inline void record_exit_info(const fsys::path& dir, std::string_view json) {
+  const fsys::path res = dir / file::exit_reserve, out = dir / file::exit_info;
+  UniqueFd fd(::open(res.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  struct stat sb {};
+  if (fd.valid() && ::fstat(fd.get(), &sb) == 0 && S_ISREG(sb.st_mode) && static_cast<off_t>(json.size()) <= kExitReserve &&
+      ::pwrite(fd.get(), json.data(), json.size(), 0) == static_cast<ssize_t>(json.size()) &&
+      ::ftruncate(fd.get(), static_cast<off_t>(json.size())) == 0 && ::fdatasync(fd.get()) == 0 &&
+      ::rename(res.c_str(), out.c_str()) == 0) {
+    (void)fsync_dir(dir);
+    return;
+  }
+  (void)write_file_atomic(out, json, 0644);
+}
+
+// How a run ended, as exit.json says it: REASON and when, with QEMU's exit
+// code when there is one.
+inline std::string exit_info_json(const std::string& reason, std::optional<int> code = std::nullopt) {
+  json::Writer w;
+  w.begin_object().field("reason", reason).field("time", format_utc_ms(now_ms()));
+  if (code) w.field("exitCode", *code);
+  w.end_object();
+  return w.str() + "\n";
 }
 
 // The last N lines of a file (the console, for error messages).

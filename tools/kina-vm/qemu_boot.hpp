@@ -431,6 +431,7 @@ inline Status spawn_and_wait(const Wait& w, BootPlan& plan, int64_t timeout_ms, 
   Spec& s = plan.spec;
   const fsys::path& dir = plan.dir;
   if (auto st = check_room(dir); !st) return st;
+  if (auto st = reserve_exit_info(dir); !st) return st;
   // The supervisor: detached (own session), outliving this command. Its
   // strings are made before fork: the process has a signal thread
   // (kina/interrupt.hpp), so the child only makes async-signal-safe calls.

@@ -126,10 +126,7 @@ class Supervisor {
         ::kill(qemu_, SIGKILL);
         int status = 0;
         ::waitpid(qemu_, &status, 0);
-        json::Writer w;
-        w.begin_object().field("reason", fmt::format("the supervisor failed: {}", what)).field("time", format_utc_ms(now_ms()));
-        w.field("exitCode", 70).end_object();
-        (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
+        record_exit_info(".", exit_info_json(fmt::format("the supervisor failed: {}", what), 70));
       }
       for (const char* f : file::live_run) ::unlink(f);
     } catch (...) {
@@ -317,12 +314,19 @@ class Supervisor {
     if (!st) return;
     bool io_error = st->find("\"io-error\"") != std::string::npos;
     if (!io_error) {
-      if (paused_) log("the guest runs again");
+      if (paused_) {
+        log("the guest runs again");
+        ::unlink(file::paused);
+      }
       paused_ = false;
       return;
     }
-    if (!paused_)
+    if (!paused_) {
       log("QEMU paused the guest: a write to its disk failed on the host (no space left?); it resumes once there is room");
+      // An empty file: it takes no data block, so it is made on a full disk.
+      int fd = ::open(file::paused, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    }
     paused_ = true;
     if (auto free = free_bytes("."); free && *free >= kResumeRoom)
       (void)detail_sup::qmp_execute("{\"execute\":\"cont\"}");
@@ -478,15 +482,13 @@ class Supervisor {
 
   void qemu_exited(int status) {
     std::string reason;
-    if (stopping_) reason = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "stopped" : "stopped (forced)";
+    // A guest held paused never finished its shutdown: its stop was forced.
+    if (stopping_) reason = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !paused_ ? "stopped" : "stopped (forced)";
     else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) reason = "powered off";
     else if (WIFEXITED(status)) reason = fmt::format("QEMU exited with status {}", WEXITSTATUS(status));
     else reason = fmt::format("QEMU was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
     if (!ready_ && !stopping_) reason += " before the guest agent answered";
-    json::Writer w;
-    w.begin_object().field("reason", reason).field("time", format_utc_ms(now_ms()));
-    w.field("exitCode", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)).end_object();
-    (void)write_file_atomic(file::exit_info, w.str() + "\n", 0644);
+    record_exit_info(".", exit_info_json(reason, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
     log(reason);
     for (const char* f : file::live_run) ::unlink(f);
   }
@@ -510,7 +512,9 @@ class Supervisor {
       for (auto& [fd, c] : clients_)
         fds.push_back({fd, static_cast<short>((take_input(c) ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
       auto now = std::chrono::steady_clock::now();
-      if (now >= next_io_check_ && !stopping_) {
+      // Also while the guest powers off (its last writes may be what
+      // failed), not once QEMU is being stopped by force.
+      if (now >= next_io_check_ && !forcing_) {
         check_io_error();
         next_io_check_ = std::chrono::steady_clock::now() + kIoErrorCheck;
       }
@@ -537,9 +541,11 @@ class Supervisor {
                 virtiofsd_.erase(v);
               }
             }
-          } else if (!stopping_) {
-            // Forced stop: QMP quit, then SIGKILL if QEMU is still there.
-            stopping_ = true;
+          } else if (!forcing_) {
+            // Forced stop, also of a guest asked to power off that has not
+            // (paused on a full disk, say): QMP quit, then SIGKILL if QEMU
+            // is still there.
+            stopping_ = forcing_ = true;
             log(fmt::format("signal {}: stopping QEMU", si.ssi_signo));
             if (!detail_sup::qmp_quit()) ::kill(qemu_, SIGTERM);
             kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(3);
@@ -625,7 +631,8 @@ class Supervisor {
   ConsoleLog console_;
   std::map<pid_t, std::string> virtiofsd_;  // pid -> shared directory
   pid_t qemu_ = -1;
-  bool ready_ = false, stopping_ = false, paused_ = false;
+  // stopping_: a stop was asked for (a poweroff or a signal); forcing_: by a signal.
+  bool ready_ = false, stopping_ = false, forcing_ = false, paused_ = false;
   std::string release_, hostname_, agent_out_;
   wire::FrameBuffer agent_in_;
   std::map<int, Client> clients_;

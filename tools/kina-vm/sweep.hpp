@@ -77,9 +77,7 @@ inline Status boot_completed(const fsys::path& dir) {
 inline void abandon_start(const fsys::path& dir, const std::string& why) {
   kill_machine(dir, std::chrono::seconds(3));
   for (const char* f : file::live_run) ::unlink((dir / f).c_str());
-  json::Writer w;
-  w.begin_object().field("reason", why).field("time", format_utc_ms(now_ms())).end_object();
-  (void)write_file_atomic(dir / file::exit_info, w.str() + "\n", 0644);
+  record_exit_info(dir, exit_info_json(why));
   ::unlink((dir / file::starting).c_str());
   (void)fsync_dir(dir);
 }
