@@ -62,7 +62,8 @@ step() {
   secs=$(( (t1 - t0) / 1000 )).$(( ( (t1 - t0) % 1000 ) / 100 ))
   if [ "$src" -eq 0 ]; then
     say " ✓ $sname (${secs}s)"
-    [ -z "${steps_file:-}" ] || printf '%s\t%s\n' "$sname" "$((t1 - t0))" >> "$steps_file"
+    # (the steps' times are for bench/: one that cannot be written is left out)
+    [ -z "${steps_file:-}" ] || printf '%s\t%s\n' "$sname" "$((t1 - t0))" 2>/dev/null >> "$steps_file" || true
   else
     say " ✗ $sname (${secs}s, exit $src)"
   fi
@@ -134,10 +135,26 @@ lock_cluster() {
   esac
 }
 
-# write_atomic FILE: stdin to FILE through a temporary name in its directory.
+# write_to FILE, append_to FILE: stdin to FILE (0600 when new). A write that
+# fails (a full disk) is one error line naming FILE and the cause, and 74,
+# which the caller passes on: nothing goes on from a file half written.
+io_failed() {
+  printf '%s: error: writing %s: %s\n' "$me" "$1" "$(printf '%s\n' "$2" | head -n 1 | sed 's/^[^:]*: //')" >&2
+}
+write_to() { werr=$( (umask 077; cat 2>&1 > "$1") ) || { io_failed "$1" "$werr"; return 74; }; }
+append_to() { werr=$( (umask 077; cat 2>&1 >> "$1") ) || { io_failed "$1" "$werr"; return 74; }; }
+# write_atomic FILE: stdin to FILE through a temporary name in its directory
+# (removed when the write fails: FILE is the old one or the new one).
 write_atomic() {
   tmpf="$1.tmp.$$"
-  (umask 077; cat > "$tmpf") && mv -f "$tmpf" "$1"
+  write_to "$tmpf" || { rm -f "$tmpf"; return 74; }
+  werr=$(mv -f "$tmpf" "$1" 2>&1) || { rm -f "$tmpf"; io_failed "$1" "$werr"; return 74; }
+}
+# jq_in_place FILE JQ-ARGS...: FILE rewritten by `jq -c JQ-ARGS FILE`, atomically.
+jq_in_place() {
+  jf=$1; shift
+  jout=$(jq -c "$@" "$jf") || return 65
+  printf '%s\n' "$jout" | write_atomic "$jf"
 }
 
 # verb_tmp WHAT: a private temporary directory of this verb inside the
@@ -191,11 +208,10 @@ resolve_zero_ports() {
     p=$(free_port "$1") || die 75 "no free host port found"
     # the first port 0 of the first node that has one: one at a time
     first=$(jq -r 'select(.kind=="NodePlan") | select([.extraPortMappings[] | select(.hostPort == 0)] | length > 0) | .name' "$1" | head -n 1)
-    jq -c --argjson p "$p" --arg n "$first" '
+    jq_in_place "$1" --argjson p "$p" --arg n "$first" '
       if .kind == "NodePlan" and .name == $n then
         .extraPortMappings |= (. as $m | ([range(0; length) | select($m[.].hostPort == 0)] | first) as $i | .[$i].hostPort = $p)
-      else . end' "$1" > "$1.new"
-    mv -f "$1.new" "$1"
+      else . end' || return $?
   done
 }
 
@@ -205,21 +221,19 @@ resolve_zero_ports() {
 # balancer's (kina-node lb) and each control plane publishes 6443 on a
 # loopback port of its own, the balancer's backends.
 resolve_ports() {
-  resolve_zero_ports "$1"
+  resolve_zero_ports "$1" || return $?
   port=$(jq -r 'select(.kind=="NodePlan" and .bootstrap) | .extraPortMappings[] | select(.containerPort == 6443) | .hostPort' "$1" | head -n 1)
-  jq -c --argjson p "$port" 'if .kind == "ClusterPlan" then .networking.apiServerPort = $p else . end' "$1" > "$1.new"
-  mv -f "$1.new" "$1"
+  jq_in_place "$1" --argjson p "$port" 'if .kind == "ClusterPlan" then .networking.apiServerPort = $p else . end' || return $?
   ncp=$(jq -r 'select(.kind=="ClusterPlan") | .controlPlanes' "$1")
   [ "$ncp" -gt 1 ] || return 0
-  jq -c '
+  jq_in_place "$1" '
     if .kind == "NodePlan" and .role == "control-plane" then
       if .bootstrap then
         .extraPortMappings |= map(if .containerPort == 6443 then .hostPort = 0 | .listenAddress = "127.0.0.1" else . end)
       else
         .extraPortMappings = [{listenAddress: "127.0.0.1", hostPort: 0, containerPort: 6443, protocol: "TCP"}] + .extraPortMappings
       end
-    else . end' "$1" > "$1.new"
-  mv -f "$1.new" "$1"
+    else . end' || return $?
   resolve_zero_ports "$1"
 }
 
@@ -257,11 +271,12 @@ lb_start() {
     # existed (lb_start all): every control plane.
     sel='select(.kind=="NodePlan" and .bootstrap) | .name'
     [ "${1:-}" != all ] || sel='select(.kind=="NodePlan" and .role=="control-plane") | .name'
-    for n in $(jq -r "$sel" "$cdir/plan.jsonl"); do lb_backend "$n"; done | write_atomic "$cdir/lb-backends"
+    for n in $(jq -r "$sel" "$cdir/plan.jsonl"); do lb_backend "$n"; done | write_atomic "$cdir/lb-backends" || return $?
   fi
   lbp=$(tool_path kina-node) || return 69
   "$lbp" lb --detach --listen "$listen" --backends-file "$cdir/lb-backends" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
-  echo $! | write_atomic "$cdir/lb.pid"
+  lbpid=$!
+  echo "$lbpid" | write_atomic "$cdir/lb.pid" || { kill -TERM "$lbpid" 2>/dev/null; return 74; }
   sleep 0.5
   lb_pid > /dev/null || { sed "s/^/   lb: /" "$cdir/lb.log" >&2; return 69; }
 }
@@ -340,8 +355,20 @@ boot_args() {
     (.extraMounts[] | "--mount", "\(.hostPath):\(.containerPath)\(if .readOnly then ":ro" else "" end)")'
 }
 
+# A node's boot or join counts only when its success marker could be
+# written (NODE.ok in $work): a failure whose record could not be written
+# (a full disk) is never taken for a success.
+all_ok() {
+  what=$1; shift
+  for n in "$@"; do
+    [ -e "$work/$what-$n.ok" ] && continue
+    frc=$(cut -d' ' -f2 "$work/$what.failed" 2>/dev/null | head -n 1)
+    return "${frc:-74}"
+  done
+}
+
 boot_nodes() {
-  : > "$work/boot.failed"
+  : > "$work/boot.failed" || return 74
   for n in $(node_names); do
     (
       np=$(jq -c --arg n "$n" 'select(.kind=="NodePlan" and .name==$n)' "$cdir/plan.jsonl")
@@ -354,18 +381,22 @@ boot_nodes() {
 $(boot_args "$np")
 EOF
       if [ "$backend" = apple ]; then set -- --backend apple --image "$root" "$@"; else set -- --disk "$root" "$@"; fi
+      # (its errors kept in memory: on a full disk, a file for them could
+      # not be written either)
       rc=0
-      tool kina-vm boot --name "$n" --cluster "$cname" --network "$KINA_NETWORK" \
-        --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$@" > "$work/boot-$n.json" 2> "$work/boot-$n.err" || rc=$?
+      err=$(tool kina-vm boot --name "$n" --cluster "$cname" --network "$KINA_NETWORK" \
+        --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$@" 2>&1 > "$work/boot-$n.json") || rc=$?
+      [ $rc -ne 0 ] || err=$(true 2>&1 > "$work/boot-$n.ok") || rc=74
       if [ $rc -ne 0 ]; then
-        echo "$n $rc" >> "$work/boot.failed"
-        sed "s/^/   $n: /" "$work/boot-$n.err" >&2
+        echo "$n $rc" 2>/dev/null >> "$work/boot.failed"
+        printf '%s\n' "$err" | sed "s/^/   $n: /" >&2
       fi
     ) &
   done
   wait
-  [ ! -s "$work/boot.failed" ] || return "$(head -n 1 "$work/boot.failed" | cut -d' ' -f2)"
-  for n in $(node_names); do cat "$work/boot-$n.json"; done | jq -c 'select(.kind=="Machine")' | write_atomic "$cdir/machines.jsonl"
+  all_ok boot $(node_names) || return $?
+  records=$(for n in $(node_names); do cat "$work/boot-$n.json"; done | jq -c 'select(.kind=="Machine")') || return 65
+  printf '%s\n' "$records" | write_atomic "$cdir/machines.jsonl"
 }
 
 # ensure_kernel: the kernel kina-vm boots (Debian's cloud kernel, fetched once).
@@ -383,16 +414,17 @@ join_nodes() {
   nodes=$(jq -r --arg r "$role" 'select(.kind=="NodePlan" and .role==$r and (.bootstrap|not)) | .name' "$cdir/plan.jsonl")
   [ -n "$nodes" ] || return 0
   if [ "$role" = control-plane ]; then
-    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; lb_add "$n" || return 73; done
+    for n in $nodes; do node_step join --node "$n" > /dev/null || return $?; lb_add "$n" || return $?; done
     return 0
   fi
-  : > "$work/join.failed"
+  : > "$work/join.failed" || return 74
   for n in $nodes; do
-    ( rc=0; node_step join --node "$n" > /dev/null 2> "$work/join-$n.err" || rc=$?
-      [ $rc -eq 0 ] || { echo "$n $rc" >> "$work/join.failed"; sed "s/^/   $n: /" "$work/join-$n.err" >&2; } ) &
+    ( rc=0; err=$(node_step join --node "$n" 2>&1 > /dev/null) || rc=$?
+      [ $rc -ne 0 ] || err=$(true 2>&1 > "$work/join-$n.ok") || rc=74
+      [ $rc -eq 0 ] || { echo "$n $rc" 2>/dev/null >> "$work/join.failed"; printf '%s\n' "$err" | sed "s/^/   $n: /" >&2; } ) &
   done
   wait
-  [ ! -s "$work/join.failed" ] || return "$(head -n 1 "$work/join.failed" | cut -d' ' -f2)"
+  all_ok join $nodes
 }
 
 # mint_kubeconfig OUT USER GROUP TTL [internal]: a kubeconfig signed by the cluster CA.
@@ -527,7 +559,7 @@ cmd_create_cluster() {
     if [ "$rc" -ne 0 ] && [ "$created" = 0 ]; then
       if [ "$retain" = 1 ]; then
         say "   create failed (exit $rc); --retain: the nodes are kept (kina delete cluster --name $cname removes them)"
-        echo failed | write_atomic "$cdir/state"
+        echo failed | write_atomic "$cdir/state" || true
       else
         say "   create failed (exit $rc): removing what it made"
         remove_cluster
@@ -538,12 +570,12 @@ cmd_create_cluster() {
   cleanup_hook=create_cleanup
   KINA_CREATE_ID=$cname-$$-$(date +%s)-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
   export KINA_CREATE_ID
-  echo "creating $KINA_CREATE_ID" | write_atomic "$cdir/state"
+  echo "creating $KINA_CREATE_ID" | write_atomic "$cdir/state" || return $?
   say "Creating cluster \"$cname\" ..."
-  printf '%s\n' "$plan" > "$work/plan.jsonl"
-  resolve_ports "$work/plan.jsonl"
-  write_atomic "$cdir/plan.jsonl" < "$work/plan.jsonl"
-  : > "$work/disks"
+  printf '%s\n' "$plan" | write_to "$work/plan.jsonl" || return $?
+  resolve_ports "$work/plan.jsonl" || return $?
+  write_atomic "$cdir/plan.jsonl" < "$work/plan.jsonl" || return $?
+  : > "$work/disks" || return 74
   for img in $(jq -r 'select(.kind=="NodePlan") | .image' "$cdir/plan.jsonl" | sort -u); do
     step "Ensuring node image $img" ensure_image "$img" || return $?
     if [ "$backend" = apple ]; then
@@ -551,7 +583,7 @@ cmd_create_cluster() {
     else
       d=$(step "Preparing the node disk" node_disk "$img") || return $?
     fi
-    printf '%s\t%s\n' "$img" "$d" >> "$work/disks"
+    printf '%s\t%s\n' "$img" "$d" | append_to "$work/disks" || return $?
   done
   [ "$backend" = apple ] || { step "Ensuring the node kernel" ensure_kernel || return $?; }
   step "Creating the cluster CAs" pki_init || return $?
@@ -565,9 +597,10 @@ cmd_create_cluster() {
   if [ -n "$waitd" ]; then
     step "Waiting for the nodes to be Ready" node_step wait --timeout "$waitd" > /dev/null || return $?
   fi
+  # (the state first: a kubeconfig is merged only for a cluster that is kept)
+  echo running | write_atomic "$cdir/state" || return $?
   step "Writing the kubeconfig" export_kubeconfig "$kubeconfig" "$ttl" || return $?
-  echo running | write_atomic "$cdir/state"
-  cp "$steps_file" "$cdir/create-steps.tsv" 2>/dev/null || true
+  write_atomic "$cdir/create-steps.tsv" < "$steps_file" 2>/dev/null || true
   created=1
   say "Set kubectl context to \"kina-$cname\""
   say "You can now use your cluster with:"
@@ -748,13 +781,15 @@ export_logs() {
 # load_archive FILE NODES...: ctr import of an image archive in each node (k8s.io namespace).
 load_archive() {
   f=$1; shift
-  : > "$work/load.failed"
+  : > "$work/load.failed" || return 74
   for n in "$@"; do
-    ( tool kina-vm exec --cluster "$cname" -i "$n" -- ctr --namespace=k8s.io images import --digests --snapshotter=overlayfs - \
-        < "$f" > /dev/null 2> "$work/load-$n.err" || { echo "$n" >> "$work/load.failed"; sed "s/^/   $n: /" "$work/load-$n.err" >&2; } ) &
+    ( rc=0; err=$(tool kina-vm exec --cluster "$cname" -i "$n" -- ctr --namespace=k8s.io images import --digests --snapshotter=overlayfs - \
+        < "$f" 2>&1 > /dev/null) || rc=69
+      [ $rc -ne 0 ] || err=$(true 2>&1 > "$work/load-$n.ok") || rc=74
+      [ $rc -eq 0 ] || { echo "$n $rc" 2>/dev/null >> "$work/load.failed"; printf '%s\n' "$err" | sed "s/^/   $n: /" >&2; } ) &
   done
   wait
-  [ ! -s "$work/load.failed" ] || return 69
+  all_ok load "$@"
 }
 
 cmd_load() {
@@ -819,14 +854,15 @@ cmd_stop_start() {
       step "Stopping $n" tool kina-vm stop --cluster "$cname" --timeout "${KINA_STOP_TIMEOUT:-180s}" "$n" > /dev/null || return $?
     done
     lb_stop
-    echo stopped | write_atomic "$cdir/state"
+    echo stopped | write_atomic "$cdir/state" || return $?
   else
     step "Starting the load balancer" lb_start all || return $?
     for n in $cps $ws; do
       step "Starting $n" tool kina-vm start --cluster "$cname" --ready systemd --timeout "$KINA_BOOT_TIMEOUT" "$n" > /dev/null || return $?
     done
-    tool kina-vm ls --cluster "$cname" | jq -c 'select(.kind=="Machine")' | write_atomic "$cdir/machines.jsonl"
+    records=$(tool kina-vm ls --cluster "$cname" | jq -c 'select(.kind=="Machine")') || return 69
+    printf '%s\n' "$records" | write_atomic "$cdir/machines.jsonl" || return $?
     step "Waiting for the nodes to be Ready" node_step wait --timeout "$waitd" > /dev/null || return $?
-    echo running | write_atomic "$cdir/state"
+    echo running | write_atomic "$cdir/state" || return $?
   fi
 }

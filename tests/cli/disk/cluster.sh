@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# full-disk-cluster: `kina create cluster` (the front end and kina-node's
+# steps: the plan, the PKI, the Secrets encryption key, the nodes' records,
+# the kubeconfig merge) on a real full disk (disklib.sh), with no VM: the
+# apple backend against the scripted `container` of vm-apple, whose own
+# state lives off the full file system. Each failed create must exit 73 or
+# 74 with one error line naming "No space left on device", print nothing on
+# stdout, leave every file on the disk as it was (the kubeconfig with its
+# other cluster, no cluster directory, no temporary) and no container or
+# network; the create that succeeds must leave a cluster that answers
+# `kina get nodes`, its context merged next to the other one.
+source "$KINA_CLI_LIB"
+source "$KINA_SRC/tests/cli/disk/disklib.sh"
+VM_FAKE_DIR=$(cd "$KINA_SRC/tests/cli/vm/apple" && pwd)
+disk_setup 64m
+# The fake container keeps its state in $KINA_HOME/../fake: a symlink to a
+# directory off the tmpfs (the snapshot lists the link, never its target).
+FAKE="$TEST_TMP/fake"
+mkdir -p "$FAKE"
+ln -s "$FAKE" "$FS/fake"
+export PATH="$VM_FAKE_DIR:$PATH"
+export KUBECONFIG="$HOME/.kube/config"
+printf 'FAKE_CONTAINER_FIXTURE=%q\nFAKE_EXEC_GUEST=%q\nFAKE_KUBEADM_STATUS=0\n' \
+  "$VM_FAKE_DIR/list-1.0.json" "$KINA_SRC/tests/cli/node/apple/guest" > "$FAKE/env"
+echo running > "$FAKE/systemd"
+# no_containers WHY [CLUSTER]: no container or network of CLUSTER (default
+# two, the one swept) in the fake's state.
+no_containers() {
+  local c=${2:-two} left
+  left=$(ls "$FAKE/containers" 2>/dev/null | grep "^kina-$c-" || true)
+  [ -z "$left" ] || fail "$1: containers of $c left: $left"
+  left=$(grep "kina-$c-" "$FAKE/networks" 2>/dev/null || true)
+  [ -z "$left" ] || fail "$1: networks of $c left: $left"
+}
+
+# A node image in kina's store (as in node-apple: only /kind/version).
+root=$TEST_TMP/node-root
+mkdir -p "$root/kind" "$root/sbin"
+echo v1.37.2 > "$root/kind/version"
+IMG=kina.test/node:v1.37.2
+expect_exit 0 kina-image build --rootfs "$root" --tag "$IMG" --entrypoint /sbin/init
+printf 'kind: Cluster\napiVersion: kina/v1alpha1\nbackend: apple\nnodes:\n- role: control-plane\n- role: worker\n' > "$TEST_TMP/cluster.yaml"
+
+# A first cluster, made with room: its context in the kubeconfig and its
+# directory must come through every failed create of the second unchanged.
+expect_exit 0 kina create cluster --name one --config "$TEST_TMP/cluster.yaml" --image "$IMG"
+assert_contains "$(kubectl config get-contexts -o name)" kina-one
+
+created_two() {
+  grep -q 'Set kubectl context to "kina-two"' "$TEST_TMP/err" || return 1
+  [ "$(kina get nodes --name two)" = "$(printf 'two-control-plane\ntwo-worker')" ] || return 1
+  [ "$(kubectl config get-contexts -o name | sort | tr '\n' ' ')" = "kina-one kina-two " ] || return 1
+  [ -s "$FAKE/nodes/kina-two-two-control-plane/etc/kubernetes/encryption/config.yaml" ]
+}
+# After each failure: nothing of two left in the fake, and the step that
+# failed (its ✗ line; none when a write of the front end itself failed).
+failed_at() {
+  no_containers "$1"
+  local at; at=$(sed -n 's/^ ✗ \(.*\) ([0-9.]*s, exit [0-9]*)$/\1/p' "$TEST_TMP/err")
+  printf '%s\n' "${at:-a write of the front end itself}" >> "$TEST_TMP/steps-failed"
+}
+SWEEP_GROW=linear SWEEP_FAILED=failed_at SWEEP_ERRORS=each
+sweep "kina create cluster" created_two kina create cluster --name two --config "$TEST_TMP/cluster.yaml" --image "$IMG"
+ok "the steps that failed on the full disk: $(uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -)"
+
+expect_exit 0 kina delete cluster --name two
+expect_exit 0 kina delete cluster --name one
+no_containers "after delete" two
+no_containers "after delete" one
+[ -z "$(ls -A "$KINA_HOME/clusters")" ] || fail "delete left $(ls "$KINA_HOME/clusters")"
