@@ -23,7 +23,7 @@ namespace kina::kube {
 
 // kubectl and kind take `PATH.lock` with O_CREAT|O_EXCL before writing a
 // kubeconfig; kina does the same. kina writes its pid into the file so a lock
-// left by a crash can be named. While kina holds it, SIGINT, SIGTERM and SIGHUP
+// left by a crash can be named (when there is room for it). While kina holds it, SIGINT, SIGTERM and SIGHUP
 // (given `intr`, interrupt.hpp) remove it before the process ends: a lock left
 // behind makes every kubectl write fail.
 class KubeconfigLock {
@@ -63,8 +63,10 @@ class KubeconfigLock {
         return f;
       });
       if (fd.valid()) {
+        // The pid only names the holder of a lock left behind: on a full
+        // disk the lock is held empty, as kubectl's and kind's are.
         std::string info = fmt::format("pid={} cmd=kina-kube\n", ::getpid());
-        if (auto st = write_all(fd.get(), info, "writing " + path.string()); !st) return st.error();
+        if (!write_all(fd.get(), info, "writing " + path.string())) (void)!::ftruncate(fd.get(), 0);
         return l;
       }
       errno = err;

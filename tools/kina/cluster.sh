@@ -471,6 +471,10 @@ stop_marked() {
 
 # remove_cluster: the load balancer, every machine, the network, the kubeconfig entries and the
 # directory of cluster $cname. Works on whatever a failed or killed create left.
+# The kubeconfig entries go last but one: their removal reads the merge's
+# state in the cluster's directory, and rewrites the kubeconfig, which on a
+# full disk can fail; then the directory is kept (the next delete finishes)
+# and the verb fails with unmerge's error.
 remove_cluster() {
   # the processes a killed or failed create left running (its tools carry
   # KINA_CREATE_ID in their environment; the shell itself does not)
@@ -482,7 +486,12 @@ remove_cluster() {
     tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null 2>&1 || tool kina-vm rm -f --cluster "$cname" "$m" > /dev/null || true
   done
   tool kina-vm network rm -f "$KINA_NETWORK" --cluster "$cname" > /dev/null 2>&1 || true
-  tool kina-kube unmerge --cluster "$cname" > /dev/null 2>&1 || true
+  urc=0; uerr=$(tool kina-kube unmerge --cluster "$cname" 2>&1 > /dev/null) || urc=$?
+  if [ "$urc" -ne 0 ]; then
+    printf '%s\n' "$uerr" | grep ': error: ' >&2 || printf '%s\n' "$uerr" >&2
+    say "   the kubeconfig entries of cluster \"$cname\" are still there: its directory is kept for the next 'kina delete cluster --name $cname'"
+    return "$urc"
+  fi
   [ -n "$cname" ] && rm -rf "$home/clusters/$cname"
 }
 
@@ -629,7 +638,7 @@ cmd_delete_cluster() {
   say "Deleting cluster \"$cname\" ..."
   [ -d "$cdir" ] || return 0
   lock_cluster "$cdir"
-  remove_cluster
+  remove_cluster || return $?
   say "Deleted nodes: cluster \"$cname\""
 }
 

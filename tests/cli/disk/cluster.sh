@@ -63,7 +63,30 @@ SWEEP_GROW=linear SWEEP_FAILED=failed_at SWEEP_ERRORS=each
 sweep "kina create cluster" created_two kina create cluster --name two --config "$TEST_TMP/cluster.yaml" --image "$IMG"
 ok "the steps that failed on the full disk: $(uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -)"
 
+# delete on a full disk: its machines and network go; removing its
+# kubeconfig entries rewrites the kubeconfig, which needs room: more than
+# the machines gave back once the kubeconfig holds a large entry of its own
+# (400 KB). Then delete fails saying so and keeps the cluster's directory
+# (and with it what unmerge needs), and a delete with room finishes.
+head -c 300000 /dev/urandom > "$TEST_TMP/big-ca"
+kubectl config set-cluster big --server https://127.0.0.1:1 --certificate-authority "$TEST_TMP/big-ca" --embed-certs >/dev/null ||
+  fail "could not add a large entry to the kubeconfig"
+fill 0
+rc=0; kina delete cluster --name two >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+rm -f "$FS/filler"
+no_containers "delete on a full disk"
+[ "$rc" = 73 ] || [ "$rc" = 74 ] || fail "delete on a full disk: exit $rc (the kubeconfig then has: $(kubectl config get-contexts -o name | tr '\n' ' ')): $(cat "$TEST_TMP/err")"
+assert_contains "$(cat "$TEST_TMP/err")" "No space left on device"
+assert_contains "$(cat "$TEST_TMP/err")" "its directory is kept for the next 'kina delete cluster --name two'"
+assert_contains "$(kubectl config get-contexts -o name)" kina-two
+[ -e "$KINA_HOME/clusters/two/plan.jsonl" ] || fail "a failed delete did not keep clusters/two"
 expect_exit 0 kina delete cluster --name two
+assert_not_contains "$(kubectl config get-contexts -o name)" kina-two
+[ ! -e "$KINA_HOME/clusters/two" ] || fail "the second delete left clusters/two"
+assert_contains "$(kubectl config get-contexts -o name)" kina-one
+[ -n "$(kubectl config view --raw -o jsonpath='{.clusters[?(@.name=="big")].cluster.certificate-authority-data}')" ] ||
+  fail "the kubeconfig lost its other entry"
+ok "kina delete cluster on a full disk: exit $rc, the cluster kept for the next delete, which removes it all; one untouched"
 expect_exit 0 kina delete cluster --name one
 no_containers "after delete" two
 no_containers "after delete" one
