@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # full-disk-cluster: `kina create cluster` (the front end and kina-node's
 # steps: the plan, the PKI, the Secrets encryption key, the nodes' records,
-# the kubeconfig merge) on a real full disk (disklib.sh), with no VM: the
-# apple backend against the scripted `container` of vm-apple, whose own
-# state lives off the full file system. Each failed create must exit 73 or
-# 74 with one error line naming "No space left on device", print nothing on
-# stdout, leave every file on the disk as it was (the kubeconfig with its
-# other cluster, no cluster directory, no temporary) and no container or
-# network; the create that succeeds must leave a cluster that answers
-# `kina get nodes`, its context merged next to the other one.
+# the kubeconfig merge) and `kina delete cluster` on a real full disk
+# (disklib.sh), with no VM: the apple backend against the scripted
+# `container` of vm-apple, whose own state lives off the full file system.
+# First kina-vm's apple backend alone (boot, cp out of a container). Each
+# failed run must exit 73 or 74 naming "No space left on device" on each
+# error line (one per node at most), print nothing on stdout, leave every
+# file on the disk as it was (the kubeconfig with its other cluster, no
+# cluster directory, no temporary) and no container or network; the run
+# that succeeds must leave a cluster that answers `kina get nodes`, its
+# context merged next to the other one.
 source "$KINA_CLI_LIB"
 source "$KINA_SRC/tests/cli/disk/disklib.sh"
 VM_FAKE_DIR=$(cd "$KINA_SRC/tests/cli/vm/apple" && pwd)
@@ -40,6 +42,25 @@ echo v1.37.2 > "$root/kind/version"
 IMG=kina.test/node:v1.37.2
 expect_exit 0 kina-image build --rootfs "$root" --tag "$IMG" --entrypoint /sbin/init
 printf 'kind: Cluster\napiVersion: kina/v1alpha1\nbackend: apple\nnodes:\n- role: control-plane\n- role: worker\n' > "$TEST_TMP/cluster.yaml"
+
+# kina-vm's apple backend alone: boot (its machine directory; a failed one
+# removes its container) and cp out of a container (the fake's `tar -c`
+# into kina-vm's temporary directory on the full disk, renamed into place).
+REF=registry.local/node@sha256:aaaa
+no_container_a() { no_containers "$1" c9; }
+booted_a1() { [ "$(jq -r .state < "$TEST_TMP/out")" = running ] && [ -n "$(ls "$FAKE/containers" | grep '^kina-c9-a1$')" ]; }
+SWEEP_FAILED=no_container_a
+sweep "kina-vm boot --backend apple" booted_a1 kina-vm boot --backend apple --name a1 --cluster c9 --image "$REF"
+mkdir -p "$FAKE/guest/opt/tree/d"
+for i in 1 2 3 4 5 6; do head -c $((i * 7000)) /dev/urandom > "$FAKE/guest/opt/tree/f$i"; done
+head -c 50000 /dev/urandom > "$FAKE/guest/opt/tree/d/big"
+ln -s d/big "$FAKE/guest/opt/tree/link"
+copied_a() { diff -r --no-dereference "$FAKE/guest/opt/tree" "$HOME/tree" >/dev/null; }
+SWEEP_FAILED=
+sweep "kina-vm cp out of an apple container" copied_a kina-vm cp --cluster c9 a1:/opt/tree "$HOME/tree"
+rm -rf "${HOME:?}/tree"
+expect_exit 0 kina-vm rm -f --cluster c9 a1
+no_containers "after kina-vm rm" c9
 
 # A first cluster, made with room: its context in the kubeconfig and its
 # directory must come through every failed create of the second unchanged.
@@ -90,4 +111,4 @@ ok "kina delete cluster on a full disk: exit $rc, the cluster kept for the next 
 expect_exit 0 kina delete cluster --name one
 no_containers "after delete" two
 no_containers "after delete" one
-[ -z "$(ls -A "$KINA_HOME/clusters")" ] || fail "delete left $(ls "$KINA_HOME/clusters")"
+[ ! -e "$KINA_HOME/clusters/one" ] && [ ! -e "$KINA_HOME/clusters/two" ] || fail "delete left $(ls "$KINA_HOME/clusters")"
