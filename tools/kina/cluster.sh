@@ -757,34 +757,64 @@ cmd_export() {
       cname=$(cluster_name "$name") || return $?
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
-      [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/kina-logs.XXXXXX")
-      mkdir -p "$dir"
-      export_logs "$dir"
+      [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/kina-logs.XXXXXX") || return 73
+      mkdir -p "$dir" || die 73 "export logs: cannot make $dir"
+      export_logs "$dir" || return $?
       printf '%s\n' "$dir" ;;
     *) echo "$me: error: export: kina can export kubeconfig, logs" >&2; return 64 ;;
   esac
 }
 
+# collect FILE CMD...: CMD's output into FILE (export logs). What fails is
+# noted and the export goes on: a command that fails in a node is a warning
+# (the node may lack it, or be broken: why logs are exported); a write into
+# the export directory that fails (a full disk) makes the export fail (74)
+# once everything else was tried. The output goes through cat, whose
+# failure is seen whatever the command does when its own writes fail (a
+# program in a node may not check them); the command's status and both
+# stderrs come back on fd 3.
+collect() {
+  cf=$1; shift
+  cout=$( { { "$@" 2>&3 3>&-; echo "kina-rc=$?" >&3; } | { cat 2>&3 > "$cf" || echo "kina-wrc=$?" >&3; }; } 3>&1 )
+  crc=$(printf '%s\n' "$cout" | sed -n 's/^kina-rc=//p')
+  if printf '%s\n' "$cout" | grep -q '^kina-wrc='; then
+    cwhy=$(printf '%s\n' "$cout" | grep -E '^(cat|.*cannot create)' | head -n 1)
+    export_unwritten="$export_unwritten ${cf#"$export_dir"/}"
+    [ -n "$export_why" ] || export_why=${cwhy##*: }
+  elif [ "${crc:-0}" -ne 0 ]; then
+    cwhy=$(printf '%s\n' "$cout" | grep -v -e '^kina-rc=' -e '^$' | head -n 1)
+  else
+    return 0
+  fi
+  say "$me: warning: export logs: ${cf#"$export_dir"/}: ${cwhy:-exit $crc}"
+}
+
 export_logs() {
-  cp "$cdir/plan.jsonl" "$1/plan.jsonl"
-  tool kina-vm ls --cluster "$cname" > "$1/machines.jsonl" 2>/dev/null || true
-  for n in $(jq -r 'select(.kind=="Machine") | .name' "$1/machines.jsonl"); do
+  export_dir=$1 export_unwritten='' export_why=''
+  collect "$1/plan.jsonl" cat "$cdir/plan.jsonl"
+  # (the nodes from memory: machines.jsonl may be the first write that fails)
+  mrecs=$(tool kina-vm ls --cluster "$cname" | jq -c 'select(.kind=="Machine")') ||
+    say "$me: warning: export logs: kina-vm ls failed: the nodes' logs are left out"
+  collect "$1/machines.jsonl" printf '%s\n' "$mrecs"
+  for n in $(printf '%s\n' "$mrecs" | jq -r .name); do
     nd=$1/$n
-    mkdir -p "$nd"
-    mdir=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .dir' "$1/machines.jsonl")
+    mkdir -p "$nd" || { export_unwritten="$export_unwritten $n/"; export_why=${export_why:-"cannot make $n/"}; continue; }
+    mdir=$(printf '%s\n' "$mrecs" | jq -r --arg n "$n" 'select(.name==$n) | .dir')
     for f in console.old.log console.log; do
-      [ ! -f "$mdir/$f" ] || cp "$mdir/$f" "$nd/$f"
+      [ ! -f "$mdir/$f" ] || collect "$nd/$f" cat "$mdir/$f"
     done
-    state=$(jq -r --arg n "$n" 'select(.kind=="Machine" and .name==$n) | .state' "$1/machines.jsonl")
+    state=$(printf '%s\n' "$mrecs" | jq -r --arg n "$n" 'select(.name==$n) | .state')
     [ "$state" = running ] || continue
-    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager > "$nd/journal.log" 2>/dev/null || true
-    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u kubelet > "$nd/kubelet.log" 2>/dev/null || true
-    tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u containerd > "$nd/containerd.log" 2>/dev/null || true
-    tool kina-vm exec --cluster "$cname" "$n" -- cat /kind/version > "$nd/kubernetes-version.txt" 2>/dev/null || true
-    tool kina-vm exec --cluster "$cname" "$n" -- crictl ps -a > "$nd/containers.txt" 2>/dev/null || true
-    tool kina-vm exec --cluster "$cname" "$n" -- tar -C /var/log -cf - pods containers 2>/dev/null > "$nd/pod-logs.tar" || true
+    collect "$nd/journal.log" tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager
+    collect "$nd/kubelet.log" tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u kubelet
+    collect "$nd/containerd.log" tool kina-vm exec --cluster "$cname" "$n" -- journalctl --no-pager -u containerd
+    collect "$nd/kubernetes-version.txt" tool kina-vm exec --cluster "$cname" "$n" -- cat /kind/version
+    collect "$nd/containers.txt" tool kina-vm exec --cluster "$cname" "$n" -- crictl ps -a
+    collect "$nd/pod-logs.tar" tool kina-vm exec --cluster "$cname" "$n" -- tar -C /var/log -cf - pods containers
   done
-  jq -c --arg c "$cname" 'select(.cluster == $c)' "$home/audit/log.jsonl" > "$1/audit.jsonl" 2>/dev/null || true
+  collect "$1/audit.jsonl" jq -c --arg c "$cname" 'select(.cluster == $c)' "$home/audit/log.jsonl"
+  [ -z "$export_unwritten" ] ||
+    die 74 "export logs: $1 is incomplete: $(echo $export_unwritten | wc -w | tr -d ' ') of its files could not be written (the warnings above name them): $export_why"
 }
 
 # load_archive FILE NODES...: ctr import of an image archive in each node (k8s.io namespace).

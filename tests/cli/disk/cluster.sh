@@ -84,6 +84,24 @@ SWEEP_GROW=linear SWEEP_FAILED=failed_at SWEEP_ERRORS=each
 sweep "kina create cluster" created_two kina create cluster --name two --config "$TEST_TMP/cluster.yaml" --image "$IMG"
 ok "the steps that failed on the full disk: $(uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -)"
 
+# export logs onto the full disk: everything is tried, each write that
+# failed is named, and the export fails (74) saying its directory is
+# incomplete; with room it succeeds.
+mkdir "$HOME/logs"
+fill 0
+rc=0; kina export logs "$HOME/logs" --name one >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+rm -f "$FS/filler"
+assert_eq "$rc" 74 "exit of export logs on a full disk: $(cat "$TEST_TMP/err")"
+[ ! -s "$TEST_TMP/out" ] || fail "export logs on a full disk printed its directory"
+assert_contains "$(grep ": error: " "$TEST_TMP/err")" "export logs: $HOME/logs is incomplete: "
+assert_contains "$(grep ': error: ' "$TEST_TMP/err")" "No space left on device"
+assert_contains "$(cat "$TEST_TMP/err")" "warning: export logs: one-worker/journal.log: "
+rm -rf "${HOME:?}/logs"
+expect_exit 0 kina export logs "$HOME/logs" --name one
+[ -s "$HOME/logs/one-worker/journal.log" ] || fail "export logs with room: no journal.log"
+rm -rf "${HOME:?}/logs"
+ok "kina export logs on a full disk: 74, the incomplete directory named; with room, complete"
+
 # delete on a full disk: its machines and network go; removing its
 # kubeconfig entries rewrites the kubeconfig, which needs room: more than
 # the machines gave back once the kubeconfig holds a large entry of its own

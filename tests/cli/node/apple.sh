@@ -119,6 +119,26 @@ cmp -s "$TEST_TMP/archive.tar" "$FAKE/imported-$CP.tar" && cmp -s "$TEST_TMP/arc
   || fail "load image-archive did not stream the archive to ctr in both nodes"
 ok "get nodes, load image-archive"
 
+# export logs: the plan, the Machine records, per node the journal, kubelet's
+# and containerd's units, the version, the containers, the pod logs; the
+# cluster's audit events. A command a node lacks is a warning, not a failure.
+touch "$FAKE/no-crictl-kina-ac-ac-worker"
+expect_exit 0 kina export logs "$TEST_TMP/logs" --name ac
+rm -f "$FAKE/no-crictl-kina-ac-ac-worker"
+assert_eq "$OUT" "$TEST_TMP/logs"
+assert_contains "$ERR" "warning: export logs: ac-worker/containers.txt: exec failed: crictl: executable file not found"
+cmp -s "$TEST_TMP/logs/plan.jsonl" "$KINA_HOME/clusters/ac/plan.jsonl" || fail "export logs: plan.jsonl differs"
+assert_eq "$(jq -r 'select(.kind=="Machine") | .name' "$TEST_TMP/logs/machines.jsonl" | sort | tr '\n' ' ')" "ac-control-plane ac-worker "
+for n in ac-control-plane ac-worker; do
+  assert_contains "$(cat "$TEST_TMP/logs/$n/journal.log")" "-- journal of kina-ac-$n --"
+  assert_contains "$(cat "$TEST_TMP/logs/$n/kubelet.log")" "-- kubelet on kina-ac-$n --"
+  assert_eq "$(cat "$TEST_TMP/logs/$n/kubernetes-version.txt")" v1.37.2
+  assert_eq "$(tar -xOf "$TEST_TMP/logs/$n/pod-logs.tar" pods/p1/0.log)" "pod log of kina-ac-$n"
+done
+assert_contains "$(cat "$TEST_TMP/logs/ac-control-plane/containers.txt")" CONTAINER
+assert_contains "$(jq -r .action "$TEST_TMP/logs/audit.jsonl" | sort -u | tr '\n' ' ')" "create-cluster"
+ok "export logs: plan, machines, journals, version, containers, pod logs, audit events; a missing crictl is a warning"
+
 # 3. Stop and start.
 expect_exit 0 kina stop cluster --name ac
 assert_contains "$(cat "$LOG")" "stop --time 180 $W"
