@@ -171,7 +171,9 @@ term_pending() {
 term_taken() { ! term_pending "$1"; }
 wait_for 30 "the exec client to take the first SIGTERM" term_taken "$cpid"
 kill -TERM "$cpid"
-rc=0; timeout 10 tail --pid="$cpid" -f /dev/null || rc=$?
+# (what counts is that it ends, not how fast: 60 s, as the whole machine may
+# be busy with other guests; it failed once at 10 s under CI's load)
+rc=0; timeout 60 tail --pid="$cpid" -f /dev/null || rc=$?
 assert_eq "$rc" "0" "the client ended after the second signal"
 assert_contains "$(cat "$TEST_TMP/int.err")" "could not be delivered"
 guest_lacks "sleep 300" || fail "the command of the abandoned session was not killed"
