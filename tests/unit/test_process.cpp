@@ -77,6 +77,34 @@ BOOST_AUTO_TEST_CASE(output_is_capped) {
   BOOST_TEST(r->exit_code() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(on_stdout_streams_and_can_stop_the_output) {
+  ProcessSpec s;
+  s.argv = {"head", "-c", "300000", "/dev/zero"};
+  size_t got = 0;
+  s.on_stdout = [&](std::string_view chunk) {
+    got += chunk.size();
+    return true;
+  };
+  auto r = run_process(s);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(got == 300000u);
+  BOOST_TEST(r->out.empty());
+  // Refusing the first chunk closes the pipe: a writer that never ends
+  // (yes) is ended by SIGPIPE instead of running on (no timeout set).
+  ProcessSpec y;
+  y.argv = {"yes"};
+  int calls = 0;
+  y.on_stdout = [&](std::string_view) {
+    ++calls;
+    return false;
+  };
+  auto ry = run_process(y);
+  BOOST_REQUIRE(ry.ok());
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(!ry->exited);
+  BOOST_TEST(ry->term_signal == SIGPIPE);
+}
+
 BOOST_AUTO_TEST_CASE(feeds_stdin) {
   ProcessSpec s;
   s.argv = {"wc", "-c"};

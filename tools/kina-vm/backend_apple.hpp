@@ -286,10 +286,22 @@ class AppleBackend final : public Backend {
     spec.inherit_stdin = e.interactive;
     spec.capture_stdout = spec.capture_stderr = false;
     spec.foreground = true;  // the terminal's: it may read it, Ctrl-C reaches it
+    // Without -t the output goes through kina-vm, so that a write that fails
+    // (a full disk) is an error (74), as with QEMU, and ends the command,
+    // instead of lost by whatever `container` does with its write errors.
+    Status written;
+    if (!e.tty) {
+      spec.capture_stdout = true;
+      spec.on_stdout = [&](std::string_view chunk) {
+        written = write_all(1, chunk, "writing stdout");
+        return static_cast<bool>(written);
+      };
+    }
     auto held = Interrupts::hold(intr_);  // SIGTERM and SIGHUP are passed on to it
     spec.interrupts = intr_;
     auto r = run_process(spec);
     if (!r) return r.error();
+    if (!written) return written.error();
     return r->exit_code();
   }
 
@@ -312,20 +324,20 @@ class AppleBackend final : public Backend {
     spec.argv = {"container", "logs"};
     if (follow) spec.argv.push_back("--follow");
     spec.argv.push_back(s->container);
-    spec.capture_stdout = spec.capture_stderr = false;
+    spec.capture_stderr = false;
     spec.foreground = true;  // Ctrl-C during logs -f stops `container logs` too
-    // On a terminal, what the container printed goes through the escaper.
+    // Through kina-vm: on a terminal the escaper, and a write that fails
+    // (a full disk) is an error (74) that ends `container logs`.
     TerminalEscaper esc;
+    const bool escape = !raw && ::isatty(1);
     Status written;
-    if (!raw && ::isatty(1)) {
-      spec.capture_stdout = true;
-      spec.on_stdout = [&](std::string_view chunk) {
-        if (written) written = write_all(1, esc.feed(chunk), "writing stdout");
-      };
-    }
+    spec.on_stdout = [&](std::string_view chunk) {
+      written = escape ? write_all(1, esc.feed(chunk), "writing stdout") : write_all(1, chunk, "writing stdout");
+      return static_cast<bool>(written);
+    };
     auto r = run_process(spec);
     if (!r) return r.error();
-    if (spec.on_stdout && written) written = write_all(1, esc.finish(), "writing stdout");
+    if (escape && written) written = write_all(1, esc.finish(), "writing stdout");
     if (!written) return written;
     if (!r->exited && (r->term_signal == SIGINT || r->term_signal == SIGTERM || r->term_signal == SIGHUP))
       return make_error(static_cast<Exit>(signal_exit(r->term_signal)), fmt::format("logs of {}", m.name.str()), "interrupted");

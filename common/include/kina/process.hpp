@@ -81,8 +81,10 @@ struct ProcessSpec {
   // (Interrupts::hold): where they are taken to be passed on.
   const Interrupts* interrupts = nullptr;
   // With capture_stdout: each chunk of stdout as it arrives, instead of
-  // collecting it in ProcessResult::out (logs -f through a filter).
-  std::function<void(std::string_view)> on_stdout;
+  // collecting it in ProcessResult::out (logs -f through a filter, output
+  // whose writes are checked). Returning false stops taking it: the pipe is
+  // closed, so the child's next write fails (EPIPE, or SIGPIPE).
+  std::function<bool(std::string_view)> on_stdout;
 };
 
 struct ProcessResult {
@@ -272,8 +274,10 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
       ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n > 0) {
         if (spec.on_stdout && fd == out_pipe[0]) {
-          spec.on_stdout(std::string_view(chunk, static_cast<size_t>(n)));
-          continue;
+          if (spec.on_stdout(std::string_view(chunk, static_cast<size_t>(n)))) continue;
+          ::close(fd);
+          fd = -1;
+          return;
         }
         size_t room = spec.max_output > buf.size() ? spec.max_output - buf.size() : 0;
         size_t take = std::min(room, static_cast<size_t>(n));
