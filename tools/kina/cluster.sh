@@ -358,11 +358,12 @@ boot_args() {
 # A node's boot or join counts only when its success marker could be
 # written (NODE.ok in $work): a failure whose record could not be written
 # (a full disk) is never taken for a success.
+# (its own variable names: `what` is kina's, recorded in the audit event)
 all_ok() {
-  what=$1; shift
-  for n in "$@"; do
-    [ -e "$work/$what-$n.ok" ] && continue
-    frc=$(cut -d' ' -f2 "$work/$what.failed" 2>/dev/null | head -n 1)
+  okstep=$1; shift
+  for okn in "$@"; do
+    [ -e "$work/$okstep-$okn.ok" ] && continue
+    frc=$(cut -d' ' -f2 "$work/$okstep.failed" 2>/dev/null | head -n 1)
     return "${frc:-74}"
   done
 }
