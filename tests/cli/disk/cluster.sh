@@ -102,6 +102,26 @@ expect_exit 0 kina export logs "$HOME/logs" --name one
 rm -rf "${HOME:?}/logs"
 ok "kina export logs on a full disk: 74, the incomplete directory named; with room, complete"
 
+# stop and start on a full disk: neither can be undone once a node has
+# stopped or started, so each either completes or fails naming the cause
+# (74 at most: the cluster's state file), and the same verb with room
+# completes it.
+for verb in stop start; do
+  want=$([ $verb = stop ] && echo stopped || echo running)
+  fill 0
+  rc=0; kina $verb cluster --name one >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+  rm -f "$FS/filler"
+  if [ "$rc" != 0 ]; then
+    [ "$rc" = 73 ] || [ "$rc" = 74 ] || fail "kina $verb cluster on a full disk: exit $rc: $(cat "$TEST_TMP/err")"
+    ! grep ': error: ' "$TEST_TMP/err" | grep -qv 'No space left on device' ||
+      fail "kina $verb cluster on a full disk: an error that does not name the cause: $(cat "$TEST_TMP/err")"
+    expect_exit 0 kina $verb cluster --name one
+  fi
+  assert_eq "$(cat "$KINA_HOME/clusters/one/state")" "$want" "state after kina $verb cluster"
+  assert_eq "$(kina-vm ls --cluster one | jq -r .state | sort -u)" "$([ $verb = stop ] && echo exited || echo running)"
+  ok "kina $verb cluster on a full disk: exit $rc, then $want"
+done
+
 # delete on a full disk: its machines and network go; removing its
 # kubeconfig entries rewrites the kubeconfig, which needs room: more than
 # the machines gave back once the kubeconfig holds a large entry of its own
