@@ -73,6 +73,16 @@ assert_not_contains() {
 }
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
 
+# into_full_device CMD...: CMD, its stdout on /dev/full (every write fails
+# as on a full disk), must exit 74 with "writing stdout: No space left on
+# device" within 120 s (a command that writes for ever must be ended).
+into_full_device() {
+  local rc=0
+  timeout 120 "$@" </dev/null >/dev/full 2>"$TEST_TMP/full.err" || rc=$?
+  assert_eq "$rc" 74 "exit of $* into /dev/full ($(cat "$TEST_TMP/full.err"))"
+  assert_contains "$(cat "$TEST_TMP/full.err")" "writing stdout: No space left on device"
+}
+
 # wait_for SECONDS WHAT CMD...: runs CMD every 0.1 s until it succeeds; fails
 # naming WHAT when SECONDS pass first. Waits in tests poll the condition they
 # stand for (a process started, a file appeared, a server answers), never a
