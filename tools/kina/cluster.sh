@@ -772,19 +772,22 @@ cmd_export() {
 # the export directory that fails (a full disk) makes the export fail (74)
 # once everything else was tried. The output goes through cat, whose
 # failure is seen whatever the command does when its own writes fail (a
-# program in a node may not check them); the command's status and both
-# stderrs come back on fd 3.
+# program in a node may not check them). Each side of the pipe reports on
+# fd 3 in one line written at once ("kina-rc=N WHY", "kina-wrc WHY"), so
+# the two reports never mix.
 collect() {
   cf=$1; shift
-  cout=$( { { "$@" 2>&3 3>&-; echo "kina-rc=$?" >&3; } | { cat 2>&3 > "$cf" || echo "kina-wrc=$?" >&3; }; } 3>&1 )
-  crc=$(printf '%s\n' "$cout" | sed -n 's/^kina-rc=//p')
-  if printf '%s\n' "$cout" | grep -q '^kina-wrc='; then
-    cwhy=$(printf '%s\n' "$cout" | grep -E '^(cat|.*cannot create)' | head -n 1)
+  cout=$( { { lerr=$("$@" 2>&1 >&4 4>&-); lrc=$?
+              printf 'kina-rc=%s %s\n' "$lrc" "$(printf '%s\n' "$lerr" | grep -v '^$' | head -n 1)" >&3; } 4>&1 |
+            { werr=$(cat 2>&1 > "$cf") ||
+                printf 'kina-wrc %s\n' "$(printf '%s\n' "${werr:-cat failed}" | head -n 1)" >&3; }; } 3>&1 )
+  rline=$(printf '%s\n' "$cout" | sed -n 's/^kina-rc=//p' | head -n 1)
+  crc=${rline%% *} cwhy=${rline#* }
+  if printf '%s\n' "$cout" | grep -q '^kina-wrc '; then
+    cwhy=$(printf '%s\n' "$cout" | sed -n 's/^kina-wrc //p' | head -n 1)
     export_unwritten="$export_unwritten ${cf#"$export_dir"/}"
     [ -n "$export_why" ] || export_why=${cwhy##*: }
-  elif [ "${crc:-0}" -ne 0 ]; then
-    cwhy=$(printf '%s\n' "$cout" | grep -v -e '^kina-rc=' -e '^$' | head -n 1)
-  else
+  elif [ "${crc:-0}" = 0 ]; then
     return 0
   fi
   say "$me: warning: export logs: ${cf#"$export_dir"/}: ${cwhy:-exit $crc}"
