@@ -306,6 +306,13 @@ BOOST_AUTO_TEST_CASE(containerd_patch_errors_name_the_patch) {
   BOOST_TEST(err("version = 3\n") == "containerdConfigPatchesJSON6902[0]: op 0: path \"/nope\" does not exist");
   c.containerd_patches_json6902 = {R"([{"op": "add", "path": "/n", "value": null}])"};
   BOOST_TEST(err("version = 3\n").find("null cannot be written as TOML") != std::string::npos);
+  // fuzz_kubeadm_patch's find: these patches made a config that toml++ wrote
+  // in a form it could not read back; refused instead of installed.
+  c.containerd_patches = {"[plugins.\"io.containerd,cri.v1.images\".registry]\nconfig_path = \"/etc/containerd/certs.d\"\n"};
+  c.containerd_patches_json6902 = {
+      R"([{"op": "add", "path": "/plugins/io.containerd.cri.v1.runtime/cni/bin_dirs'-", "value": "/usr/lib/cni"}])"};
+  BOOST_TEST(err("version = 3\n[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = ['/opt/cni/bin']\n")
+                 .find("cannot be written as TOML that reads back") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(containerd_values_keep_their_types) {

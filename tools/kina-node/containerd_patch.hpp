@@ -171,6 +171,15 @@ inline Result<std::string> patch_containerd_config(std::string_view base, const 
   std::ostringstream os;
   os << "# " << base_label << " with the cluster's containerd config patches (written by kina-node)\n";
   os << *(*out)->as_table() << "\n";
+  // What the node gets must read back: toml++ writes some keys the patches
+  // can make (a quote in a JSON 6902 path's last token, found by
+  // fuzz_kubeadm_patch) in a form it cannot read; refused, never installed.
+  try {
+    (void)toml::parse(os.str());
+  } catch (const toml::parse_error& e) {
+    return make_error(Exit::data, "containerd config patches",
+                      fmt::format("the patched config cannot be written as TOML that reads back ({})", e.description()));
+  }
   return os.str();
 }
 
