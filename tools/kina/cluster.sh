@@ -777,7 +777,7 @@ cmd_export() {
 # the two reports never mix.
 collect() {
   cf=$1; shift
-  cout=$( { { lerr=$("$@" 2>&1 >&4 4>&-); lrc=$?
+  cout=$( { { lerr=$("$@" 2>&1 >&4 4>&- 3>&-); lrc=$?
               printf 'kina-rc=%s %s\n' "$lrc" "$(printf '%s\n' "$lerr" | grep -v '^$' | head -n 1)" >&3; } 4>&1 |
             { werr=$(cat 2>&1 > "$cf") ||
                 printf 'kina-wrc %s\n' "$(printf '%s\n' "${werr:-cat failed}" | head -n 1)" >&3; }; } 3>&1 )
