@@ -232,3 +232,27 @@ BOOST_AUTO_TEST_CASE(atomic_write_never_replaces_a_device_or_fifo) {
   BOOST_TEST(r.error().why.find("FIFO") != std::string::npos);
   BOOST_TEST(!read_file("/dev/zero", 16).ok());
 }
+
+BOOST_AUTO_TEST_CASE(a_childs_failure_is_its_first_complaint) {
+  using kina::detail::first_complaint;
+  BOOST_TEST(first_complaint("tar: tree/f1: Cannot write: No space left on device\n"
+                             "tar: tree/f2: Cannot write: No space left on device\n"
+                             "tar: Exiting with failure status due to previous errors\n") ==
+             "tar: tree/f1: Cannot write: No space left on device");
+  BOOST_TEST(first_complaint("tar: Error is not recoverable: exiting now\n") == "tar: Error is not recoverable: exiting now");
+  BOOST_TEST(first_complaint("\nkina-cp: /nope: no such directory\r\n") == "kina-cp: /nope: no such directory");
+  BOOST_TEST(first_complaint("a\tb\x1b[0m") == "a\\x09b\\x1b[0m");
+  BOOST_TEST(first_complaint("") == "");
+}
+
+BOOST_AUTO_TEST_CASE(a_full_disk_is_named_from_the_line_that_says_so) {
+  TempDir d;
+  // dpkg-deb's tar: the short write first, the cause on a later line
+  BOOST_TEST(kina::full_disk_why("tar: ./a.ko: Wrote only 4096 of 10240 bytes\n"
+                                 "tar: ./b.ko: Cannot write: No space left on device\r\n"
+                                 "tar: Exiting with failure status due to previous errors\n",
+                                 d.path) == "tar: ./b.ko: Cannot write: No space left on device");
+  // with room on DIR's file system, nothing is added to what the child said
+  BOOST_TEST(kina::full_disk_why("tar: ./a.ko: Wrote only 4096 of 10240 bytes\n", d.path) ==
+             "tar: ./a.ko: Wrote only 4096 of 10240 bytes");
+}

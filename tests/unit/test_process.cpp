@@ -2,8 +2,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
 
 #include "kina/process.hpp"
 
@@ -170,4 +176,57 @@ BOOST_AUTO_TEST_CASE(run_checked_tool_passes_a_kina_tools_message_on_and_maps_it
   r = run_checked_tool(s, "x", map);
   BOOST_REQUIRE(r.ok());
   BOOST_TEST(r->out == "ok");
+}
+
+// die_with_us: a child outlives a parent killed with -9 unless it is set,
+// and with it is gone (the control case shows the test can fail).
+namespace {
+bool pid_alive(long pid) {
+  char path[64], line[256] = {};
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE* s = std::fopen(path, "r");
+  if (!s) return false;
+  bool got = std::fgets(line, sizeof line, s) != nullptr;
+  std::fclose(s);
+  const char* close = got ? std::strrchr(line, ')') : nullptr;
+  return !(close && (close[2] == 'Z' || close[2] == 'X'));  // a zombie nobody reaps counts as gone
+}
+
+// Forks a parent that runs `sleep 300` (die_with_us as given), kills the
+// parent with -9 once the sleep runs, and says whether the sleep is gone
+// within 5 s (it is killed either way after).
+bool child_ends_with_killed_parent(bool die_with_us) {
+  char dir[] = "/tmp/kina-proc-XXXXXX";
+  if (!::mkdtemp(dir)) return false;
+  std::string pidfile = std::string(dir) + "/pid";
+  pid_t parent = ::fork();
+  if (parent == 0) {
+    ProcessSpec s;
+    s.argv = {"sh", "-c", "echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && exec sleep 300", pidfile};
+    s.die_with_us = die_with_us;
+    (void)run_process(s);
+    ::_exit(0);
+  }
+  long pid = 0;
+  for (int i = 0; i < 1000 && pid == 0; ++i) {
+    if (FILE* f = std::fopen(pidfile.c_str(), "r")) {
+      if (std::fscanf(f, "%ld", &pid) != 1) pid = 0;
+      std::fclose(f);
+    }
+    if (pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(parent, SIGKILL);
+  ::waitpid(parent, nullptr, 0);
+  bool gone = pid != 0;
+  for (int i = 0; pid != 0 && i < 500 && !(gone = !pid_alive(pid)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (pid != 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
+  ::unlink(pidfile.c_str());
+  ::rmdir(dir);
+  return pid != 0 && gone;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_child_set_to_die_with_us_ends_with_a_parent_killed_with_9) {
+  BOOST_TEST(!child_ends_with_killed_parent(false), "without die_with_us the child outlives its parent (control)");
+  BOOST_TEST(child_ends_with_killed_parent(true), "with die_with_us the child ended with its parent");
 }

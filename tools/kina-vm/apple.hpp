@@ -245,30 +245,6 @@ inline constexpr std::string_view kCopyInScript =
 
 namespace detail_apple {
 
-inline std::string one_line(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  auto nl = s.rfind('\n');
-  return nl == std::string::npos ? s : s.substr(nl + 1);
-}
-
-// What tar said went wrong: its first complaint ("tar: x: Cannot write: No
-// space left on device"), not the summary it ends with ("Exiting with
-// failure status due to previous errors"); else the last line.
-inline std::string tar_error(const std::string& err) {
-  size_t at = 0;
-  while (at < err.size()) {
-    size_t nl = err.find('\n', at);
-    std::string line = err.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-    at = nl == std::string::npos ? err.size() : nl + 1;
-    while (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line.find("Exiting with failure status") != std::string::npos ||
-        line.find("Error is not recoverable") != std::string::npos)
-      continue;
-    return line;
-  }
-  return one_line(err);
-}
-
 // "/a/b/" -> ("/a", "b"); "/" has no base.
 inline std::pair<std::string, std::string> split_guest(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -304,7 +280,7 @@ inline Status copy_in(const std::string& machine, const std::string& container, 
   pack.timeout = std::chrono::minutes(10);
   auto p = run_process(pack);
   if (!p) return p.error();
-  if (!p->success()) return make_error(Exit::io, where, fmt::format("tar {}: {}", p->describe(), detail_apple::tar_error(p->err)));
+  if (!p->success()) return make_error(Exit::io, where, fmt::format("tar {}: {}", p->describe(), detail::first_complaint(p->err)));
   if (p->out_truncated) return make_error(Exit::data, where, "more than 1 GiB of tar", "use --mount for large trees");
   ProcessSpec ex;
   ex.argv = copy_in_argv(container, gdst, base);
@@ -314,7 +290,7 @@ inline Status copy_in(const std::string& machine, const std::string& container, 
   if (!r) return r.error();
   if (!r->success())
     return make_error(r->exit_code() == 66 ? Exit::no_input : Exit::unavailable, where,
-                      fmt::format("in the guest: {}: {}", r->describe(), detail_apple::tar_error(r->err)));
+                      fmt::format("in the guest: {}: {}", r->describe(), detail::first_complaint(r->err)));
   return {};
 }
 
@@ -339,7 +315,7 @@ inline Status copy_out(const std::string& machine, const std::string& container,
   if (!r->success()) {
     bool missing = r->err.find("No such file") != std::string::npos || r->err.find("no such file") != std::string::npos;
     return make_error(missing ? Exit::no_input : Exit::unavailable, where,
-                      fmt::format("in the guest: {}: {}", r->describe(), detail_apple::tar_error(r->err)));
+                      fmt::format("in the guest: {}: {}", r->describe(), detail::first_complaint(r->err)));
   }
   if (r->out_truncated) return make_error(Exit::data, where, "more than 1 GiB of tar", "use --mount for large trees");
   // Unpacked beside the destination, checked, then renamed into place: a
@@ -354,11 +330,8 @@ inline Status copy_out(const std::string& machine, const std::string& container,
   unpack.timeout = std::chrono::minutes(10);
   auto u = run_process(unpack);
   if (!u || !u->success()) {
-    std::string why = u ? detail_apple::tar_error(u->err) : std::string();
-    // A short write on a full disk is "Wrote only N of M bytes" to GNU tar,
-    // without the cause: named here while the partial copy still fills it.
-    if (u && why.find("No space left") == std::string::npos)
-      if (auto free = free_bytes(parent.c_str()); free && *free == 0) why += " (No space left on device)";
+    // (read while the partial copy still fills the disk)
+    std::string why = u ? full_disk_why(u->err, parent) : std::string();
     cleanup();
     if (!u) return u.error();
     return make_error(Exit::cant_create, where, fmt::format("tar {}: {}", u->describe(), why));

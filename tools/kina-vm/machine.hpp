@@ -2,8 +2,6 @@
 // how its state is told from its files and processes, and its Machine record.
 #pragma once
 
-#include <sys/statvfs.h>
-
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -408,14 +406,6 @@ inline Result<UniqueFd> connect_unix(const fsys::path& dir, const char* name) {
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
     return os_error(fmt::format("connecting to {}", (dir / name).string()), errno, Exit::unavailable);
   return s;
-}
-
-// Bytes free for this user on the file system of PATH; nothing when
-// statvfs(2) fails (errno says why).
-inline std::optional<uint64_t> free_bytes(const char* path) {
-  struct statvfs v {};
-  if (::statvfs(path, &v) != 0) return std::nullopt;
-  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
 // Takes room for exit.json in DIR before a run begins: exit.reserve, 4 KiB

@@ -415,7 +415,7 @@ inline Status launch(const BootRequest& r, BootPlan& plan, const Kernel& k, cons
 // timeout, blaming the agent; it is refused before QEMU starts.
 inline constexpr uint64_t kMachineMinFree = 64ull << 20;
 inline Status check_room(const fsys::path& dir) {
-  auto free = vm::free_bytes(dir.c_str());
+  auto free = free_bytes(dir.c_str());
   if (!free) return os_error(fmt::format("checking the free space of {}", dir.string()));
   if (*free < kMachineMinFree)
     return make_error(Exit::cant_create, fmt::format("starting the machine in {}", dir.string()),

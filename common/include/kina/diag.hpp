@@ -27,6 +27,27 @@ inline std::string one_line(std::string_view s) {
   return out;
 }
 
+// What a failed child said went wrong, as one line: its first complaint
+// ("tar: x: Cannot write: No space left on device"), not the summary a tool
+// such as tar ends with ("Exiting with failure status due to previous
+// errors"); with no such line, the last line.
+inline std::string first_complaint(std::string_view err) {
+  std::string_view last;
+  for (size_t at = 0; at < err.size();) {
+    size_t nl = err.find('\n', at);
+    std::string_view line = err.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at);
+    at = nl == std::string_view::npos ? err.size() : nl + 1;
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    last = line;
+    if (line.find("Exiting with failure status") != std::string_view::npos ||
+        line.find("Error is not recoverable") != std::string_view::npos)
+      continue;
+    return one_line(line);
+  }
+  return one_line(last);
+}
+
 inline void write_stderr(const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,12 +13,14 @@
 #include <charconv>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "kina/diag.hpp"
 #include "kina/error.hpp"
 
 namespace kina {
@@ -191,6 +194,33 @@ inline Status write_files_atomic(const std::vector<FileWrite>& files) {
 // new one (write_files_atomic with one file).
 inline Status write_file_atomic(const fsys::path& path, std::string_view data, mode_t mode = 0600) {
   return write_files_atomic({{path, data, mode}});
+}
+
+// Bytes free for this user on the file system of PATH; nothing when
+// statvfs(2) fails (errno says why).
+inline std::optional<uint64_t> free_bytes(const char* path) {
+  struct statvfs v {};
+  if (::statvfs(path, &v) != 0) return std::nullopt;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+// Why a child that wrote under DIR failed, from its stderr ERR, as one
+// line: its complaint about a full disk when it made one, else its first
+// complaint (first_complaint), with "(No space left on device)" added when
+// DIR's file system has less than 1 MiB left: GNU tar's short write ("Wrote
+// only N of M bytes") names no cause. Read it before removing what the
+// child wrote.
+inline std::string full_disk_why(std::string_view err, const fsys::path& dir) {
+  constexpr std::string_view kFull = "No space left on device";
+  for (size_t at = 0; at < err.size();) {
+    size_t nl = std::min(err.find('\n', at), err.size());
+    std::string_view line = err.substr(at, nl - at);
+    at = nl + 1;
+    if (line.find(kFull) != std::string_view::npos) return detail::first_complaint(line);
+  }
+  std::string why = detail::first_complaint(err);
+  if (auto f = free_bytes(dir.c_str()); f && *f < (1u << 20)) why += why.empty() ? std::string(kFull) : " (" + std::string(kFull) + ")";
+  return why;
 }
 
 // Removes the temporaries `DIR/PREFIX<pid>.XXXXXX` (regular files or

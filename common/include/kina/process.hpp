@@ -8,6 +8,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +27,7 @@
 
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/fs.hpp"
 #include "kina/interrupt.hpp"
 
 extern char** environ;
@@ -85,6 +89,10 @@ struct ProcessSpec {
   // whose writes are checked). Returning false stops taking it: the pipe is
   // closed, so the child's next write fails (EPIPE, or SIGPIPE).
   std::function<bool(std::string_view)> on_stdout;
+  // The child is killed (SIGKILL) when we are, even by kill -9 (Linux's
+  // PR_SET_PDEATHSIG): a writer into our temporary must not go on writing
+  // into what the next run sweeps (run_writing sets it).
+  bool die_with_us = false;
 };
 
 struct ProcessResult {
@@ -195,6 +203,7 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
     }
   } restore{spec, wait_set, old_mask, old_int, old_quit};
   const pid_t group = spec.foreground ? 0 : -1;  // kill(-pid) for a group of its own
+  const pid_t parent = ::getpid();
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -205,6 +214,10 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
   if (pid == 0) {
     // Child: only async-signal-safe calls from here to execve.
     if (!spec.foreground) ::setpgid(0, 0);
+#ifdef __linux__
+    // (the parent may have died before the call: then it never fires)
+    if (spec.die_with_us && (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)) ::_exit(127);
+#endif
     struct sigaction sa {};
     sa.sa_handler = SIG_DFL;
     for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGHUP}) ::sigaction(s, &sa, nullptr);
@@ -405,6 +418,28 @@ inline Result<ProcessResult> run_checked(ProcessSpec spec, std::string what, Exi
     return make_error(on_failure, std::move(what), std::move(why), std::move(hint));
   }
   return r;
+}
+
+// run_checked for a child that writes under DIR (an unpack, a download, a
+// file system image): when it fails on a full disk, the failure is that
+// (74, with the child's line that names it, full_disk_why), whatever else
+// it said; otherwise `on_failure` with its first complaint. The child dies
+// with us (die_with_us). Call it before removing what the child wrote: the
+// full disk is seen while it is full.
+inline Result<ProcessResult> run_writing(ProcessSpec spec, std::string what, const fsys::path& dir,
+                                         Exit on_failure = Exit::unavailable) {
+  if (spec.timeout.count() == 0) spec.timeout = std::chrono::minutes(10);
+  spec.die_with_us = true;
+  auto r = run_process(spec);
+  if (!r) return r.error();
+  if (r->success()) return r;
+  std::string_view prog = spec.argv[0];
+  prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
+  std::string said = full_disk_why(r->err.empty() ? r->out : r->err, dir);
+  bool full = said.find("No space left on device") != std::string::npos;
+  std::string why = fmt::format("{} {}", prog, r->describe());
+  if (!said.empty()) why += ": " + said;
+  return make_error(full ? Exit::io : on_failure, std::move(what), std::move(why));
 }
 
 // run_checked for a child that is one of kina's own tools: its stderr already

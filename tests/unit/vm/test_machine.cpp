@@ -60,17 +60,6 @@ BOOST_AUTO_TEST_CASE(qemu_tag_names_cluster_and_machine) {
 
 #include "apple.hpp"
 
-BOOST_AUTO_TEST_CASE(apple_tar_error_names_the_first_complaint) {
-  using apple::detail_apple::tar_error;
-  BOOST_TEST(tar_error("tar: tree/f1: Cannot write: No space left on device\n"
-                       "tar: tree/f2: Cannot write: No space left on device\n"
-                       "tar: Exiting with failure status due to previous errors\n") ==
-             "tar: tree/f1: Cannot write: No space left on device");
-  BOOST_TEST(tar_error("tar: Error is not recoverable: exiting now\n") == "tar: Error is not recoverable: exiting now");
-  BOOST_TEST(tar_error("\nkina-cp: /nope: no such directory\r\n") == "kina-cp: /nope: no such directory");
-  BOOST_TEST(tar_error("") == "");
-}
-
 BOOST_AUTO_TEST_CASE(apple_list_shapes_and_errors) {
   auto v05 = apple::parse_list(R"([{"status":"running","configuration":{"id":"a","labels":{"k":"v"}},"networks":[{"address":"10.1.2.3/24"}]}])");
   BOOST_REQUIRE(v05.ok());
