@@ -100,7 +100,7 @@ inline Status cmd_kernel(Options& o, Invocation& inv) {
     if (!cur) return cur.error();
     return print(cur->record());
   }
-  auto k = register_kernel(o.fetch, o.kernel_path, o.modules_dir);
+  auto k = register_kernel(o.fetch, o.kernel_path, o.modules_dir, inv.interrupts());
   if (!k) return k.error();
   return print(k->record());
 }

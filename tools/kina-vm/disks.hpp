@@ -62,13 +62,11 @@ inline Status make_ext4(const fsys::path& dir, const fsys::path& out, uint64_t e
   spec.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-d", dir.string(), tmp.string(),
                fmt::format("{}k", size / 1024)};
   spec.timeout = std::chrono::minutes(10);
-  auto r = run_process(spec);
-  if (!r || !r->success()) {
+  auto r = run_writing(spec, fmt::format("building an ext4 disk from {}", dir.string()), out.parent_path(), Exit::cant_create);
+  if (!r) {
     std::error_code ec;
     fsys::remove(tmp, ec);
-    if (!r) return r.error();
-    return make_error(Exit::cant_create, fmt::format("building an ext4 disk from {}", dir.string()),
-                      fmt::format("mke2fs {}: {}", r->describe(), detail::one_line(r->err)));
+    return r.error();
   }
   if (::rename(tmp.c_str(), out.c_str()) != 0) {
     int e = errno;

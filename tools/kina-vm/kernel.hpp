@@ -21,6 +21,7 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
+#include "kina/interrupt.hpp"
 #include "kina/lock.hpp"
 #include "kina/process.hpp"
 #include "kina/record.hpp"
@@ -287,10 +288,43 @@ inline Status build_initramfs(const fsys::path& out, const fsys::path& init_bina
 // --- fetching --------------------------------------------------------------------------
 
 
+// DIR/PREFIX<pid>.XXXXXX: a directory of one fetch, removed when it goes
+// out of scope or a signal ends the command (what a kill -9 left is swept
+// by the next fetch: sweep_dead_temps).
+class FetchTemp {
+ public:
+  static Result<FetchTemp> make(const fsys::path& dir, std::string_view prefix, const Interrupts* intr) {
+    FetchTemp t;
+    std::string tmpl = (dir / fmt::format("{}{}.XXXXXX", prefix, ::getpid())).string();
+    // made and registered for removal together: a signal never falls between
+    auto create = [&]() -> Status {
+      if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", dir.string()), errno, Exit::cant_create);
+      t.path_ = tmpl;
+      if (intr) t.guard_ = intr->on_signal([p = t.path_] { std::error_code ec; fsys::remove_all(p, ec); });
+      return {};
+    };
+    if (auto st = intr ? intr->critical(create) : create(); !st) return st.error();
+    return t;
+  }
+  FetchTemp() = default;
+  FetchTemp(FetchTemp&&) = default;
+  FetchTemp& operator=(FetchTemp&&) = delete;
+  ~FetchTemp() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    fsys::remove_all(path_, ec);
+  }
+  const fsys::path& path() const { return path_; }
+
+ private:
+  fsys::path path_;
+  Interrupts::Guard guard_;
+};
+
 // `apt-get download` of the versioned package behind linux-image-cloud-amd64
 // (kept in $KINA_KERNEL_CACHE when set, so tests download once), unpacked
 // with `dpkg-deb -x` into $KINA_HOME/kernel/<version>/. Nothing is installed.
-inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-amd64") {
+inline Result<Kernel> fetch_kernel(const Interrupts* intr, const std::string& meta = "linux-image-cloud-amd64") {
   if (which("apt-cache").empty() || which("apt-get").empty() || which("dpkg-deb").empty())
     return make_error(Exit::unavailable, "fetching a kernel", "apt-get, apt-cache and dpkg-deb are needed (Debian/Ubuntu)",
                       "or give one: kina-vm kernel --kernel PATH --modules DIR");
@@ -319,6 +353,8 @@ inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-
     return make_error(Exit::data, "fetching a kernel", "unexpected package name " + shown(pkg));
   fsys::path dest = *root / version;
   Kernel k{version, dest / "vmlinuz", dest / "lib" / "modules" / version, "debian:" + pkg};
+  // what a fetch killed with -9 left (an unpack holds about 100 MiB)
+  sweep_dead_temps(*root, ".unpack-");
   if (fsys::is_regular_file(k.path) && fsys::is_directory(k.modules)) return k;
 
   fsys::path cache;
@@ -335,58 +371,57 @@ inline Result<Kernel> fetch_kernel(const std::string& meta = "linux-image-cloud-
   if (deb.empty()) {
     auto clock = FileLock::acquire(cache / ".lock", std::chrono::minutes(10), "kina-vm kernel --fetch");
     if (!clock) return clock.error();
+    sweep_dead_temps(cache, ".download-");
     deb = find_deb();
     if (deb.empty()) {
-      fsys::path tmp = cache / fmt::format(".download-{}", ::getpid());
+      auto t = FetchTemp::make(cache, ".download-", intr);
+      if (!t) return t.error();
+      const fsys::path& tmp = t->path();
       std::error_code ec;
-      fsys::remove_all(tmp, ec);
-      if (auto st = ensure_dir(tmp, 0755); !st) return st.error();
       ProcessSpec dl;
       dl.argv = {"apt-get", "download", "-q", pkg};
       dl.cwd = tmp.string();
-      auto r = run_checked(dl, "downloading " + pkg);
+      auto r = run_writing(dl, "downloading " + pkg, tmp);
       if (r) {
         for (const auto& e : fsys::directory_iterator(tmp, ec))
           if (e.path().extension() == ".deb") deb = cache / e.path().filename();
         if (!deb.empty()) fsys::rename(tmp / deb.filename(), deb, ec);
       }
-      fsys::remove_all(tmp, ec);
       if (!r) return r.error();
       if (deb.empty() || ec) return make_error(Exit::unavailable, "downloading " + pkg, "apt-get wrote no .deb");
     }
   }
-  fsys::path tmp = *root / fmt::format(".unpack-{}", ::getpid());
+  // Unpacked into .unpack-PID.XXXXXX beside its final place, then renamed:
+  // a failed or killed fetch leaves no half kernel under its version.
+  auto t = FetchTemp::make(*root, ".unpack-", intr);
+  if (!t) return t.error();
+  const fsys::path& tmp = t->path();
   std::error_code ec;
-  fsys::remove_all(tmp, ec);
-  auto cleanup = [&] { fsys::remove_all(tmp, ec); };
   ProcessSpec x;
   x.argv = {"dpkg-deb", "-x", deb.string(), tmp.string()};
-  if (auto r = run_checked(x, "unpacking " + deb.string()); !r) return cleanup(), r.error();
+  if (auto r = run_writing(x, "unpacking " + deb.string(), tmp); !r) return r.error();
   fsys::rename(tmp / "boot" / ("vmlinuz-" + version), tmp / "vmlinuz", ec);
-  if (ec) return cleanup(), make_error(Exit::data, "unpacking " + deb.string(), "no boot/vmlinuz-" + version + " inside");
+  if (ec) return make_error(Exit::data, "unpacking " + deb.string(), "no boot/vmlinuz-" + version + " inside");
   fsys::remove_all(tmp / "usr", ec);
   if (!which("depmod").empty()) {
     ProcessSpec dm;
     dm.argv = {"depmod", "-b", tmp.string(), version};
-    if (auto r = run_checked(dm, "depmod"); !r) return cleanup(), r.error();
+    if (auto r = run_writing(dm, "depmod", tmp); !r) return r.error();
   }
   fsys::remove_all(dest, ec);
-  if (::rename(tmp.c_str(), dest.c_str()) != 0) {
-    int e = errno;
-    cleanup();
-    return os_error("installing the kernel into " + dest.string(), e, Exit::cant_create);
-  }
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) return os_error("installing the kernel into " + dest.string(), errno, Exit::cant_create);
   return k;
 }
 
 // `kina-vm kernel --fetch` or `--kernel PATH --modules DIR`: the kernel
 // fetched or given, checked and saved as the one new machines boot.
-inline Result<Kernel> register_kernel(bool fetch, const std::string& kernel_path, const std::string& modules_dir) {
+inline Result<Kernel> register_kernel(bool fetch, const std::string& kernel_path, const std::string& modules_dir,
+                                      const Interrupts* intr = nullptr) {
   Kernel k;
   if (fetch) {
     if (!kernel_path.empty() || !modules_dir.empty())
       return make_error(Exit::usage, "kernel", "--fetch and --kernel/--modules are exclusive");
-    auto f = fetch_kernel();
+    auto f = fetch_kernel(intr);
     if (!f) return f.error();
     k = *f;
   } else {

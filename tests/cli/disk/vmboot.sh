@@ -23,6 +23,7 @@ fetch_kernel
 KPATH=$(jq_field "$OUT" .path)
 KMODS=$(jq_field "$OUT" .modules)
 disk_setup 256m
+# (kina-vm kernel --fetch on a full disk: full-disk-create-qemu)
 expect_exit 0 kina-vm kernel --kernel "$KPATH" --modules "$KMODS"
 make_rootfs "$TEST_TMP/rootfs"
 expect_exit 0 kina-vm network create net1 --cluster c1

@@ -17,7 +17,30 @@ expect_exit 66 kina-vm kernel --kernel "$TEST_TMP/nope" --modules "$TEST_TMP"
 assert_contains "$ERR" "no such file"
 ok "missing kernel"
 
+# A fetch unpacks the kernel package (about 100 MiB) into
+# kernel/.unpack-PID.XXXXXX, then renames it: SIGTERM meanwhile removes it
+# (143); what a kill -9 left is removed by the next fetch.
+unpacks() { ls -d "$KINA_HOME"/kernel/.unpack-* 2>/dev/null || true; }
+unpacking() { [ -n "$(unpacks)" ]; }
+for sig in TERM KILL; do
+  rm -rf "$KINA_HOME/kernel"
+  kina-vm kernel --fetch >/dev/null 2>"$TEST_TMP/fetch.err" & p=$!
+  track_pid "$p"
+  wait_for 60 "an unpack to begin" unpacking
+  kill -$sig "$p"
+  rc=0; wait "$p" || rc=$?
+  if [ $sig = TERM ]; then
+    assert_eq "$rc" 143 "kernel --fetch on SIGTERM ($(cat "$TEST_TMP/fetch.err"))"
+    assert_eq "$(unpacks)" "" "unpacks after SIGTERM"
+  else
+    [ -n "$(unpacks)" ] || fail "kill -9 during the unpack left no .unpack-* (the test reproduced nothing)"
+  fi
+done
 fetch_kernel
+assert_eq "$(unpacks)" "" "unpacks after the fetch that followed a kill -9"
+[ -f "$(jq_field "$OUT" .path)" ] || fail "no kernel after the fetch that followed a kill -9"
+ok "kernel --fetch: SIGTERM removes its unpack, the next fetch removes what a kill -9 left"
+
 expect_exit 66 kina-vm boot --name n1 --rootfs "$TEST_TMP/missing" --accel tcg </dev/null
 assert_eq "$ERR" "kina-vm: error: rootfs $TEST_TMP/missing: no such directory"
 nothing_left "missing rootfs"
