@@ -70,10 +70,12 @@ class Ext4Writer : private EntryRules {
   Ext4Writer(const Ext4Writer&) = delete;
   Ext4Writer& operator=(const Ext4Writer&) = delete;
 
-  // Opens the empty filesystem mke2fs made at `path`; what it holds besides
-  // the root (lost+found) goes, the root's directory block is rewritten at the end.
-  Status open(const std::string& path, const std::string& what) {
+  // Opens the empty filesystem mke2fs made at `path`, a file on the host's
+  // file system of `host_dir`; what it holds besides the root (lost+found)
+  // goes, the root's directory block is rewritten at the end.
+  Status open(const std::string& path, const std::string& what, const fsys::path& host_dir) {
     what_disk_ = what;
+    host_dir_ = host_dir;
     io_manager io = unix_io_manager;
     errcode_t e = ext2fs_open(path.c_str(), EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, io, &fs_);
     if (e) {
@@ -211,14 +213,27 @@ class Ext4Writer : private EntryRules {
   }
 
   // --- errors ---------------------------------------------------------------
-  // A libext2fs failure: no_space (73, give a larger --disk-size) or 71.
+  // A libext2fs failure: the host's file system full (74), no_space (73,
+  // give a larger --disk-size) or 71.
   Error fs_fail(std::string_view doing, errcode_t e, std::string why = {}) {
     if (why.empty()) why = ext2_error(e);
+    if (e && host_full(e)) {
+      if (why.find("No space left on device") == std::string::npos) why += " (No space left on device)";
+      return make_error(Exit::io, fmt::format("{}: {}", what_disk_, doing), why);
+    }
     if (e && ext2_no_space(e)) {
       no_space = true;
       return make_error(Exit::cant_create, what_disk_, fmt::format("{}: the disk is full ({})", doing, why), "give a larger --disk-size");
     }
     return make_error(e ? Exit::os : Exit::data, fmt::format("{}: {}", what_disk_, doing), why);
+  }
+  // A write of the image file itself that failed (a short write, or the
+  // host's errno) while the host's file system holding it is full: the
+  // cause is the host's disk, not the image's size.
+  bool host_full(errcode_t e) const {
+    if (e != EXT2_ET_SHORT_WRITE && e != ENOSPC && e != EDQUOT && e != EFBIG) return false;
+    auto f = free_bytes(host_dir_.c_str());
+    return f && *f < (1u << 20);
   }
   Error entry_fail(std::string_view path, std::string_view doing, errcode_t e) {
     return fs_fail(fmt::format("layer {}: entry {}: {}", what_, shown(path), doing), e);
@@ -835,6 +850,7 @@ class Ext4Writer : private EntryRules {
   unsigned inode_size_ = 256;
   uint32_t now_ = 0;
   std::string what_disk_;
+  fsys::path host_dir_;
   uint64_t created_dirs_ = 0;
   std::unordered_map<ext2_ino_t, Node> nodes_;
   std::unordered_map<ext2_ino_t, uint64_t> sizes_;  // regular files

@@ -136,8 +136,11 @@ inline Status run_mke2fs(const std::string& file, const fsys::path& disk, uint64
   mk.argv.insert(mk.argv.end(), {file, std::to_string(size_bytes / 1024) + "k"});
   mk.env = build_env({"PATH"}, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin", "E2FSPROGS_FAKE_TIME="});
   mk.timeout = std::chrono::hours(1);
-  if (auto r = run_checked(mk, fmt::format("creating disk {}", disk.string()), Exit::cant_create, "give a larger --disk-size"); !r)
-    return r.error();
+  if (auto r = run_writing(mk, fmt::format("creating disk {}", disk.string()), disk.parent_path(), Exit::cant_create); !r) {
+    Error e = r.error();
+    if (e.exit == Exit::cant_create) e.hint = "give a larger --disk-size";
+    return e;
+  }
   return {};
 }
 
@@ -262,7 +265,7 @@ inline Result<UnpackResult> write_disk(const Store& store, const ImageInfo& img,
   ApplyCounters counters;
   Ext4Writer w(limits, counters);
   // Our own file, through our descriptor: never a name swapped meanwhile.
-  if (auto st = w.open(fmt::format("/proc/self/fd/{}", tmpf->fd()), fmt::format("creating disk {}", disk.string())); !st)
+  if (auto st = w.open(fmt::format("/proc/self/fd/{}", tmpf->fd()), fmt::format("creating disk {}", disk.string()), parent); !st)
     return st.error();
   auto full = [&](Error e) -> Error {
     if (w.no_space && guessed) fallback = {true, "the disk the layers' size suggested is too small"};
