@@ -95,7 +95,8 @@ tools_on_path() {
 
 kina_home() {
   h=${KINA_HOME:-$HOME/.kina}
-  mkdir -p "$h/clusters" && chmod 700 "$h"
+  make_dir "$h/clusters" || return $?
+  chmod 700 "$h"
   (cd "$h" && pwd)
 }
 
@@ -125,6 +126,9 @@ lock_fd() {
 lock_cluster() {
   lf=$1/cluster.lock
   [ ! -L "$lf" ] || die 73 "$lf: is a symlink; refusing to use it as a lock"
+  # (made first, checked: a failed redirection of exec would end the shell
+  # with the shell's own message)
+  : | append_to "$lf" || exit 74
   exec 9>>"$lf"
   # (in a subshell: the lock is on the open file, which the shell shares)
   lrc=0; lerr=$(lock_fd 9 10m 2>&1) || lrc=$?
@@ -142,6 +146,7 @@ io_failed() {
   printf '%s: error: writing %s: %s\n' "$me" "$1" "$(printf '%s\n' "$2" | head -n 1 | sed 's/^[^:]*: //')" >&2
 }
 write_to() { werr=$( (umask 077; cat 2>&1 > "$1") ) || { io_failed "$1" "$werr"; return 74; }; }
+make_dir() { werr=$(mkdir -p "$1" 2>&1) || { io_failed "$1" "$werr"; return 74; }; }
 append_to() { werr=$( (umask 077; cat 2>&1 >> "$1") ) || { io_failed "$1" "$werr"; return 74; }; }
 # write_atomic FILE: stdin to FILE through a temporary name in its directory
 # (removed when the write fails: FILE is the old one or the new one).
@@ -168,7 +173,8 @@ verb_tmp() {
   done
   d=$cdir/.tmp-$1-$$
   rm -rf "$d"
-  (umask 077; mkdir "$d") && printf '%s\n' "$d"
+  werr=$( (umask 077; mkdir "$d") 2>&1) || { io_failed "$d" "$werr"; return 74; }
+  printf '%s\n' "$d"
 }
 
 plan_records() { cat "$cdir/plan.jsonl"; }
@@ -274,6 +280,7 @@ lb_start() {
     for n in $(jq -r "$sel" "$cdir/plan.jsonl"); do lb_backend "$n"; done | write_atomic "$cdir/lb-backends" || return $?
   fi
   lbp=$(tool_path kina-node) || return 69
+  : | append_to "$cdir/lb.log" || return $?
   "$lbp" lb --detach --listen "$listen" --backends-file "$cdir/lb-backends" >> "$cdir/lb.log" 2>&1 < /dev/null 9>&- &
   lbpid=$!
   echo "$lbpid" | write_atomic "$cdir/lb.pid" || { kill -TERM "$lbpid" 2>/dev/null; return 74; }
@@ -306,14 +313,17 @@ node_disk() {
   digest=$(tool kina-image inspect "$1" | jq -r 'select(.kind=="Image") | .digest' | head -n 1)
   [ -n "$digest" ] || return 66
   d=$home/disks/node-${digest#sha256:}.ext4
-  mkdir -p "$home/disks"
+  make_dir "$home/disks" || return $?
+  # (made first, checked: a failed redirection of exec would end the shell)
+  : | append_to "$home/disks/.node-disk.lock" || return $?
   (
     exec 8>>"$home/disks/.node-disk.lock"
     lock_fd 8 2h 9>&- || exit $?
     if [ ! -f "$d" ]; then
       rm -f "$d.tmp"
-      tool kina-image unpack "$1" --disk "$d.tmp" --disk-size "$KINA_DISK_SIZE" > /dev/null || { rm -f "$d.tmp"; exit 1; }
-      mv -f "$d.tmp" "$d"
+      urc=0; tool kina-image unpack "$1" --disk "$d.tmp" --disk-size "$KINA_DISK_SIZE" > /dev/null || urc=$?
+      [ $urc -eq 0 ] || { rm -f "$d.tmp"; exit $urc; }
+      werr=$(mv -f "$d.tmp" "$d" 2>&1) || { rm -f "$d.tmp"; io_failed "$d" "$werr"; exit 74; }
     fi
   ) || return $?
   printf '%s\n' "$d"
@@ -437,7 +447,7 @@ mint_kubeconfig() {
 
 export_kubeconfig() {
   kc=$cdir/kubeconfigs/kina-admin.kubeconfig
-  mkdir -p "$cdir/kubeconfigs"
+  make_dir "$cdir/kubeconfigs" || return $?
   rm -f "$kc"
   if [ -n "${1:-}" ]; then
     mint_kubeconfig "$kc" kina-admin kina:cluster-admins "$2" "${3:-}" | tool kina-kube merge --kubeconfig "$1" > /dev/null
@@ -535,7 +545,7 @@ cmd_create_cluster() {
     esac
   done
   vflag=''; [ "$verbose" = 1 ] && vflag=-v
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   set --
   [ -z "$config" ] || set -- "$@" --config "$config"
@@ -555,12 +565,13 @@ cmd_create_cluster() {
   fi
   [ -z "${KINA_FE_CLUSTER_FILE:-}" ] || printf '%s\n' "$cname" > "$KINA_FE_CLUSTER_FILE"
   cdir=$home/clusters/$cname
-  mkdir -p "$cdir" && chmod 700 "$cdir"
+  make_dir "$cdir" || return $?
+  chmod 700 "$cdir"
   lock_cluster "$cdir"
   if [ -e "$cdir/plan.jsonl" ]; then
     die 73 "cluster '$cname' already exists (kina delete cluster --name $cname removes it)"
   fi
-  work=$(verb_tmp create) || return 73
+  work=$(verb_tmp create) || return $?
   steps_file=$work/steps
   created=0
   create_cleanup() {
@@ -632,7 +643,7 @@ cmd_delete_cluster() {
       *) echo "$me: error: delete cluster: unknown flag '$1'" >&2; return 64 ;;
     esac
   done
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   cname=$(cluster_name "$name") || return $?
   cdir=$home/clusters/$cname
@@ -653,7 +664,7 @@ cmd_delete_clusters() {
       *) names="$names $1"; shift ;;
     esac
   done
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   [ "$all" = 0 ] || names=$(cluster_list)
   [ -n "$names" ] || { [ "$all" = 1 ] && return 0; echo "$me: error: delete clusters: name clusters or pass --all" >&2; return 64; }
   rc=0
@@ -669,7 +680,7 @@ cluster_list() {
 
 cmd_get() {
   what=${1:-}; [ $# -gt 0 ] && shift
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   case $what in
     clusters)
@@ -710,7 +721,7 @@ cmd_get() {
       cdir=$home/clusters/$cname
       [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
       if [ "$groups_given" = 0 ] && [ "$user" != kina-admin ]; then group=''; fi
-      work=$(verb_tmp kubeconfig) || return 73
+      work=$(verb_tmp kubeconfig) || return $?
       cleanup_hook='rm -rf "$work"'
       set --
       for g in $group; do set -- "$@" --group "$g"; done
@@ -724,7 +735,7 @@ cmd_get() {
 
 cmd_export() {
   what=${1:-}; [ $# -gt 0 ] && shift
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   case $what in
     kubeconfig)
@@ -837,7 +848,7 @@ load_archive() {
 
 cmd_load() {
   what=${1:-}; [ $# -gt 0 ] && shift
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   name='' nodes='' src=''
   while [ $# -gt 0 ]; do
@@ -856,7 +867,7 @@ cmd_load() {
   [ -f "$cdir/plan.jsonl" ] || die 66 "cluster '$cname' does not exist"
   [ -n "$nodes" ] || nodes=$(node_names)
   for n in $nodes; do node_names | grep -qx "$n" || die 66 "node '$n' is not in cluster '$cname'"; done
-  work=$(verb_tmp load) || return 73
+  work=$(verb_tmp load) || return $?
   cleanup_hook='rm -rf "$work"'
   case $what in
     image-archive)
@@ -884,7 +895,7 @@ cmd_stop_start() {
     esac
   done
   vflag=''; [ "$verbose" = 1 ] && vflag=-v
-  home=$(kina_home)
+  home=$(kina_home) || return $?
   tools_on_path
   cname=$(cluster_name "$name") || return $?
   cdir=$home/clusters/$cname

@@ -62,6 +62,39 @@ rm -rf "${HOME:?}/tree"
 expect_exit 0 kina-vm rm -f --cluster c9 a1
 no_containers "after kina-vm rm" c9
 
+# The balancer of several control planes (the front end's lb_start, as
+# create and start run it; only QEMU clusters have one, so no create here
+# reaches it): on a full disk it fails naming the cause (74), its list of
+# backends or its pid file unwritten, and no balancer is left running; with
+# room it runs.
+papi=$(free_port) pb1=$(free_port)
+lbdir=$KINA_HOME/clusters/lb
+mkdir -p "$lbdir"
+{ printf '{"kind":"ClusterPlan","controlPlanes":2,"networking":{"apiServerAddress":"127.0.0.1","apiServerPort":%s}}\n' "$papi"
+  printf '{"kind":"NodePlan","name":"lb-control-plane","role":"control-plane","bootstrap":true,"extraPortMappings":[{"containerPort":6443,"hostPort":%s}]}\n' "$pb1"
+} > "$lbdir/plan.jsonl"
+lb_try() ( me=kina kina_dir=$KINA_SRC/tools/kina cdir=$lbdir; . "$kina_dir/cluster.sh"; lb_start )
+lb_running() { pgrep -f -- "--backends-file $lbdir/lb-backends" >/dev/null; }
+k=0
+while :; do
+  fill "$k"
+  rc=0; lb_try >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+  rm -f "$FS/filler"
+  [ "$rc" = 0 ] && break
+  assert_eq "$rc" 74 "lb_start with $k free pages: $(cat "$TEST_TMP/err")"
+  assert_contains "$(grep ': error: ' "$TEST_TMP/err")" "No space left on device"
+  for _ in $(seq 20); do lb_running || break; sleep 0.1; done
+  ! lb_running || fail "lb_start with $k free pages left a balancer running"
+  k=$((k + 1))
+  [ "$k" -le 20 ] || fail "lb_start never succeeded"
+done
+[ "$k" -gt 1 ] || fail "lb_start failed only $k times (the test reproduced less than its two writes)"
+track_pid "$(cat "$lbdir/lb.pid")"
+lb_running || fail "lb_start succeeded with $k free pages, but no balancer runs"
+kill -TERM "$(cat "$lbdir/lb.pid")"
+rm -rf "$lbdir"
+ok "the front end's balancer on a full disk: 74 with 0 to $((k - 1)) free pages, no balancer left; runs with $k"
+
 # A first cluster, made with room: its context in the kubeconfig and its
 # directory must come through every failed create of the second unchanged.
 expect_exit 0 kina create cluster --name one --config "$TEST_TMP/cluster.yaml" --image "$IMG"
