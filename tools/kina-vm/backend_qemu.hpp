@@ -251,10 +251,7 @@ class QemuBackend final : public Backend {
       }
       // A supervisor killed before it recorded the end leaves it to us.
       st = machine_state(m.dir);
-      if (!st.supervisor && !st.qemu) {
-        for (const char* f : file::live_run) ::unlink((m.dir / f).c_str());
-        if (!fsys::exists(m.dir / file::exit_info)) record_exit_info(m.dir, exit_info_json("stopped (forced)"));
-      }
+      if (!st.supervisor && !st.qemu) end_run(m.dir, exit_info_json("stopped (forced)"), true);
     }
     // A live start holds the machine's lock for as long as its `starting`
     // marker exists: one seen here is a killed start's, and the machine it

@@ -441,6 +441,15 @@ inline void record_exit_info(const fsys::path& dir, std::string_view json) {
   (void)write_file_atomic(out, json, 0644);
 }
 
+// The end of a run: exit.json says how it ended (JSON; none when empty, or
+// when `unless_recorded` and one is there), then the files only a running
+// machine has go (file::live_run), so that a reader who no longer finds
+// them finds the end.
+inline void end_run(const fsys::path& dir, std::string_view json, bool unless_recorded = false) {
+  if (!json.empty() && !(unless_recorded && fsys::exists(dir / file::exit_info))) record_exit_info(dir, json);
+  for (const char* f : file::live_run) ::unlink((dir / f).c_str());
+}
+
 // How a run ended, as exit.json says it: REASON and when, with QEMU's exit
 // code when there is one.
 inline std::string exit_info_json(const std::string& reason, std::optional<int> code = std::nullopt) {

@@ -122,13 +122,14 @@ class Supervisor {
   int failed(const char* what) noexcept {
     try {
       log(fmt::format("internal error: {}; stopping QEMU", what));
+      std::string end;
       if (qemu_ > 0) {
         ::kill(qemu_, SIGKILL);
         int status = 0;
         ::waitpid(qemu_, &status, 0);
-        record_exit_info(".", exit_info_json(fmt::format("the supervisor failed: {}", what), 70));
+        end = exit_info_json(fmt::format("the supervisor failed: {}", what), 70);
       }
-      for (const char* f : file::live_run) ::unlink(f);
+      end_run(".", end);
     } catch (...) {
       if (qemu_ > 0) ::kill(qemu_, SIGKILL);
     }
@@ -488,9 +489,8 @@ class Supervisor {
     else if (WIFEXITED(status)) reason = fmt::format("QEMU exited with status {}", WEXITSTATUS(status));
     else reason = fmt::format("QEMU was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
     if (!ready_ && !stopping_) reason += " before the guest agent answered";
-    record_exit_info(".", exit_info_json(reason, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
     log(reason);
-    for (const char* f : file::live_run) ::unlink(f);
+    end_run(".", exit_info_json(reason, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
   }
 
   void loop() {

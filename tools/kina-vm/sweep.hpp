@@ -76,8 +76,7 @@ inline Status boot_completed(const fsys::path& dir) {
 // are kept (a stopped machine keeps them until rm).
 inline void abandon_start(const fsys::path& dir, const std::string& why) {
   kill_machine(dir, std::chrono::seconds(3));
-  for (const char* f : file::live_run) ::unlink((dir / f).c_str());
-  record_exit_info(dir, exit_info_json(why));
+  end_run(dir, exit_info_json(why));
   ::unlink((dir / file::starting).c_str());
   (void)fsync_dir(dir);
 }
