@@ -21,6 +21,7 @@
 
 #include "kina/interrupt.hpp"
 #include "kina/process.hpp"
+#include "test_support.hpp"
 
 using namespace kina;
 
@@ -192,19 +193,8 @@ BOOST_AUTO_TEST_CASE(children_end_with_the_command) {
   long pid = 0;
   BOOST_TEST_REQUIRE(std::fscanf(f, "%ld", &pid) == 1);
   std::fclose(f);
-  // Gone, or a zombie nobody reaps (a container's init may not).
-  auto alive = [pid] {
-    char path[64], stat_line[256] = {};
-    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE* s = std::fopen(path, "r");
-    if (!s) return false;
-    bool got = std::fgets(stat_line, sizeof stat_line, s) != nullptr;
-    std::fclose(s);
-    const char* close = got ? std::strrchr(stat_line, ')') : nullptr;
-    return !(close && (close[2] == 'Z' || close[2] == 'X'));
-  };
   bool gone = false;
-  for (int i = 0; i < 500 && !(gone = !alive()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !(gone = !kina::unit::pid_alive(pid)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (!gone) ::kill(static_cast<pid_t>(pid), SIGKILL);
   BOOST_TEST(gone, "the grandchild sleep " << pid << " outlived the interrupted command");
   ::unlink(pidfile.c_str());

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "kina/process.hpp"
+#include "test_support.hpp"
 
 using namespace kina;
 using namespace std::chrono_literals;
@@ -181,16 +182,7 @@ BOOST_AUTO_TEST_CASE(run_checked_tool_passes_a_kina_tools_message_on_and_maps_it
 // die_with_us: a child outlives a parent killed with -9 unless it is set,
 // and with it is gone (the control case shows the test can fail).
 namespace {
-bool pid_alive(long pid) {
-  char path[64], line[256] = {};
-  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  FILE* s = std::fopen(path, "r");
-  if (!s) return false;
-  bool got = std::fgets(line, sizeof line, s) != nullptr;
-  std::fclose(s);
-  const char* close = got ? std::strrchr(line, ')') : nullptr;
-  return !(close && (close[2] == 'Z' || close[2] == 'X'));  // a zombie nobody reaps counts as gone
-}
+using kina::unit::pid_alive;
 
 // Forks a parent that runs `sleep 300` (die_with_us as given), kills the
 // parent with -9 once the sleep runs, and says whether the sleep is gone

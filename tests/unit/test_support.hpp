@@ -1,8 +1,12 @@
 // test_support.hpp: what several unit tests need: a temporary directory that
-// goes away, and running a check with and without openat2.
+// goes away, running a check with and without openat2, and whether a process
+// still runs.
 #pragma once
 
 #include <stdlib.h>
+
+#include <cstdio>
+#include <cstring>
 
 #include <filesystem>
 #include <functional>
@@ -32,6 +36,19 @@ inline void both_modes(const std::function<void()>& fn) {
   ::setenv("KINA_NO_OPENAT2", "1", 1);
   fn();
   ::unsetenv("KINA_NO_OPENAT2");
+}
+
+// Whether process PID still runs: a zombie nobody reaps (a container's init
+// may not) counts as gone.
+inline bool pid_alive(long pid) {
+  char path[64], line[256] = {};
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE* s = std::fopen(path, "r");
+  if (!s) return false;
+  bool got = std::fgets(line, sizeof line, s) != nullptr;
+  std::fclose(s);
+  const char* close = got ? std::strrchr(line, ')') : nullptr;
+  return !(close && (close[2] == 'Z' || close[2] == 'X'));
 }
 
 }  // namespace kina::unit
