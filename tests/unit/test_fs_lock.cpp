@@ -256,3 +256,18 @@ BOOST_AUTO_TEST_CASE(a_full_disk_is_named_from_the_line_that_says_so) {
   BOOST_TEST(kina::full_disk_why("tar: ./a.ko: Wrote only 4096 of 10240 bytes\n", d.path) ==
              "tar: ./a.ko: Wrote only 4096 of 10240 bytes");
 }
+
+BOOST_AUTO_TEST_CASE(a_scoped_temp_dir_is_named_by_pid_and_goes_with_its_scope) {
+  TempDir d;
+  auto t = kina::ScopedTempDir::make(d.path, ".x.");
+  BOOST_TEST_REQUIRE(static_cast<bool>(t));
+  fsys::path p = t->path();
+  BOOST_TEST(p.filename().string().rfind(fmt::format(".x.{}.", ::getpid()), 0) == 0);
+  BOOST_TEST(fsys::is_directory(p));
+  {
+    kina::ScopedTempDir moved(std::move(*t));
+    BOOST_TEST(t->path().empty());  // the moved-from one removes nothing
+    BOOST_TEST(fsys::is_directory(p));
+  }
+  BOOST_TEST(!fsys::exists(p));
+}

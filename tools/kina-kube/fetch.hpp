@@ -162,16 +162,9 @@ inline Status fetch(const FetchArgs& a, Invocation& inv) {
   if (!cdir) return cdir.error();
 
   sweep_dead_temps(*cdir, ".fetch.");
-  std::string tmpl = (*cdir / fmt::format(".fetch.{}.XXXXXX", ::getpid())).string();
-  if (!::mkdtemp(tmpl.data())) return os_error("creating a temporary directory", errno, Exit::cant_create);
-  struct Cleanup {
-    fsys::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fsys::remove_all(p, ec);
-    }
-  } cleanup{tmpl};
-  auto text = copy_admin_conf(machine->name, cleanup.p);
+  auto tmp = ScopedTempDir::make(*cdir, ".fetch.");
+  if (!tmp) return tmp.error();
+  auto text = copy_admin_conf(machine->name, tmp->path());
   if (!text) return text.error();
   std::string source = fmt::format("{}:/etc/kubernetes/admin.conf", machine->name);
   auto cfg = kubeconfig::parse(*text, source);

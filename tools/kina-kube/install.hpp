@@ -244,16 +244,10 @@ inline Status install_files(const fsys::path& dir, const std::vector<Staged>& fi
     std::string stem = fmt::format(".{}.tmp.", exists ? "kina-kube" : dir.filename().string());
     // (A dead run into a new DIR staged the whole directory: no journal, nothing to put back.)
     sweep_dead_temps(base, stem, [&](const fsys::path& dead) { recover_moves(dir, dead); });
-    std::string tmpl = (base / fmt::format("{}{}.XXXXXX", stem, ::getpid())).string();
-    if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", base.string()), errno, Exit::cant_create);
-    fsys::path tmp = tmpl;
-    struct RemoveTmp {
-      const fsys::path& p;
-      ~RemoveTmp() {
-        std::error_code rec;
-        fsys::remove_all(p, rec);
-      }
-    } remove_tmp{tmp};
+    // (no signal removes it: a signal waits for this critical section)
+    auto staging = ScopedTempDir::make(base, stem);
+    if (!staging) return staging.error();
+    const fsys::path& tmp = staging->path();
     for (const auto& f : files) {
       if (f.rel.has_parent_path())
         if (auto s = ensure_dir(tmp / f.rel.parent_path(), 0700); !s) return s;

@@ -21,7 +21,6 @@
 #include "kina/error.hpp"
 #include "kina/fs.hpp"
 #include "kina/home.hpp"
-#include "kina/interrupt.hpp"
 #include "kina/lock.hpp"
 #include "kina/process.hpp"
 #include "kina/record.hpp"
@@ -288,39 +287,6 @@ inline Status build_initramfs(const fsys::path& out, const fsys::path& init_bina
 // --- fetching --------------------------------------------------------------------------
 
 
-// DIR/PREFIX<pid>.XXXXXX: a directory of one fetch, removed when it goes
-// out of scope or a signal ends the command (what a kill -9 left is swept
-// by the next fetch: sweep_dead_temps).
-class FetchTemp {
- public:
-  static Result<FetchTemp> make(const fsys::path& dir, std::string_view prefix, const Interrupts* intr) {
-    FetchTemp t;
-    std::string tmpl = (dir / fmt::format("{}{}.XXXXXX", prefix, ::getpid())).string();
-    // made and registered for removal together: a signal never falls between
-    auto create = [&]() -> Status {
-      if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", dir.string()), errno, Exit::cant_create);
-      t.path_ = tmpl;
-      if (intr) t.guard_ = intr->on_signal([p = t.path_] { std::error_code ec; fsys::remove_all(p, ec); });
-      return {};
-    };
-    if (auto st = intr ? intr->critical(create) : create(); !st) return st.error();
-    return t;
-  }
-  FetchTemp() = default;
-  FetchTemp(FetchTemp&&) = default;
-  FetchTemp& operator=(FetchTemp&&) = delete;
-  ~FetchTemp() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    fsys::remove_all(path_, ec);
-  }
-  const fsys::path& path() const { return path_; }
-
- private:
-  fsys::path path_;
-  Interrupts::Guard guard_;
-};
-
 // `apt-get download` of the versioned package behind linux-image-cloud-amd64
 // (kept in $KINA_KERNEL_CACHE when set, so tests download once), unpacked
 // with `dpkg-deb -x` into $KINA_HOME/kernel/<version>/. Nothing is installed.
@@ -374,7 +340,7 @@ inline Result<Kernel> fetch_kernel(const Interrupts* intr, const std::string& me
     sweep_dead_temps(cache, ".download-");
     deb = find_deb();
     if (deb.empty()) {
-      auto t = FetchTemp::make(cache, ".download-", intr);
+      auto t = ScopedTempDir::make(cache, ".download-", intr);
       if (!t) return t.error();
       const fsys::path& tmp = t->path();
       std::error_code ec;
@@ -393,7 +359,7 @@ inline Result<Kernel> fetch_kernel(const Interrupts* intr, const std::string& me
   }
   // Unpacked into .unpack-PID.XXXXXX beside its final place, then renamed:
   // a failed or killed fetch leaves no half kernel under its version.
-  auto t = FetchTemp::make(*root, ".unpack-", intr);
+  auto t = ScopedTempDir::make(*root, ".unpack-", intr);
   if (!t) return t.error();
   const fsys::path& tmp = t->path();
   std::error_code ec;

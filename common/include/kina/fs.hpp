@@ -22,6 +22,7 @@
 
 #include "kina/diag.hpp"
 #include "kina/error.hpp"
+#include "kina/interrupt.hpp"
 
 namespace kina {
 
@@ -250,5 +251,39 @@ inline void sweep_dead_temps(const fsys::path& dir, std::string_view prefix,
     fsys::remove_all(it->path(), rec);
   }
 }
+
+// DIR/PREFIX<pid>.XXXXXX: a private directory of this run, removed when it
+// goes out of scope (renamed away by then: nothing to remove) and, given
+// `intr`, when a signal ends the command. What a kill -9 left is for
+// sweep_dead_temps(DIR, PREFIX).
+class ScopedTempDir {
+ public:
+  static Result<ScopedTempDir> make(const fsys::path& dir, std::string_view prefix, const Interrupts* intr = nullptr) {
+    ScopedTempDir t;
+    std::string tmpl = (dir / fmt::format("{}{}.XXXXXX", prefix, ::getpid())).string();
+    // made and registered for removal together: a signal never falls between
+    auto create = [&]() -> Status {
+      if (!::mkdtemp(tmpl.data())) return os_error(fmt::format("creating a directory in {}", dir.string()), errno, Exit::cant_create);
+      t.path_ = tmpl;
+      if (intr) t.guard_ = intr->on_signal([p = t.path_] { std::error_code ec; fsys::remove_all(p, ec); });
+      return {};
+    };
+    if (auto st = Interrupts::critical(intr, create); !st) return st.error();
+    return t;
+  }
+  ScopedTempDir() = default;
+  ScopedTempDir(ScopedTempDir&& o) noexcept : path_(std::move(o.path_)), guard_(std::move(o.guard_)) { o.path_.clear(); }
+  ScopedTempDir& operator=(ScopedTempDir&&) = delete;
+  ~ScopedTempDir() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    fsys::remove_all(path_, ec);
+  }
+  const fsys::path& path() const { return path_; }
+
+ private:
+  fsys::path path_;
+  Interrupts::Guard guard_;
+};
 
 }  // namespace kina
