@@ -397,6 +397,16 @@ inline Result<ProcessResult> run_process(const ProcessSpec& spec) {
   return res;
 }
 
+namespace detail {
+// "PROG exited with status N" (or how else it ended), PROG being the last
+// component of the child's argv[0].
+inline std::string child_end(const ProcessSpec& spec, const ProcessResult& r) {
+  std::string_view prog = spec.argv[0];
+  if (auto slash = prog.rfind('/'); slash != std::string_view::npos) prog.remove_prefix(slash + 1);
+  return fmt::format("{} {}", prog, r.describe());
+}
+}  // namespace detail
+
 // Runs spec (with a 10-minute limit when it sets none) and requires exit
 // status 0. A child that fails is the error
 // `on_failure` with `what`, naming the program, how it ended and what it
@@ -409,9 +419,7 @@ inline Result<ProcessResult> run_checked(ProcessSpec spec, std::string what, Exi
   if (!r) return r.error();
   if (!r->success()) {
     const std::string& said = r->err.empty() ? r->out : r->err;
-    std::string_view prog = spec.argv[0];
-    prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
-    std::string why = fmt::format("{} {}", prog, r->describe());
+    std::string why = detail::child_end(spec, *r);
     std::string_view text = std::string_view(said).substr(0, 400);
     while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
     if (!text.empty()) why += ": " + detail::one_line(text);
@@ -433,11 +441,9 @@ inline Result<ProcessResult> run_writing(ProcessSpec spec, std::string what, con
   auto r = run_process(spec);
   if (!r) return r.error();
   if (r->success()) return r;
-  std::string_view prog = spec.argv[0];
-  prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
   std::string said = full_disk_why(r->err.empty() ? r->out : r->err, dir);
   bool full = said.find("No space left on device") != std::string::npos;
-  std::string why = fmt::format("{} {}", prog, r->describe());
+  std::string why = detail::child_end(spec, *r);
   if (!said.empty()) why += ": " + said;
   return make_error(full ? Exit::io : on_failure, std::move(what), std::move(why));
 }
@@ -458,10 +464,7 @@ inline Result<ProcessResult> run_checked_tool(ProcessSpec spec, std::string what
   if (r->success()) return r;
   std::string why = r->err;
   while (!why.empty() && why.back() == '\n') why.pop_back();
-  if (why.empty()) {
-    std::string_view prog = spec.argv[0];
-    why = fmt::format("{} {}", prog.substr(prog.rfind('/') + 1), r->describe());
-  }
+  if (why.empty()) why = detail::child_end(spec, *r);
   return make_error(on_failure(r->exit_code()), std::move(what), std::move(why), std::move(hint));
 }
 
