@@ -55,14 +55,17 @@ start_m1() {
   assert_eq "$(jq_field "$OUT" .ip)" "$IP" "address after start"
   track_pid "$(cat "$DIR/supervisor.pid")"
 }
+# m1's QEMU: its name, and a path in this home (its -kernel; it runs in
+# $DIR and names that nowhere). Another test running beside this one may
+# have a c1/m1 of its own.
+M1_QEMU="kina:c1/m1 .*$KINA_HOME/"
 # disk_kept: the machine is stopped, its directory and disk are there, its lease kept.
 disk_kept() {
   stopped || fail "not stopped: $(kina-vm inspect m1 --cluster c1)"
   [ -s "$DIR/disk.qcow2" ] && [ -s "$DIR/machine.json" ] || fail "the machine's files are gone: $(ls -A "$DIR" 2>&1)"
   grep -qx "$IP m1" "$LEASES" || fail "the lease of m1 is gone: $(cat "$LEASES")"
   [ ! -e "$DIR/starting" ] || fail "the starting marker was left"
-  # (QEMU runs in $DIR and names it nowhere: its -kernel path is in this home)
-  assert_eq "$(ps -eo args | grep -F -e "$DIR" -e "source=$SHARED" -e "$KINA_HOME/kernel/" | grep -v grep || true)" "" \
+  assert_eq "$(ps -eo args | grep -e "$M1_QEMU" -e "$DIR" -e "source=$SHARED" | grep -v grep || true)" "" \
     "processes of m1 (supervisor, QEMU, virtiofsd) left"
 }
 
@@ -104,11 +107,10 @@ os.execvp(sys.argv[1], sys.argv[1:])' kina-vm start m1 --cluster c1 --timeout 30
 }
 # The start runs QEMU: its marker is there and qemu.pid names the live QEMU of
 # m1 (the stopped run's pid files are still there until the start removes them).
-# (m1 of this home: another test running beside this one may have a c1/m1)
 qemu_up() {
   [ -e "$DIR/starting" ] || return 1
   local q
-  q=$(pgrep -f "kina:c1/m1 .*$KINA_HOME/" | head -n 1 || true)
+  q=$(pgrep -f "$M1_QEMU" | head -n 1 || true)
   [ -n "$q" ] && [ "$(cat "$DIR/qemu.pid" 2>/dev/null || true)" = "$q" ] && [ -s "$DIR/supervisor.pid" ]
 }
 
