@@ -110,12 +110,11 @@ created_two() {
 # failed (its ✗ line; none when a write of the front end itself failed).
 failed_at() {
   no_containers "$1"
-  local at; at=$(sed -n 's/^ ✗ \(.*\) ([0-9.]*s, exit [0-9]*)$/\1/p' "$TEST_TMP/err")
-  printf '%s\n' "${at:-a write of the front end itself}" >> "$TEST_TMP/steps-failed"
+  failed_step
 }
 SWEEP_GROW=linear SWEEP_FAILED=failed_at SWEEP_ERRORS=each
 sweep "kina create cluster" created_two kina create cluster --name two --config "$TEST_TMP/cluster.yaml" --image "$IMG"
-ok "the steps that failed on the full disk: $(uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -)"
+ok "the steps that failed on the full disk: $(failed_steps)"
 
 # export logs onto the full disk: everything is tried, each write that
 # failed is named, and the export fails (74) saying its directory is

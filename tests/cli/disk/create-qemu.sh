@@ -37,11 +37,7 @@ printf 'kind: Cluster\napiVersion: kina/v1alpha1\nbackend: qemu\nnodes:\n- role:
 # kina-vm's record of whether KVM works here (accel-probe).
 SNAP_SKIP='^home/(accel-probe|kernel/kernel[.]json|kernel/[^/.][^/]*/(vmlinuz|boot/[^/]+|lib/.*|modules[.]ext4)|disks/node-[0-9a-f]{64}[.]ext4|keys/machine[.]key)$'
 caches_whole() {
-  local d
-  for d in "$KINA_HOME"/disks/node-*.ext4 "$KINA_HOME"/kernel/*/modules.ext4; do
-    [ -e "$d" ] || continue
-    e2fsck -fn "$d" >/dev/null 2>&1 || fail "$1: $d is not a whole file system: $(e2fsck -fn "$d" 2>&1 | tail -3)"
-  done
+  disks_whole "$1" "$KINA_HOME"/disks/node-*.ext4 "$KINA_HOME"/kernel/*/modules.ext4
   if [ -e "$KINA_HOME/kernel/kernel.json" ]; then
     [ -f "$(jq -r .path "$KINA_HOME/kernel/kernel.json")" ] && [ -f "$(jq -r .modules "$KINA_HOME/kernel/kernel.json")/modules.dep" ] ||
       fail "$1: kernel.json names a kernel that is not whole: $(cat "$KINA_HOME/kernel/kernel.json")"
@@ -54,8 +50,7 @@ failed_at() {
   local left; left=$(leftovers)
   [ -z "$left" ] || fail "$1: processes left: $left"
   caches_whole "$1"
-  local at; at=$(sed -n 's/^ ✗ \(.*\) ([0-9.]*s, exit [0-9]*)$/\1/p' "$TEST_TMP/err")
-  printf '%s\n' "${at:-a write of the front end itself}" >> "$TEST_TMP/steps-failed"
+  failed_step
 }
 # The end: the boot, past its room check, fails at its timeout (69); the
 # create removes what it made.
@@ -72,4 +67,4 @@ booted_and_removed() {
 }
 SWEEP_GROW=geometric SWEEP_FAILED=failed_at SWEEP_ERRORS=each SWEEP_END=at_the_boot
 sweep "kina create cluster (qemu)" booted_and_removed kina create cluster --name q --config "$TEST_TMP/cluster.yaml" --image "$IMG"
-ok "the steps that failed on the full disk: $(uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -)"
+ok "the steps that failed on the full disk: $(failed_steps)"

@@ -100,6 +100,25 @@ print("\n".join(lines))
 PY
 }
 
+# disks_whole WHY FILE...: each FILE that exists is a whole ext4 file
+# system (e2fsck -fn): a cache disk a failed command kept.
+disks_whole() {
+  local why=$1 d; shift
+  for d in "$@"; do
+    [ -e "$d" ] || continue
+    e2fsck -fn "$d" >/dev/null 2>&1 || fail "$why: $d is not a whole file system: $(e2fsck -fn "$d" 2>&1 | tail -3)"
+  done
+}
+
+# failed_step: notes which step of a failed `kina create cluster` failed
+# (its ✗ line in $TEST_TMP/err; none when a write of the front end itself
+# failed); failed_steps: what was noted, counted, on one line.
+failed_step() {
+  local at; at=$(sed -n 's/^ ✗ \(.*\) ([0-9.]*s, exit [0-9]*)$/\1/p' "$TEST_TMP/err")
+  printf '%s\n' "${at:-a write of the front end itself}" >> "$TEST_TMP/steps-failed"
+}
+failed_steps() { uniq -c < "$TEST_TMP/steps-failed" | sed 's/^ *//' | paste -sd ';' -; }
+
 # sweep NAME CHECK CMD...: runs CMD with K free pages, K = 0, 1, 2, ..., until
 # it succeeds; each failure is checked as the tests' headers say, the success
 # by CHECK. SWEEP_GROW=geometric grows K by a quarter each time instead

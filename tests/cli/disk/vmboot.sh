@@ -54,11 +54,7 @@ no_process_left() {
   local left n; left=$(leftovers | grep -v vde_switch || true)
   for n in $RUNNING; do left=$(grep -Ev "/machines/$n(/| |\$)|-name kina:c1/$n " <<<"$left" || true); done
   [ -z "$left" ] || fail "$1: processes left: $left"
-  local d
-  for d in "$KINA_HOME"/disks/base-*.ext4 "$KINA_HOME"/kernel/*/modules.ext4; do
-    [ -e "$d" ] || continue
-    e2fsck -fn "$d" >/dev/null 2>&1 || fail "$1: $d is not a whole file system: $(e2fsck -fn "$d" 2>&1 | tail -3)"
-  done
+  disks_whole "$1" "$KINA_HOME"/disks/base-*.ext4 "$KINA_HOME"/kernel/*/modules.ext4
 }
 # booted NAME: the record says running, and the guest answers.
 booted() {
